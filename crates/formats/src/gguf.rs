@@ -1,0 +1,1 @@
+//! (gguf reader: see the module owner's work)

@@ -1,0 +1,1 @@
+//! (hdf5 reader: see the module owner's work)

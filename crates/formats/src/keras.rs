@@ -1,0 +1,1 @@
+//! (keras reader: see the module owner's work)

@@ -1,0 +1,1 @@
+//! (numpy reader: see the module owner's work)

@@ -1,0 +1,1 @@
+//! (onnx reader: see the module owner's work)

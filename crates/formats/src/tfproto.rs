@@ -1,0 +1,1 @@
+//! (tfproto reader: see the module owner's work)

@@ -1,0 +1,61 @@
+//! One analyzer per format. Each turns a reader's description of the bytes into findings,
+//! and declares its rules in a `RULES` table.
+
+use formats::Format;
+
+use crate::context::{Cx, Target};
+use crate::rules::Rule;
+
+pub mod archive;
+pub mod generic;
+pub mod gguf;
+pub mod hdf5;
+pub mod keras;
+pub mod numpy;
+pub mod onnx;
+pub mod pickle;
+pub mod protobuf;
+pub mod safetensors;
+pub mod text;
+
+/// Every analyzer's rule table; see [`crate::rules::all`].
+pub static RULE_SETS: &[&[&Rule]] = &[
+    generic::RULES,
+    pickle::RULES,
+    archive::RULES,
+    numpy::RULES,
+    safetensors::RULES,
+    gguf::RULES,
+    onnx::RULES,
+    protobuf::RULES,
+    keras::RULES,
+    hdf5::RULES,
+    text::RULES,
+];
+
+/// Detects the target's format by content and runs its analyzer.
+pub fn dispatch(cx: &mut Cx<'_>, t: Target<'_>) {
+    let format = formats::detect(t.data);
+    dispatch_as(cx, format, t);
+}
+
+/// Runs the analyzer for `format`.
+pub fn dispatch_as(cx: &mut Cx<'_>, format: Format, t: Target<'_>) {
+    cx.saw_format(format.name());
+    match format {
+        Format::Pickle => pickle::analyze(cx, t),
+        Format::Zip => archive::analyze_zip(cx, t),
+        Format::Tar => archive::analyze_tar(cx, t),
+        Format::Gzip => archive::analyze_gzip(cx, t),
+        Format::Zlib => archive::analyze_zlib(cx, t),
+        Format::OpaqueCompressed(kind) => generic::opaque_compressed(cx, t, kind),
+        Format::Npy => numpy::analyze(cx, t),
+        Format::Safetensors => safetensors::analyze(cx, t),
+        Format::Gguf => gguf::analyze(cx, t),
+        Format::Hdf5 => hdf5::analyze(cx, t),
+        Format::Protobuf => protobuf::analyze(cx, t),
+        Format::Json => text::analyze_json(cx, t),
+        Format::Text => text::analyze_text(cx, t),
+        Format::Unknown => generic::unknown(cx, t),
+    }
+}

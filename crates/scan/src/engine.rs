@@ -1,0 +1,346 @@
+//! Walking paths and scanning files in parallel.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use formats::Limits;
+use rayon::prelude::*;
+
+use crate::analyze::{self, generic};
+use crate::context::{Cx, Target};
+use crate::finding::Finding;
+use crate::location::Location;
+use crate::policy::Policy;
+use crate::severity::Severity;
+
+/// Files below this size are read into memory; larger ones are memory-mapped so that
+/// header-only formats (safetensors, GGUF) cost their header, not their size.
+const MMAP_THRESHOLD: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    pub limits: Limits,
+    pub policy: Policy,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+}
+
+/// What a scan of one file found.
+#[derive(Debug)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Formats seen in the file and everything nested in it, e.g. `["pickle", "zip"]`.
+    pub formats: Vec<&'static str>,
+    pub findings: Vec<Finding>,
+    pub elapsed: Duration,
+}
+
+impl FileReport {
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "file",
+            "path": self.path.display().to_string(),
+            "size": self.size,
+            "formats": self.formats,
+            "findings": self.findings.len(),
+            "max_severity": self.max_severity(),
+            "elapsed_ms": self.elapsed.as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// One thing found while walking the command line's paths.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A regular file.
+    File(PathBuf),
+    /// A symbolic link met inside a directory. It is reported, and its target is scanned
+    /// under the link's name when the target is a regular file.
+    Symlink { path: PathBuf, target: PathBuf },
+    /// A FIFO, socket or device: reported, never opened (opening a FIFO can block forever).
+    Special { path: PathBuf, kind: &'static str },
+    /// A directory entry that could not be read.
+    Unreadable { path: PathBuf, error: String },
+}
+
+impl Input {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::File(p) => p,
+            Self::Symlink { path, .. }
+            | Self::Special { path, .. }
+            | Self::Unreadable { path, .. } => path,
+        }
+    }
+}
+
+/// A path named on the command line that does not exist or cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct PathError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Expands files and directories (recursively, without following links inside them) into
+/// the list of inputs to scan, in a stable order.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, PathError> {
+    let mut out = Vec::new();
+    for root in paths {
+        // A path the user names is followed if it is a link; links found inside are not.
+        let meta = fs::metadata(root).map_err(|source| PathError {
+            path: root.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            out.push(classify(root.clone(), &meta));
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name();
+        for entry in walker {
+            match entry {
+                Ok(e) if e.file_type().is_dir() => {}
+                Ok(e) => {
+                    let path = e.into_path();
+                    match fs::symlink_metadata(&path) {
+                        Ok(meta) => out.push(classify(path, &meta)),
+                        Err(err) => out.push(Input::Unreadable {
+                            path,
+                            error: err.to_string(),
+                        }),
+                    }
+                }
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                    out.push(Input::Unreadable {
+                        path,
+                        error: err.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn classify(path: PathBuf, meta: &fs::Metadata) -> Input {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Input::File(path);
+    }
+    if ft.is_symlink() {
+        let target = fs::read_link(&path).unwrap_or_default();
+        return Input::Symlink { path, target };
+    }
+    Input::Special {
+        path,
+        kind: special_kind(&ft),
+    }
+}
+
+#[cfg(unix)]
+fn special_kind(ft: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &fs::FileType) -> &'static str {
+    "special file"
+}
+
+/// Scans every input in parallel, calling `on_done` as each file finishes (for progress),
+/// and returns the reports in input order.
+pub fn scan_paths<F>(inputs: &[Input], opts: &ScanOptions, on_done: F) -> Vec<FileReport>
+where
+    F: Fn(&FileReport) + Sync,
+{
+    let run = || {
+        inputs
+            .par_iter()
+            .map(|input| {
+                let report = scan_input(input, opts);
+                on_done(&report);
+                report
+            })
+            .collect()
+    };
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+    {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    }
+}
+
+fn scan_input(input: &Input, opts: &ScanOptions) -> FileReport {
+    match input {
+        Input::File(path) => scan_file(path, opts),
+        Input::Symlink { path, target } => {
+            let mut report = match fs::metadata(path) {
+                Ok(meta) if meta.is_file() => scan_file(path, opts),
+                _ => empty_report(path),
+            };
+            report.findings.insert(
+                0,
+                Finding {
+                    rule: &generic::SPECIAL_FILE,
+                    severity: generic::SPECIAL_FILE.severity,
+                    location: Location::file(path),
+                    evidence: format!("symbolic link to {}", target.display()),
+                },
+            );
+            report
+        }
+        Input::Special { path, kind } => {
+            let mut report = empty_report(path);
+            report.findings.push(Finding {
+                rule: &generic::SPECIAL_FILE,
+                severity: generic::SPECIAL_FILE.severity,
+                location: Location::file(path),
+                evidence: format!("{kind}; not opened"),
+            });
+            report
+        }
+        Input::Unreadable { path, error } => unreadable(path, error, Duration::ZERO),
+    }
+}
+
+fn empty_report(path: &Path) -> FileReport {
+    FileReport {
+        path: path.to_path_buf(),
+        size: 0,
+        formats: Vec::new(),
+        findings: Vec::new(),
+        elapsed: Duration::ZERO,
+    }
+}
+
+fn unreadable(path: &Path, error: &str, elapsed: Duration) -> FileReport {
+    let mut report = empty_report(path);
+    report.elapsed = elapsed;
+    report.findings.push(Finding {
+        rule: &generic::UNREADABLE,
+        severity: generic::UNREADABLE.severity,
+        location: Location::file(path),
+        evidence: error.to_string(),
+    });
+    report
+}
+
+/// Scans one regular file.
+pub fn scan_file(path: &Path, opts: &ScanOptions) -> FileReport {
+    let start = Instant::now();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return unreadable(path, &e.to_string(), start.elapsed()),
+    };
+    let size = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(_) => return unreadable(path, "not a regular file", start.elapsed()),
+        Err(e) => return unreadable(path, &e.to_string(), start.elapsed()),
+    };
+    let data = match FileBytes::load(file, size) {
+        Ok(d) => d,
+        Err(e) => return unreadable(path, &e.to_string(), start.elapsed()),
+    };
+    let base_dir = path.parent();
+    let mut report = scan_with(data.as_slice(), Location::file(path), base_dir, opts);
+    report.path = path.to_path_buf();
+    report.elapsed = start.elapsed();
+    report
+}
+
+/// Scans bytes that are not a file on disk (a test vector, a buffer received over the
+/// network). `name` is used in locations only.
+pub fn scan_bytes(data: &[u8], name: &str, opts: &ScanOptions) -> FileReport {
+    let start = Instant::now();
+    let mut report = scan_with(data, Location::file(name), None, opts);
+    report.elapsed = start.elapsed();
+    report
+}
+
+fn scan_with(
+    data: &[u8],
+    loc: Location,
+    base_dir: Option<&Path>,
+    opts: &ScanOptions,
+) -> FileReport {
+    let mut cx = Cx::new(&opts.limits, &opts.policy, base_dir);
+    analyze::dispatch(
+        &mut cx,
+        Target {
+            data,
+            loc: &loc,
+            depth: 0,
+        },
+    );
+    let (mut findings, formats) = cx.into_parts();
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.location.members.cmp(&b.location.members))
+    });
+    FileReport {
+        path: loc.path.to_path_buf(),
+        size: data.len() as u64,
+        formats: formats.into_iter().collect(),
+        findings,
+        elapsed: Duration::ZERO,
+    }
+}
+
+/// A file's bytes, read into memory or mapped.
+enum FileBytes {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl FileBytes {
+    fn load(mut file: File, size: u64) -> std::io::Result<Self> {
+        if size >= MMAP_THRESHOLD {
+            if let Ok(map) = crate::mmap::map(&file) {
+                return Ok(Self::Mapped(map));
+            }
+        }
+        // Small files, and files that cannot be mapped (some virtual file systems). The
+        // read is bounded by the size seen at open time plus one byte, so a file that grows
+        // while we read it cannot make us read forever.
+        let mut buf = Vec::with_capacity(usize::try_from(size.min(MMAP_THRESHOLD)).unwrap_or(0));
+        (&mut file)
+            .take(size.saturating_add(1))
+            .read_to_end(&mut buf)?;
+        Ok(Self::Owned(buf))
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Owned(v) => v,
+            Self::Mapped(m) => m,
+        }
+    }
+}
