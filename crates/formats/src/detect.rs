@@ -80,13 +80,15 @@ pub fn detect(data: &[u8]) -> Format {
         // opens these, so they are zips.
         return Format::Zip;
     }
+    // Text before protobuf: protobuf's first byte can be a printable character, but real
+    // protobuf messages carry length and varint bytes that are control characters.
+    if let Some(f) = text_kind(data) {
+        return f;
+    }
     if looks_like_protobuf(data) {
         return Format::Protobuf;
     }
-    match text_kind(data) {
-        Some(f) => f,
-        None => Format::Unknown,
-    }
+    Format::Unknown
 }
 
 fn by_magic(data: &[u8]) -> Option<Format> {
@@ -177,7 +179,7 @@ fn text_kind(data: &[u8]) -> Option<Format> {
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
         // The 64 KiB window may cut a multi-byte character in half.
-        Err(e) if e.valid_up_to() + 4 > head.len() && e.error_len().is_none() => {
+        Err(e) if e.error_len().is_none() => {
             std::str::from_utf8(head.get(..e.valid_up_to())?).ok()?
         }
         Err(_) => return None,

@@ -11,7 +11,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // Usage errors exit 1 like every other error (clap's default of 2 means "denied" here).
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() {
+                exit::Code::Error
+            } else {
+                exit::Code::Ok
+            };
+            let _ = err.print();
+            return code.into();
+        }
+    };
     let code = match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
