@@ -50,3 +50,93 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// Every limit's name, as accepted by [`Limits::set`].
+    pub const NAMES: [&'static str; 12] = [
+        "max_header_bytes",
+        "max_pickle_ops",
+        "max_pickle_values",
+        "max_pickle_depth",
+        "max_archive_members",
+        "max_inflated_bytes",
+        "max_compression_ratio",
+        "max_nesting_depth",
+        "max_entries",
+        "max_string_bytes",
+        "max_tensor_elements",
+        "max_json_depth",
+    ];
+
+    /// The value of the limit called `name`.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        Some(match name {
+            "max_header_bytes" => self.max_header_bytes,
+            "max_pickle_ops" => self.max_pickle_ops,
+            "max_pickle_values" => self.max_pickle_values,
+            "max_pickle_depth" => u64::from(self.max_pickle_depth),
+            "max_archive_members" => self.max_archive_members,
+            "max_inflated_bytes" => self.max_inflated_bytes,
+            "max_compression_ratio" => self.max_compression_ratio,
+            "max_nesting_depth" => u64::from(self.max_nesting_depth),
+            "max_entries" => self.max_entries,
+            "max_string_bytes" => self.max_string_bytes,
+            "max_tensor_elements" => self.max_tensor_elements,
+            "max_json_depth" => u64::from(self.max_json_depth),
+            _ => return None,
+        })
+    }
+
+    /// Sets the limit called `name` (a field name above) to `value`.
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), String> {
+        let narrow =
+            |v: u64| u32::try_from(v).map_err(|_| format!("{name} must be at most {}", u32::MAX));
+        match name {
+            "max_header_bytes" => self.max_header_bytes = value,
+            "max_pickle_ops" => self.max_pickle_ops = value,
+            "max_pickle_values" => self.max_pickle_values = value,
+            "max_pickle_depth" => self.max_pickle_depth = narrow(value)?,
+            "max_archive_members" => self.max_archive_members = value,
+            "max_inflated_bytes" => self.max_inflated_bytes = value,
+            "max_compression_ratio" => self.max_compression_ratio = value,
+            "max_nesting_depth" => self.max_nesting_depth = narrow(value)?,
+            "max_entries" => self.max_entries = value,
+            "max_string_bytes" => self.max_string_bytes = value,
+            "max_tensor_elements" => self.max_tensor_elements = value,
+            "max_json_depth" => self.max_json_depth = narrow(value)?,
+            _ => {
+                return Err(format!(
+                    "unknown limit `{name}`; known limits: {}",
+                    Self::NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_limit_can_be_set() {
+        for name in Limits::NAMES {
+            let mut l = Limits::default();
+            l.set(name, 7).unwrap();
+        }
+        let mut l = Limits::default();
+        assert!(l
+            .set("max_nonsense", 1)
+            .unwrap_err()
+            .contains("unknown limit"));
+        assert!(l.set("max_nesting_depth", u64::MAX).is_err());
+        l.set("max_inflated_bytes", 42).unwrap();
+        assert_eq!(l.max_inflated_bytes, 42);
+        for name in Limits::NAMES {
+            l.set(name, 9).unwrap();
+            assert_eq!(l.get(name), Some(9), "{name}");
+        }
+        assert_eq!(l.get("nope"), None);
+    }
+}

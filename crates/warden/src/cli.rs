@@ -31,7 +31,7 @@ pub enum Command {
 )]
 pub struct ScanArgs {
     /// Files or directories to scan.
-    #[arg(required_unless_present = "list_rules")]
+    #[arg(required_unless_present_any = ["list_rules", "list_limits"])]
     pub paths: Vec<PathBuf>,
 
     /// Print JSON lines on stdout: one object per finding, per file, and a summary.
@@ -50,6 +50,15 @@ pub struct ScanArgs {
     /// built-in deny-list stay findings.
     #[arg(long, value_name = "MODULE.NAME")]
     pub allow_global: Vec<String>,
+
+    /// Change a scan limit, e.g. `--limit max_inflated_bytes=8589934592`. Repeatable.
+    /// `warden scan --list-limits` shows every limit and its default.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_limit)]
+    pub limit: Vec<(String, u64)>,
+
+    /// List every scan limit with its default value and exit.
+    #[arg(long)]
+    pub list_limits: bool,
 
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
@@ -70,4 +79,16 @@ pub struct ScanArgs {
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
+}
+
+fn parse_limit(s: &str) -> Result<(String, u64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or("expected NAME=VALUE, e.g. max_inflated_bytes=8589934592")?;
+    let value = value
+        .trim()
+        .replace('_', "")
+        .parse::<u64>()
+        .map_err(|e| format!("limit value `{value}`: {e}"))?;
+    Ok((name.trim().to_string(), value))
 }

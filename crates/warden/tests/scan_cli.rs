@@ -190,3 +190,38 @@ fn list_rules_json_has_unique_ids() {
     assert_eq!(ids.len(), n);
     assert!(ids.contains(&"GEN001".to_string()));
 }
+
+#[test]
+fn limits_can_be_listed_and_changed_and_bad_ones_are_refused() {
+    let out = warden(&["scan", "--list-limits", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out);
+    assert!(lines
+        .iter()
+        .any(|l| l["name"] == "max_inflated_bytes" && l["default"].as_u64() == Some(4 << 30)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = warden(&[
+        "scan",
+        "--limit",
+        "max_nesting_depth=2",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = warden(&[
+        "scan",
+        "--limit",
+        "max_bogus=2",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown limit `max_bogus`"));
+    let out = warden(&[
+        "scan",
+        "--limit",
+        "max_nesting_depth",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}

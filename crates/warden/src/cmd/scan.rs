@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use formats::Limits;
 use scan::engine::{self, ScanOptions};
 use scan::report::{self, Summary};
 
@@ -17,12 +18,22 @@ pub fn run(args: ScanArgs) -> anyhow::Result<Code> {
     if args.list_rules {
         return list_rules(args.json);
     }
+    if args.list_limits {
+        return list_limits(args.json);
+    }
+    let mut limits = Limits::default();
+    for (name, value) in &args.limit {
+        limits
+            .set(name, *value)
+            .map_err(anyhow::Error::msg)
+            .context("invalid --limit")?;
+    }
     let opts = ScanOptions {
+        limits,
         policy: scan::Policy {
             allow_globals: args.allow_global.iter().cloned().collect(),
         },
         threads: args.threads,
-        ..ScanOptions::default()
     };
     let start = Instant::now();
     let inputs = engine::collect(&args.paths)
@@ -116,6 +127,26 @@ fn list_rules(json: bool) -> anyhow::Result<Code> {
                 "{:<7} {:<9} {:<34} {}",
                 r.id, r.severity, r.name, r.title
             )?;
+        }
+    }
+    out.flush()?;
+    Ok(Code::Ok)
+}
+
+fn list_limits(json: bool) -> anyhow::Result<Code> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let defaults = Limits::default();
+    for name in Limits::NAMES {
+        let value = defaults.get(name).unwrap_or_default();
+        if json {
+            serde_json::to_writer(
+                &mut out,
+                &serde_json::json!({"type": "limit", "name": name, "default": value}),
+            )?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{name:<24} {value}")?;
         }
     }
     out.flush()?;
