@@ -137,19 +137,20 @@ fn zip64(data: &[u8], eocd: usize) -> Result<Option<Zip64>> {
     // Python reads the record right before the locator; miniz follows the stored offset.
     // Take the first that holds a record.
     let has_sig = |p: usize| data.get(p..p.saturating_add(4)) == Some(ZIP64_EOCD_SIG.as_slice());
-    let pos =
-        match loc_pos.checked_sub(ZIP64_EOCD_LEN) {
-            Some(p) if has_sig(p) => p,
-            _ => match usize::try_from(stored) {
-                Ok(p) if has_sig(p) => p,
-                _ => return Err(ParseError::malformed(
+    let pos = match loc_pos.checked_sub(ZIP64_EOCD_LEN) {
+        Some(p) if has_sig(p) => p,
+        _ => match usize::try_from(stored) {
+            Ok(p) if has_sig(p) => p,
+            _ => {
+                return Err(ParseError::malformed(
                     loc_pos as u64,
                     format!(
                         "zip64 locator points at offset {stored}, which holds no zip64 end record"
                     ),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let mut r = Reader::new(at(data, pos));
     r.skip(4, "zip64 end record signature")?;
     let _size = r.u64_le("zip64 end record size")?;

@@ -78,7 +78,11 @@ pub struct Member<'a> {
     /// Offset of its local header.
     pub header_offset: u64,
     pub method: u16,
+    /// General purpose flags of the directory record (of the local header, for
+    /// local-only members).
     pub flags: u16,
+    /// General purpose flags of the local header, when it could be read.
+    pub local_flags: Option<u16>,
     /// Uncompressed size as declared (not trusted: inflate with a budget).
     pub declared_size: u64,
     /// Unix `st_mode` when the directory records one.
@@ -183,6 +187,7 @@ impl<'a> Archive<'a> {
                     header_offset: e.header_offset,
                     method: e.header.method,
                     flags: e.header.flags,
+                    local_flags: e.local.as_ref().ok().map(|l| l.flags),
                     declared_size: e.header.uncompressed_size,
                     unix_mode: e.header.unix_mode(),
                     data: e.data.clone(),
@@ -201,6 +206,7 @@ impl<'a> Archive<'a> {
                 header_offset: e.header.offset,
                 method: e.header.method,
                 flags: e.header.flags,
+                local_flags: Some(e.header.flags),
                 declared_size: e.uncompressed_size(),
                 unix_mode: None,
                 data: Ok(e.data),

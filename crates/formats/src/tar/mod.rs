@@ -21,3 +21,5 @@ pub fn header_checksum_ok(header: &[u8]) -> bool {
     });
     sum == stored
 }
+
+pub mod torch_legacy;
