@@ -53,7 +53,7 @@ pub static RULES: &[&Rule] = &[
 
 /// Most findings one rule may add for one container; the rest are counted in one last
 /// finding. A hostile archive can hold a hundred thousand bad names.
-const PER_RULE: u32 = 25;
+const PER_RULE: u32 = 10;
 
 /// Reports through `cx`, at most [`PER_RULE`] findings per rule.
 #[derive(Default)]

@@ -361,6 +361,24 @@ fn lying_declared_size_is_reported() {
 }
 
 #[test]
+fn finder_metadata_is_quiet_but_not_a_hiding_place() {
+    let r = scan(&zip(&[
+        z("model/w.npy", b"\x93NUMPY\x01\x00\x00\x00"),
+        z(
+            "__MACOSX/model/._w.npy",
+            b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X",
+        ),
+        z("__MACOSX/model/._x.npy", EVIL),
+    ]));
+    assert!(
+        !reached(&r).iter().any(|m| m.contains("._w.npy")),
+        "{:?}",
+        r.findings
+    );
+    assert!(reached(&r).iter().any(|m| m.contains("._x.npy")));
+}
+
+#[test]
 fn keras_and_npz_layouts() {
     let r = scan(&zip(&[
         z("config.json", b"{\"class_name\": \"Sequential\"}"),
@@ -537,4 +555,53 @@ fn zip_in_tar_in_gzip_chain() {
         "{:?}",
         reached(&r)
     );
+}
+
+// ---------------------------------------------------------------- robustness
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn mutated_containers_never_panic() {
+    let t = tar(&[
+        tar_entry(b"sys_info", b'0', b"", BENIGN_PKL),
+        tar_entry(b"pickle", b'0', b"", BENIGN_PKL),
+        tar_entry(b"storages", b'0', b"", &legacy_storages(b"\x80\x02].")),
+        tar_entry(b"tensors", b'0', b"", b"\x80\x02K\x00."),
+        tar_entry(b"l", b'2', b"../x", b""),
+    ]);
+    let samples = [
+        torch_zip(BENIGN_PKL),
+        zip(&[
+            deflated(
+                "a.npy",
+                b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+            ),
+            z("b", b"x"),
+        ]),
+        t.clone(),
+        gzip(&t, Some("x.tar")),
+        zlib(&torch_zip(BENIGN_PKL)),
+    ];
+    let mut state = 0x1234_5678_9abc_def0u64;
+    for base in &samples {
+        for _ in 0..1500 {
+            let mut m = base.clone();
+            let flips = 1 + xorshift(&mut state) % 6;
+            for _ in 0..flips {
+                let i = (xorshift(&mut state) % m.len() as u64) as usize;
+                m[i] = xorshift(&mut state) as u8;
+            }
+            if xorshift(&mut state) % 4 == 0 {
+                let cut = (xorshift(&mut state) % m.len() as u64) as usize;
+                m.truncate(cut);
+            }
+            let _ = scan(&m);
+        }
+    }
 }

@@ -520,9 +520,9 @@ fn member(
         return;
     };
     let depth = t.depth.saturating_add(1);
-    let recognised = !matches!(formats::detect(&bytes), Format::Unknown);
 
     if all_flags & EVASIVE != 0 {
+        let recognised = !matches!(formats::detect(&bytes), Format::Unknown);
         let (severity, how) = if recognised && !bytes.is_empty() {
             (Severity::High, "; the data is readable in clear")
         } else {
@@ -539,6 +539,9 @@ fn member(
 
     if m.name.ends_with(b"/") && bytes.is_empty() {
         return; // A directory entry.
+    }
+    if m.name.starts_with(b"__MACOSX/") && bytes.starts_with(b"\x00\x05\x16\x07") {
+        return; // Finder's AppleDouble metadata: no loader reads it.
     }
     if layout.is_storage(m.name) {
         // Raw tensor bytes: judged only if they are disguised files.
