@@ -597,7 +597,7 @@ fn mutated_containers_never_panic() {
                 let i = (xorshift(&mut state) % m.len() as u64) as usize;
                 m[i] = xorshift(&mut state) as u8;
             }
-            if xorshift(&mut state) % 4 == 0 {
+            if xorshift(&mut state).is_multiple_of(4) {
                 let cut = (xorshift(&mut state) % m.len() as u64) as usize;
                 m.truncate(cut);
             }
