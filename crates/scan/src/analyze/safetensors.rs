@@ -8,6 +8,7 @@
 
 use formats::safetensors::{self, Header, MetaValue, Metadata, SizeError, TensorEntry};
 
+use super::protobuf::{short, Capped};
 use crate::context::{Cx, Target};
 use crate::location::Location;
 use crate::rules::Rule;
@@ -85,9 +86,6 @@ pub static RULES: &[&Rule] = &[
     &UNKNOWN_DTYPE,
     &BAD_METADATA,
 ];
-
-/// Findings per rule before the rest are summed up in one line.
-const MAX_PER_RULE: usize = 16;
 
 /// Unreferenced regions at least this long are scanned as nested data (a pickle payload
 /// needs a few dozen bytes).
@@ -269,59 +267,6 @@ fn tensor_label(name: &str) -> String {
     format!("tensor {}", short(name))
 }
 
-fn short(s: &str) -> String {
-    const MAX: usize = 200;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
-/// Findings collected per rule, at most [`MAX_PER_RULE`] each; the rest are counted in one
-/// closing finding so that a header with a million bad entries stays readable.
-#[derive(Default)]
-struct Capped {
-    findings: Vec<(&'static Rule, Location, String)>,
-    dropped: Vec<(&'static Rule, u64)>,
-}
-
-impl Capped {
-    fn push(&mut self, rule: &'static Rule, loc: Location, evidence: String) {
-        let kept = self.findings.iter().filter(|f| f.0.id == rule.id).count();
-        if kept < MAX_PER_RULE {
-            self.findings.push((rule, loc, evidence));
-        } else if let Some(d) = self.dropped.iter_mut().find(|d| d.0.id == rule.id) {
-            d.1 += 1;
-        } else {
-            self.dropped.push((rule, 1));
-        }
-    }
-
-    fn flush(self, cx: &mut Cx<'_>) {
-        let last_loc: Vec<(&'static str, Location)> = self
-            .findings
-            .iter()
-            .map(|f| (f.0.id, f.1.clone()))
-            .collect();
-        for (rule, loc, evidence) in self.findings {
-            cx.report(rule, loc, evidence);
-        }
-        for (rule, n) in self.dropped {
-            let loc = last_loc
-                .iter()
-                .rev()
-                .find(|l| l.0 == rule.id)
-                .map(|l| l.1.clone())
-                .unwrap_or_default();
-            cx.report(rule, loc, format!("... and {n} more like the above"));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::engine::{scan_bytes, ScanOptions};
@@ -459,7 +404,7 @@ mod tests {
         hdr.push('}');
         let f = scan(&file(&hdr, &[0; 1]));
         let st001: Vec<_> = f.iter().filter(|f| f.rule.id == "ST001").collect();
-        assert_eq!(st001.len(), super::MAX_PER_RULE + 1);
+        assert_eq!(st001.len(), super::super::protobuf::MAX_PER_RULE + 1);
         assert!(st001.last().unwrap().evidence.contains("84 more"));
     }
 }
