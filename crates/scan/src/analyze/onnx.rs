@@ -284,7 +284,7 @@ impl Walker<'_> {
         let scope = if g.name.is_empty() {
             scope.to_string()
         } else {
-            format!("{scope} {}", short(&g.name))
+            nest(scope, &format!(" {}", short(&g.name)))
         };
         for t in &g.initializer {
             self.tensor(t, &scope, "initializer");
@@ -301,12 +301,15 @@ impl Walker<'_> {
     }
 
     fn node(&mut self, n: &NodeProto, depth: u32, scope: &str) {
-        let label = format!(
-            "{scope} / node {} ({}{}{})",
-            short(&n.name),
-            n.domain,
-            if n.domain.is_empty() { "" } else { ":" },
-            short(&n.op_type)
+        let label = nest(
+            scope,
+            &format!(
+                " / node {} ({}{}{})",
+                short(&n.name),
+                short(&n.domain),
+                if n.domain.is_empty() { "" } else { ":" },
+                short(&n.op_type)
+            ),
         );
         self.operator(n, &label);
         for a in &n.attribute {
@@ -315,7 +318,8 @@ impl Walker<'_> {
     }
 
     fn operator(&mut self, n: &NodeProto, label: &str) {
-        let at = self.loc.object(label.to_string());
+        let loc = self.loc;
+        let at = || loc.object(label.to_string());
         if PYTHON_OPS.contains(&n.op_type.as_str()) {
             let strings: Vec<String> = n
                 .attribute
@@ -336,7 +340,7 @@ impl Walker<'_> {
             self.out.push_at(
                 &PYTHON_OP,
                 sev,
-                at.clone(),
+                at(),
                 format!(
                     "{} op {} [{}]",
                     short(&n.domain),
@@ -353,7 +357,7 @@ impl Walker<'_> {
             if !ops::is_standard(&n.domain, &n.op_type) {
                 self.out.push(
                     &UNKNOWN_STANDARD_OP,
-                    at,
+                    at(),
                     format!("op `{}` in domain `{}`", short(&n.op_type), n.domain),
                 );
             }
@@ -363,12 +367,12 @@ impl Walker<'_> {
             Some((_, sev)) => self.out.push_at(
                 &VENDOR_DOMAIN,
                 *sev,
-                at,
-                format!("{}:{}", n.domain, short(&n.op_type)),
+                at(),
+                format!("{}:{}", short(&n.domain), short(&n.op_type)),
             ),
             None => self.out.push(
                 &CUSTOM_DOMAIN,
-                at,
+                at(),
                 format!(
                     "op {}:{} needs a custom-op library",
                     short(&n.domain),
@@ -379,7 +383,16 @@ impl Walker<'_> {
     }
 
     fn attribute(&mut self, a: &AttributeProto, depth: u32, label: &str) {
-        let scope = format!("{label} attr {}", short(&a.name));
+        let holds_more = a.t.is_some()
+            || a.sparse_tensor.is_some()
+            || a.g.is_some()
+            || !a.tensors.is_empty()
+            || !a.sparse_tensors.is_empty()
+            || !a.graphs.is_empty();
+        if !holds_more {
+            return;
+        }
+        let scope = nest(label, &format!(" attr {}", short(&a.name)));
         for t in a.t.iter().chain(&a.tensors) {
             self.tensor(t, &scope, "attribute tensor");
         }
@@ -395,19 +408,24 @@ impl Walker<'_> {
         for t in s.values.iter().chain(&s.indices) {
             self.tensor(t, scope, "sparse tensor");
         }
-        self.dims(&s.dims, scope, "sparse tensor", Severity::Medium);
+        self.dims(
+            &s.dims,
+            &|| scope.to_string(),
+            "sparse tensor",
+            Severity::Medium,
+        );
     }
 
     fn tensor(&mut self, t: &TensorProto, scope: &str, kind: &str) {
-        let label = format!("{scope} / {kind} {}", short(&t.name));
+        let label = || nest(scope, &format!(" / {kind} {}", short(&t.name)));
         self.dims(&t.dims, &label, "tensor", Severity::Medium);
         if t.data_location == DATA_LOCATION_EXTERNAL || !t.external_data.is_empty() {
-            self.external(t, &label);
+            self.external(t, &label());
         }
     }
 
     fn value_info(&mut self, v: &ValueInfoProto, scope: &str) {
-        let label = format!("{scope} / value {}", short(&v.name));
+        let label = || nest(scope, &format!(" / value {}", short(&v.name)));
         if let Some(ty) = &v.r#type {
             let mut shapes = Vec::new();
             collect_shapes(ty, &mut shapes, 0);
@@ -419,13 +437,14 @@ impl Walker<'_> {
     }
 
     /// Reports negative dimensions (at `negative`) and element counts past the limit.
-    fn dims(&mut self, dims: &[i64], label: &str, what: &str, negative: Severity) {
-        let shown = format!("{:?}", &dims[..dims.len().min(16)]);
+    fn dims(&mut self, dims: &[i64], label: &dyn Fn() -> String, what: &str, negative: Severity) {
+        let shown = || format!("{:?}", &dims[..dims.len().min(16)]);
         if let Some(d) = dims.iter().find(|d| **d < 0) {
+            let shown = shown();
             self.out.push_at(
                 &ABSURD_SHAPE,
                 negative,
-                self.loc.object(label.to_string()),
+                self.loc.object(label()),
                 format!("{what} {shown} has the negative dimension {d}"),
             );
             return;
@@ -437,16 +456,17 @@ impl Walker<'_> {
             Some(n) if n <= self.max_elements => {}
             Some(n) => self.out.push(
                 &ABSURD_SHAPE,
-                self.loc.object(label.to_string()),
+                self.loc.object(label()),
                 format!(
-                    "{what} {shown} has {n} elements (limit {})",
+                    "{what} {} has {n} elements (limit {})",
+                    shown(),
                     self.max_elements
                 ),
             ),
             None => self.out.push(
                 &ABSURD_SHAPE,
-                self.loc.object(label.to_string()),
-                format!("{what} {shown}: the element count overflows 64 bits"),
+                self.loc.object(label()),
+                format!("{what} {}: the element count overflows 64 bits", shown()),
             ),
         }
     }
@@ -564,6 +584,22 @@ impl Walker<'_> {
         }
     }
 }
+
+/// `scope` followed by `part`, keeping only the end of a scope that has grown past
+/// [`MAX_SCOPE`] bytes (deep subgraphs), so that labels cost little per node.
+fn nest(scope: &str, part: &str) -> String {
+    if scope.len() <= MAX_SCOPE {
+        return format!("{scope}{part}");
+    }
+    let mut start = scope.len() - MAX_SCOPE / 2;
+    while !scope.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}{part}", &scope[start..])
+}
+
+/// Longest scope kept whole in a label.
+const MAX_SCOPE: usize = 600;
 
 /// The shapes (dimension values only; symbolic dimensions are skipped) of the tensor types
 /// in `ty`, nested sequence, optional and map types included.
@@ -956,6 +992,49 @@ mod tests {
         if made_fifo {
             assert!(special.iter().any(|s| s.1.contains("FIFO")));
         }
+    }
+
+    #[test]
+    fn deep_and_wide_graph_with_long_names_stays_cheap() {
+        let long = "n".repeat(300);
+        let mut body = GraphProto {
+            name: long.clone(),
+            node: (0..100_000)
+                .map(|i| NodeProto {
+                    name: format!("{long}{i}"),
+                    ..node("Relu", "", &["x"], "y")
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for _ in 0..20 {
+            body = GraphProto {
+                name: long.clone(),
+                node: vec![NodeProto {
+                    name: long.clone(),
+                    attribute: vec![AttributeProto {
+                        name: long.clone(),
+                        g: Some(body),
+                        ..Default::default()
+                    }],
+                    ..node("If", "", &["c"], "o")
+                }],
+                ..Default::default()
+            };
+        }
+        let m = ModelProto {
+            ir_version: 9,
+            graph: Some(body),
+            ..Default::default()
+        };
+        let bytes = m.encode_to_vec();
+        let start = std::time::Instant::now();
+        let f = scan_bytes(&bytes, "m.onnx", &ScanOptions::default()).findings;
+        assert_eq!(only(&f, "ONNX010").len(), 1);
+        assert!(f
+            .iter()
+            .all(|f| f.location.object.as_ref().unwrap().len() < 2000));
+        assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
     }
 
     #[test]
