@@ -85,9 +85,9 @@ def _safetensors(out: pathlib.Path) -> list[dict]:
     entries.append({"path": "graphs/safetensors/duplicate_field.safetensors", "expect": "malicious",
                     "rules": ["ST004"], "note": "data_offsets twice inside one entry (parser differential)"})
 
-    _st_raw(d / "huge_header_length.safetensors", {"w": t("U8", [1], 0, 1)}, b"\0", header_len=2**62)
+    _st_raw(d / "huge_header_length.safetensors", {"w": t("U8", [1], 0, 1)}, b"\0", header_len=2**40)
     entries.append({"path": "graphs/safetensors/huge_header_length.safetensors", "expect": "malicious",
-                    "rules": ["GEN003"], "note": "header length 2^62 (allocation bomb for loaders that trust it)"})
+                    "rules": ["GEN003"], "note": "header length 2^40 (allocation bomb for loaders that trust it)"})
 
     _st_raw(d / "trailing_pickle.safetensors", {"w": t("F32", [4], 0, 16)}, bytes(16) + PICKLE_PAYLOAD)
     entries.append({"path": "graphs/safetensors/trailing_pickle.safetensors", "expect": "malicious",

@@ -32,11 +32,13 @@ use crate::reader::Reader;
 /// The name of the one key that is not a tensor.
 pub const METADATA_KEY: &str = "__metadata__";
 
-/// Cheap check: eight bytes of length, then a JSON object opening (`{` followed by a
-/// string, whitespace or `}`). The declared length is not checked here so that a file
-/// whose header length lies is still handed to [`read`], which says what is wrong with it.
+/// Cheap check: eight bytes of length below 2^48 (its top two bytes are zero, which no
+/// text has), then a JSON object opening (`{` followed by a string, whitespace or `}`).
+/// Whether the length fits the file is left to [`read`], so that a file whose header
+/// length lies is still reported as a safetensors file with a bad header.
 pub fn looks_like(data: &[u8]) -> bool {
-    data.get(8) == Some(&b'{')
+    data.get(6..8) == Some(&[0, 0])
+        && data.get(8) == Some(&b'{')
         && matches!(
             data.get(9),
             Some(b'"' | b'}' | b' ' | b'\n' | b'\r' | b'\t')
@@ -556,6 +558,13 @@ mod tests {
     }
 
     #[test]
+    fn minified_json_is_not_safetensors() {
+        assert!(!looks_like(br#"{"arch":{"layers":4}}"#));
+        assert!(!looks_like(b"12345678{\"a\":1}"));
+        assert!(looks_like(&file("{}", 0)));
+    }
+
+    #[test]
     fn keeps_duplicate_names_and_fields() {
         let hdr = r#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"U8","shape":[1],"data_offsets":[1,2],"data_offsets":[0,2],"extra":1}}"#;
         let h = read(&file(hdr, 2), &Limits::default()).unwrap();
@@ -602,7 +611,7 @@ mod tests {
     fn refuses_bad_headers() {
         let limits = Limits::default();
         // Too large for the limit, whatever the file holds.
-        let mut huge = u64::MAX.to_le_bytes().to_vec();
+        let mut huge = (1u64 << 47).to_le_bytes().to_vec();
         huge.extend_from_slice(b"{\"a\":1}");
         assert!(looks_like(&huge));
         let err = read(&huge, &limits).unwrap_err();
