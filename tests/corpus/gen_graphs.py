@@ -402,6 +402,25 @@ def _keras_metadata_lambda() -> bytes:
     return _f_len(1, node)
 
 
+def _fingerprint() -> bytes:
+    """fingerprint.pb of a SavedModel: five uint64 hashes and a VersionDef."""
+    hashes = [0x9E3779B97F4A7C15, 0x2545F4914F6CDD1D, 0x1234_5678_9ABC_DEF1, 0xDEADBEEFCAFEF00D, 0x0F0F0F0F]
+    return _msg(*(_f_varint(i + 1, h) for i, h in enumerate(hashes)), _f_len(6, _f_varint(1, 1)))
+
+
+def _sentencepiece() -> bytes:
+    """A small SentencePiece tokenizer model (sentencepiece_model.proto): pieces with
+    scores and types, trainer and normalizer specs."""
+    def piece(text: str, score: float, kind: int) -> bytes:
+        return _msg(_f_len(1, text), _varint(2 << 3 | 5) + struct.pack("<f", score), _f_varint(3, kind))
+    pieces = [piece("<unk>", 0.0, 2), piece("<s>", 0.0, 3), piece("</s>", 0.0, 3)]
+    pieces += [piece(p, -float(i), 1) for i, p in enumerate(["\u2581the", "\u2581a", "s", "ing", "\u2581model"])]
+    pieces += [piece(f"<0x{i:02X}>", 0.0, 6) for i in range(16)]
+    trainer = _msg(_f_len(2, "spm"), _f_varint(3, 1), _f_varint(4, len(pieces)), _f_varint(35, 1))
+    normalizer = _msg(_f_len(1, "nmt_nfkc"), _f_varint(3, 1), _f_varint(4, 1), _f_varint(5, 1))
+    return _msg(*(_f_len(1, p) for p in pieces), _f_len(2, trainer), _f_len(3, normalizer))
+
+
 def _tensorflow(out: pathlib.Path) -> list[dict]:
     d = out / "graphs" / "tensorflow"
     entries = []
@@ -415,6 +434,12 @@ def _tensorflow(out: pathlib.Path) -> list[dict]:
         (d / sub / "saved_model.pb").write_bytes(data)
         entries.append({"path": f"graphs/tensorflow/{sub}/saved_model.pb", "expect": expect,
                         "rules": rules, "note": note})
+    (d / "savedmodel_benign" / "fingerprint.pb").write_bytes(_fingerprint())
+    entries.append({"path": "graphs/tensorflow/savedmodel_benign/fingerprint.pb", "expect": "benign", "rules": [],
+                    "note": "SavedModel fingerprint.pb (FingerprintDef): hashes only"})
+    (d / "tokenizer.model").write_bytes(_sentencepiece())
+    entries.append({"path": "graphs/tensorflow/tokenizer.model", "expect": "benign", "rules": [],
+                    "note": "SentencePiece tokenizer model (protobuf next to many models)"})
     (d / "frozen_pyfunc.pb").write_bytes(_frozen_graph_pyfunc())
     entries.append({"path": "graphs/tensorflow/frozen_pyfunc.pb", "expect": "malicious", "rules": ["TF001"],
                     "note": "frozen GraphDef with a PyFunc node (tf.py_func)"})

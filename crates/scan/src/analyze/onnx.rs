@@ -1070,6 +1070,33 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_mutated_models_never_panic() {
+        let data =
+            with_graph(|g| g.node.push(node("Backdoor", "evil.ops", &["y"], "z"))).encode_to_vec();
+        let opts = ScanOptions::default();
+        for cut in 0..data.len() {
+            let _ = scan_bytes(&data[..cut], "m.onnx", &opts);
+        }
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        for _ in 0..3_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut d = data.clone();
+            let pos = (state % d.len() as u64) as usize;
+            d[pos] ^= (state >> 40) as u8 | 1;
+            let report = scan_bytes(&d, "m.onnx", &opts);
+            // A flipped byte either leaves a model that reads as ONNX (and is judged as
+            // such) or is reported; it is never silently clean.
+            assert!(
+                report.formats.contains(&"onnx") || !report.findings.is_empty(),
+                "{:?}",
+                report.formats
+            );
+        }
+    }
+
+    #[test]
     fn many_bad_nodes_are_capped() {
         let m = with_graph(|g| {
             for i in 0..1000 {

@@ -400,6 +400,20 @@ mod tests {
     }
 
     #[test]
+    fn every_truncation_is_reported() {
+        let hdr = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}}"#;
+        let data = file(hdr, &[1; 12]);
+        assert!(scan(&data).is_empty());
+        for cut in 0..data.len() {
+            let f = scan(&data[..cut]);
+            assert!(
+                f.iter().any(|f| f.severity >= crate::Severity::Medium),
+                "cut at {cut}: {f:?}"
+            );
+        }
+    }
+
+    #[test]
     fn many_bad_entries_are_capped() {
         let mut hdr = String::from("{");
         for i in 0..100 {
