@@ -1,1 +1,0 @@
-//! (onnx reader: see the module owner's work)

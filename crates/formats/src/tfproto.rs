@@ -1,1 +1,0 @@
-//! (tfproto reader: see the module owner's work)
