@@ -404,7 +404,8 @@ mod tests {
         let hdr = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}}"#;
         let data = file(hdr, &[1; 12]);
         assert!(scan(&data).is_empty());
-        for cut in 0..data.len() {
+        // Below 8 bytes there is no header length: such a stub is text or unknown bytes.
+        for cut in 8..data.len() {
             let f = scan(&data[..cut]);
             assert!(
                 f.iter().any(|f| f.severity >= crate::Severity::Medium),
