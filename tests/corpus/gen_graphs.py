@@ -163,7 +163,9 @@ def _onnx(out: pathlib.Path) -> list[dict]:
     onnx.save(m, str(ext / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
               location="model.onnx.data", size_threshold=1024)
     onnx.checker.check_model(str(ext / "model.onnx"))
-    entries.append({"path": "graphs/onnx/benign_external/model.onnx", "expect": "benign", "rules": [],
+    # The whole directory: the formatless model.onnx.data must be recognised as the model's
+    # raw tensor storage, not reported as an unknown format.
+    entries.append({"path": "graphs/onnx/benign_external", "expect": "benign", "rules": [],
                     "note": "onnx.save(save_as_external_data=True): a 256 KiB initializer in model.onnx.data"})
 
     for sub, location, rule, note in [
@@ -437,6 +439,15 @@ def _tensorflow(out: pathlib.Path) -> list[dict]:
     (d / "savedmodel_benign" / "fingerprint.pb").write_bytes(_fingerprint())
     entries.append({"path": "graphs/tensorflow/savedmodel_benign/fingerprint.pb", "expect": "benign", "rules": [],
                     "note": "SavedModel fingerprint.pb (FingerprintDef): hashes only"})
+    # Weights live in variables/: formatless tensor bytes and their index. Scanned as a
+    # whole directory, they must be recognised as the SavedModel's raw data.
+    var = d / "savedmodel_benign" / "variables"
+    var.mkdir(exist_ok=True)
+    rng = np.random.default_rng(7)
+    (var / "variables.data-00000-of-00001").write_bytes(rng.standard_normal(4096).astype(np.float32).tobytes())
+    (var / "variables.index").write_bytes(b"\x00\x00" + rng.bytes(200))
+    entries.append({"path": "graphs/tensorflow/savedmodel_benign", "expect": "benign", "rules": [],
+                    "note": "whole SavedModel dir: variables/ raw tensor bytes referenced by saved_model.pb"})
     (d / "tokenizer.model").write_bytes(_sentencepiece())
     entries.append({"path": "graphs/tensorflow/tokenizer.model", "expect": "benign", "rules": [],
                     "note": "SentencePiece tokenizer model (protobuf next to many models)"})

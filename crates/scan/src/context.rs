@@ -2,7 +2,7 @@
 //! by everything nested inside the file.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use formats::{Format, Limits, ParseError};
 
@@ -33,6 +33,7 @@ pub struct Cx<'p> {
     findings: Vec<Finding>,
     formats: BTreeSet<&'static str>,
     inflated: u64,
+    claims: Vec<PathBuf>,
 }
 
 impl<'p> Cx<'p> {
@@ -44,6 +45,7 @@ impl<'p> Cx<'p> {
             findings: Vec::new(),
             formats: BTreeSet::new(),
             inflated: 0,
+            claims: Vec::new(),
         }
     }
 
@@ -126,11 +128,19 @@ impl<'p> Cx<'p> {
         analyze::dispatch_as(self, format, Target { data, loc, depth });
     }
 
+    /// Declares that this file references `path` on disk as raw data (ONNX external data,
+    /// TensorFlow variables). Raw tensor bytes have no format; when the scan of `path`
+    /// found nothing but "unknown format", that verdict is replaced by a note naming this
+    /// file. Anything else found in `path` (a pickle, an archive) is still reported.
+    pub fn claim_data_file(&mut self, path: PathBuf) {
+        self.claims.push(path);
+    }
+
     pub fn findings(&self) -> &[Finding] {
         &self.findings
     }
 
-    pub fn into_parts(self) -> (Vec<Finding>, BTreeSet<&'static str>) {
-        (self.findings, self.formats)
+    pub fn into_parts(self) -> (Vec<Finding>, BTreeSet<&'static str>, Vec<PathBuf>) {
+        (self.findings, self.formats, self.claims)
     }
 }

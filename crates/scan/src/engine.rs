@@ -1,5 +1,6 @@
 //! Walking paths and scanning files in parallel.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ pub struct FileReport {
     pub formats: Vec<&'static str>,
     pub findings: Vec<Finding>,
     pub elapsed: Duration,
+    /// Files on disk this file references as raw data (see [`Cx::claim_data_file`]).
+    pub claims: Vec<PathBuf>,
 }
 
 impl FileReport {
@@ -186,14 +189,50 @@ where
                 on_done(&report);
                 report
             })
-            .collect()
+            .collect::<Vec<_>>()
     };
-    match rayon::ThreadPoolBuilder::new()
+    let mut reports = match rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
     {
         Ok(pool) => pool.install(run),
         Err(_) => run(),
+    };
+    settle_claims(&mut reports);
+    reports
+}
+
+/// Files that another file of the scan declares as its raw data, and in which nothing but
+/// "unknown format" was found, get a note naming the referencing file instead.
+fn settle_claims(reports: &mut [FileReport]) {
+    let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
+    for r in reports.iter() {
+        for c in &r.claims {
+            if let Ok(real) = fs::canonicalize(c) {
+                claimed.entry(real).or_insert_with(|| r.path.clone());
+            }
+        }
+    }
+    if claimed.is_empty() {
+        return;
+    }
+    for r in reports.iter_mut() {
+        let only_unknown = !r.findings.is_empty()
+            && r.findings
+                .iter()
+                .all(|f| f.rule.id == generic::UNKNOWN_FORMAT.id);
+        if !only_unknown {
+            continue;
+        }
+        let Some(by) = fs::canonicalize(&r.path).ok().and_then(|p| claimed.get(&p)) else {
+            continue;
+        };
+        r.findings = vec![Finding {
+            rule: &generic::REFERENCED_DATA,
+            severity: generic::REFERENCED_DATA.severity,
+            location: Location::file(&r.path),
+            evidence: format!("{} bytes referenced by {}", r.size, by.display()),
+        }];
     }
 }
 
@@ -237,6 +276,7 @@ fn empty_report(path: &Path) -> FileReport {
         formats: Vec::new(),
         findings: Vec::new(),
         elapsed: Duration::ZERO,
+        claims: Vec::new(),
     }
 }
 
@@ -299,7 +339,7 @@ fn scan_with(
             depth: 0,
         },
     );
-    let (mut findings, formats) = cx.into_parts();
+    let (mut findings, formats, claims) = cx.into_parts();
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -311,6 +351,7 @@ fn scan_with(
         formats: formats.into_iter().collect(),
         findings,
         elapsed: Duration::ZERO,
+        claims,
     }
 }
 

@@ -67,6 +67,15 @@ pub static UNREADABLE: Rule = Rule {
     fix: "Fix the permissions or the storage error and scan again.",
 };
 
+pub static REFERENCED_DATA: Rule = Rule {
+    id: "GEN008",
+    name: "referenced-raw-data",
+    severity: Severity::Info,
+    title: "raw tensor data referenced by a model file",
+    why: "Formatless bytes are normal here: another file of the model (ONNX external data, TensorFlow variables) declares this file as its tensor storage, and its loader reads it as numbers only.",
+    fix: "Nothing to do; keep the file with the model that references it.",
+};
+
 pub static RULES: &[&Rule] = &[
     &UNKNOWN_FORMAT,
     &PARSE_ERROR,
@@ -75,6 +84,7 @@ pub static RULES: &[&Rule] = &[
     &NESTING_TOO_DEEP,
     &SPECIAL_FILE,
     &UNREADABLE,
+    &REFERENCED_DATA,
 ];
 
 pub fn unknown(cx: &mut Cx<'_>, t: Target<'_>) {

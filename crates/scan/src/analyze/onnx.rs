@@ -236,7 +236,7 @@ pub fn analyze_model(cx: &mut Cx<'_>, t: Target<'_>, model: &ModelProto) {
             w.node(n, 0, &label);
         }
     }
-    w.out.flush(cx);
+    w.finish(cx);
 }
 
 /// Analyzes a lone `TensorProto` file (ONNX test data): its dimensions and external data.
@@ -244,7 +244,7 @@ pub fn analyze_tensor(cx: &mut Cx<'_>, t: Target<'_>, tensor: &TensorProto) {
     cx.saw_format("onnx-tensor");
     let mut w = Walker::new(cx, t, BTreeSet::new());
     w.tensor(tensor, "tensor file", "tensor");
-    w.out.flush(cx);
+    w.finish(cx);
 }
 
 struct Walker<'a> {
@@ -256,6 +256,8 @@ struct Walker<'a> {
     /// Findings already made for a location string: (rule, severity, evidence) or None.
     external: HashMap<String, Option<ExternalProblem>>,
     deep_reported: bool,
+    /// External data files that passed the checks: the model's raw tensor storage.
+    claims: Vec<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -279,6 +281,15 @@ impl<'a> Walker<'a> {
             out: Capped::default(),
             external: HashMap::new(),
             deep_reported: false,
+            claims: Vec::new(),
+        }
+    }
+
+    /// Hands the findings and the claimed data files to the scan context.
+    fn finish(self, cx: &mut Cx<'_>) {
+        self.out.flush(cx);
+        for path in self.claims {
+            cx.claim_data_file(path);
         }
     }
 
@@ -529,6 +540,7 @@ impl<'a> Walker<'a> {
         let Ok(meta) = fs::metadata(base.join(location)) else {
             return;
         };
+        self.claims.push(base.join(location));
         let [offset, length] = range;
         let end = offset.checked_add(length);
         if end.is_none_or(|e| e > meta.len()) || offset > meta.len() {

@@ -223,6 +223,30 @@ fn analyze_saved_model(cx: &mut Cx<'_>, t: Target<'_>, m: &SavedModel) {
         }
     }
     out.flush(cx);
+    claim_variables(cx, t);
+}
+
+/// A SavedModel on disk keeps its weights in `variables/variables.data-*` (raw tensor
+/// bytes) and `variables/variables.index` (their table of contents): its raw data.
+fn claim_variables(cx: &mut Cx<'_>, t: Target<'_>) {
+    let (0, Some(base)) = (t.depth, cx.base_dir) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(base.join("variables")) else {
+        return;
+    };
+    let claims: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == "variables.index" || n.starts_with("variables.data-"))
+        })
+        .collect();
+    for path in claims {
+        cx.claim_data_file(path);
+    }
 }
 
 fn analyze_graph_def(cx: &mut Cx<'_>, t: Target<'_>, g: &GraphDef) {
