@@ -170,6 +170,41 @@ def raw_zip(entries, prefix=b""):
     return bytes(out)
 
 
+def miniz_style_zip(data_pkl, blobs, prefix="archive"):
+    """The layout PyTorch's miniz-based writer produces: every local header has version 0,
+    flags 0x0808 (data descriptor, UTF-8), zero CRC and sizes, and an 'FB' extra field of
+    'Z' padding so data starts on a 64-byte boundary; a signed data descriptor follows each
+    member; the archive ends with zip64 end records."""
+    members = [(f"{prefix}/data.pkl", data_pkl), (f"{prefix}/byteorder", b"little")]
+    members += [(f"{prefix}/data/{k}", v) for k, v in blobs.items()]
+    members += [(f"{prefix}/version", b"3\n"), (f"{prefix}/.data/serialization_id", b"0" * 40)]
+    out = bytearray()
+    cd = bytearray()
+    for name, data in members:
+        n = name.encode()
+        off = len(out)
+        header_len = 30 + len(n) + 4
+        pad = (64 - (off + header_len) % 64) % 64
+        extra = struct.pack("<2sH", b"FB", pad) + b"Z" * pad
+        out += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 0, 0x0808, 0, 0, 0x21, 0, 0, 0,
+                           len(n), len(extra)) + n + extra
+        assert len(out) % 64 == 0
+        out += data
+        crc = zlib.crc32(data)
+        out += struct.pack("<4sIII", b"PK\x07\x08", crc, len(data), len(data))
+        cd += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x031e, 0, 0x0808, 0, 0, 0x21,
+                          crc, len(data), len(data), len(n), 0, 0, 0, 0, 0, off) + n
+    cd_off = len(out)
+    out += cd
+    z64 = len(out)
+    out += struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 0x031e, 45, 0, 0, len(members),
+                       len(members), len(cd), cd_off)
+    out += struct.pack("<4sIQI", b"PK\x06\x07", 0, z64, 1)
+    out += struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(cd),
+                       cd_off, 0)
+    return bytes(out)
+
+
 # ----------------------------------------------------------------------------- samples
 
 def generate(out: pathlib.Path) -> list:
@@ -223,13 +258,17 @@ def generate(out: pathlib.Path) -> list:
     data_pkl, blobs = torch_data_pkl(weights())
     torch_zip(d / "pytorch_benign.pt", data_pkl, blobs)
     add("pytorch_benign.pt", "benign", [], "torch.save layout: data.pkl + data/<n> storages + version + byteorder")
+    (d / "pytorch_miniz_layout.pt").write_bytes(miniz_style_zip(data_pkl, blobs))
+    add("pytorch_miniz_layout.pt", "benign", [],
+        "layout of PyTorchStreamWriter (miniz): flags 0x0808, sizes in data descriptors, 'FB' "
+        "padding extra fields aligning data to 64 bytes, zip64 end records")
     torch_zip(d / "pytorch_malicious.pt", evil_pickle(), blobs)
-    add("pytorch_malicious.pt", "malicious", [], "torch.save layout whose data.pkl calls posix.system")
+    add("pytorch_malicious.pt", "malicious", ["PKL001"], "torch.save layout whose data.pkl calls posix.system")
     torch_zip(d / "pytorch_hidden_storage.pt", data_pkl, dict(blobs, **{"2": evil_pickle()}))
     add("pytorch_hidden_storage.pt", "malicious", ["ZIP015"],
         "payload pickle disguised as a tensor storage blob archive/data/2")
     torch_zip(d / "pytorch_hidden_extra.pt", data_pkl, blobs, extra=[("archive/extra.bin", evil_pickle(4))])
-    add("pytorch_hidden_extra.pt", "malicious", [],
+    add("pytorch_hidden_extra.pt", "malicious", ["PKL001"],
         "payload pickle under a non-standard member name archive/extra.bin")
 
     # --- hostile zips
@@ -312,21 +351,21 @@ def generate(out: pathlib.Path) -> list:
     with tarfile.open(fileobj=tar_buf, mode="w", format=tarfile.PAX_FORMAT) as t:
         _add_bytes(t, "bundle/" + "deep/" * 30 + "model.pt", evil_zip.getvalue())  # PAX long name
     (d / "nested_bundle.tar.gz").write_bytes(gzip.compress(tar_buf.getvalue()))
-    add("nested_bundle.tar.gz", "malicious", [], "malicious pickle in a zip in a tar (PAX long name) in a gzip")
+    add("nested_bundle.tar.gz", "malicious", ["PKL001"], "malicious pickle in a zip in a tar (PAX long name) in a gzip")
     with gzip.GzipFile(d / "model.bin.gz", "wb", mtime=0) as g:
         g.write(evil_pickle())
-    add("model.bin.gz", "malicious", [], "gzip'd malicious pickle (torch.load(gzip.open(...)))")
+    add("model.bin.gz", "malicious", ["PKL001"], "gzip'd malicious pickle (torch.load(gzip.open(...)))")
     (d / "joblib_style.pkl.z").write_bytes(zlib.compress(evil_pickle(), 3))
-    add("joblib_style.pkl.z", "malicious", [], "zlib stream (joblib compress=) holding a payload pickle")
+    add("joblib_style.pkl.z", "malicious", ["PKL001"], "zlib stream (joblib compress=) holding a payload pickle")
 
     # --- PyTorch legacy tar
     _legacy_tar(d / "pytorch_legacy.tar", payload_in=None)
     add("pytorch_legacy.tar", "benign", [], "legacy torch tar: sys_info, pickle, storages, tensors")
     _legacy_tar(d / "pytorch_legacy_views_payload.tar", payload_in="storages")
-    add("pytorch_legacy_views_payload.tar", "malicious", [],
+    add("pytorch_legacy_views_payload.tar", "malicious", ["PKL001"],
         "legacy torch tar whose last pickle in 'storages' (after raw tensor bytes) carries the payload")
     _legacy_tar(d / "pytorch_legacy_pickle_payload.tar", payload_in="pickle")
-    add("pytorch_legacy_pickle_payload.tar", "malicious", [], "legacy torch tar whose 'pickle' member calls os.system")
+    add("pytorch_legacy_pickle_payload.tar", "malicious", ["PKL001"], "legacy torch tar whose 'pickle' member calls os.system")
     return entries
 
 
