@@ -378,10 +378,8 @@ fn hidden_streamed_member_end_is_found_by_search() {
     assert_eq!(a.local.entries[1].header.name, b"shown");
 }
 
-#[test]
-fn directory_claiming_2_pow_32_entries_is_a_limit_not_an_allocation() {
-    let mut z = build(&[e("a", b"x")]);
-    // Make it zip64 with an absurd count: insert a zip64 record and locator before the EOCD.
+/// Turns a plain archive into a zip64 one declaring `count` entries.
+fn with_zip64_end(mut z: Vec<u8>, count: u64) -> Vec<u8> {
     let eocd = z.len() - 22;
     let cd_size = u64::from(u32::from_le_bytes(
         z[eocd + 12..eocd + 16].try_into().unwrap(),
@@ -395,18 +393,37 @@ fn directory_claiming_2_pow_32_entries_is_a_limit_not_an_allocation() {
     rec.extend_from_slice(&[45, 0, 45, 0]);
     rec.extend_from_slice(&0u32.to_le_bytes());
     rec.extend_from_slice(&0u32.to_le_bytes());
-    rec.extend_from_slice(&(1u64 << 32).to_le_bytes());
-    rec.extend_from_slice(&(1u64 << 32).to_le_bytes());
+    rec.extend_from_slice(&count.to_le_bytes());
+    rec.extend_from_slice(&count.to_le_bytes());
     rec.extend_from_slice(&cd_size.to_le_bytes());
     rec.extend_from_slice(&cd_off.to_le_bytes());
-    let rec_off = eocd as u64;
     rec.extend_from_slice(b"PK\x06\x07");
     rec.extend_from_slice(&0u32.to_le_bytes());
-    rec.extend_from_slice(&rec_off.to_le_bytes());
+    rec.extend_from_slice(&(eocd as u64).to_le_bytes());
     rec.extend_from_slice(&1u32.to_le_bytes());
-    let tail = z.split_off(eocd);
+    let mut tail = z.split_off(eocd);
+    // The 32-bit fields defer to the zip64 record.
+    tail[8..12].copy_from_slice(&[0xff; 4]);
+    tail[12..20].copy_from_slice(&[0xff; 8]);
     z.extend_from_slice(&rec);
     z.extend_from_slice(&tail);
+    z
+}
+
+#[test]
+fn zip64_end_records_are_followed() {
+    let z = with_zip64_end(build(&[e("a", b"x"), e("b", b"yy")]), 2);
+    let a = read(&z, &Limits::default());
+    let c = a.central.as_ref().unwrap();
+    assert_eq!(c.entries.len(), 2);
+    assert_eq!(c.shift, 0);
+    assert!(a.end.as_ref().unwrap().zip64.is_some());
+    assert_eq!(a.anomalies, vec![]);
+}
+
+#[test]
+fn directory_claiming_2_pow_32_entries_is_a_limit_not_an_allocation() {
+    let z = with_zip64_end(build(&[e("a", b"x")]), 1 << 32);
     let a = read(&z, &Limits::default());
     let err = a.central.unwrap_err();
     assert!(err.is_limit(), "{err}");

@@ -202,6 +202,7 @@ fn torch_zip(pkl: &[u8]) -> Vec<u8> {
         z("archive/byteorder", b"little"),
         z("archive/data/0", &float_bytes(64)),
         z("archive/data/1", &[0x80, 0x02, 0x00, 0x00, 1, 2, 3, 4]),
+        z("archive/constants/0", &float_bytes(16)),
         z("archive/version", b"3\n"),
         z("archive/.data/serialization_id", b"1234567890"),
     ])
@@ -427,6 +428,18 @@ fn tar_traversal_links_and_specials() {
         vec![Severity::Medium, Severity::High, Severity::High]
     );
     assert!(has(&r, "TAR003"));
+}
+
+#[test]
+fn tar_gnu_long_name_is_the_name_judged() {
+    // The short header name is harmless; the GNU long name extractors use climbs out.
+    let t = tar(&[
+        tar_entry(b"././@LongLink", b'L', b"", b"../../home/user/.bashrc\0"),
+        tar_entry(b"model/readme.txt", b'0', b"", b"hi"),
+    ]);
+    let r = scan(&t);
+    let f = r.findings.iter().find(|f| f.rule.id == "TAR001").unwrap();
+    assert!(f.evidence.contains(".bashrc"), "{}", f.evidence);
 }
 
 #[test]

@@ -206,11 +206,15 @@ impl<'a> Layout<'a> {
         })
     }
 
-    /// `<prefix>data/<n>`: a raw tensor storage.
+    /// `<prefix>data/<n>` (`torch.save`, TorchScript) or `<prefix>constants/<n>`
+    /// (TorchScript constants): a raw tensor storage.
     fn is_storage(&self, name: &[u8]) -> bool {
         self.torch_prefixes.iter().any(|p| {
             name.strip_prefix(*p)
-                .and_then(|r| r.strip_prefix(b"data/"))
+                .and_then(|r| {
+                    r.strip_prefix(b"data/")
+                        .or_else(|| r.strip_prefix(b"constants/"))
+                })
                 .is_some_and(|k| !k.is_empty() && k.iter().all(u8::is_ascii_digit))
         })
     }
