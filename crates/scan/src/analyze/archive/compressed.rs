@@ -90,6 +90,7 @@ fn analyze(cx: &mut Cx<'_>, t: Target<'_>, kind: Kind) {
     let mut name: Option<String> = None;
     let mut streams = 0u64;
     let mut trailing = None;
+    let mut complete;
     loop {
         let (end, remaining) = match kind {
             Kind::Gzip => {
@@ -113,9 +114,13 @@ fn analyze(cx: &mut Cx<'_>, t: Target<'_>, kind: Kind) {
         streams = streams.saturating_add(1);
         let offset = total.saturating_sub(remaining.len() as u64);
         match end {
-            End::Complete => {}
-            End::Budget | End::Ratio => break,
+            End::Complete => complete = true,
+            End::Budget | End::Ratio => {
+                complete = false;
+                break;
+            }
             End::Failed(e) => {
+                complete = false;
                 let err = if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     ParseError::truncated(offset, "compressed stream", 1)
                 } else {
@@ -139,7 +144,12 @@ fn analyze(cx: &mut Cx<'_>, t: Target<'_>, kind: Kind) {
 
     let member = name.unwrap_or_else(|| format!("<{}-decompressed>", kind.name()));
     let loc = t.loc.member(member);
-    cx.scan_nested(&out, &loc, t.depth.saturating_add(1));
+    if complete {
+        cx.scan_nested(&out, &loc, t.depth.saturating_add(1));
+    } else {
+        // Cut short (already reported): scan a recognisable start, not a bomb's zeros.
+        scan_if_recognised(cx, &out, &loc, t.depth.saturating_add(1));
+    }
 
     if let Some((offset, bytes)) = trailing {
         cx.report(

@@ -197,26 +197,30 @@ impl<'a> Layout<'a> {
         }
     }
 
+    /// The `<folder>/` a name sits in, when it is a PyTorch archive folder. Looked up, not
+    /// searched: an archive may declare many folders.
+    fn torch_rest<'n>(&self, name: &'n [u8]) -> Option<&'n [u8]> {
+        let slash = name.iter().position(|&b| b == b'/')?;
+        let (prefix, rest) = name.split_at_checked(slash.checked_add(1)?)?;
+        self.torch_prefixes.contains(prefix).then_some(rest)
+    }
+
     /// `<prefix>data.pkl` or `<prefix>constants.pkl`: PyTorch unpickles these whatever
     /// their first bytes look like.
     fn is_torch_pickle(&self, name: &[u8]) -> bool {
-        self.torch_prefixes.iter().any(|p| {
-            name.strip_prefix(*p)
-                .is_some_and(|f| f == b"data.pkl" || f == b"constants.pkl")
-        })
+        self.torch_rest(name)
+            .is_some_and(|f| f == b"data.pkl" || f == b"constants.pkl")
     }
 
     /// `<prefix>data/<n>` (`torch.save`, TorchScript) or `<prefix>constants/<n>`
     /// (TorchScript constants): a raw tensor storage.
     fn is_storage(&self, name: &[u8]) -> bool {
-        self.torch_prefixes.iter().any(|p| {
-            name.strip_prefix(*p)
-                .and_then(|r| {
-                    r.strip_prefix(b"data/")
-                        .or_else(|| r.strip_prefix(b"constants/"))
-                })
-                .is_some_and(|k| !k.is_empty() && k.iter().all(u8::is_ascii_digit))
-        })
+        self.torch_rest(name)
+            .and_then(|r| {
+                r.strip_prefix(b"data/")
+                    .or_else(|| r.strip_prefix(b"constants/"))
+            })
+            .is_some_and(|k| !k.is_empty() && k.iter().all(u8::is_ascii_digit))
     }
 }
 
@@ -520,10 +524,16 @@ fn member(
         _ => {}
     }
 
-    let Some(bytes) = contents(cx, cap, m, stored, loc) else {
+    let Some((bytes, complete)) = contents(cx, cap, m, stored, loc) else {
         return;
     };
     let depth = t.depth.saturating_add(1);
+    if !complete {
+        // Cut short (already reported): a recognisable start is still worth a look, a
+        // run of zeros from a bomb is not.
+        scan_if_recognised(cx, &bytes, loc, depth);
+        return;
+    }
 
     if all_flags & EVASIVE != 0 {
         let recognised = !matches!(formats::detect(&bytes), Format::Unknown);
@@ -568,15 +578,15 @@ fn member(
     cx.scan_nested(&bytes, loc, depth);
 }
 
-/// The member's uncompressed bytes: a slice of the input when stored, inflated within the
-/// budget when deflated.
+/// The member's uncompressed bytes (a slice of the input when stored, inflated within the
+/// budget when deflated) and whether they are complete.
 fn contents<'d>(
     cx: &mut Cx<'_>,
     cap: &mut Capped,
     m: &Member<'_>,
     stored: &'d [u8],
     loc: &Location,
-) -> Option<Cow<'d, [u8]>> {
+) -> Option<(Cow<'d, [u8]>, bool)> {
     let (bytes, complete) = match m.method {
         method::STORED => (Cow::Borrowed(stored), true),
         method::DEFLATED => {
@@ -624,7 +634,7 @@ fn contents<'d>(
             ),
         );
     }
-    Some(bytes)
+    Some((bytes, complete))
 }
 
 /// A file format with an unmistakable signature at the start of `d`. Random tensor bytes
