@@ -58,4 +58,18 @@ pub fn dispatch_as(cx: &mut Cx<'_>, format: Format, t: Target<'_>) {
         Format::Text => text::analyze_text(cx, t),
         Format::Unknown => generic::unknown(cx, t),
     }
+    if format != Format::Zip && is_zip_polyglot(cx, t.data) {
+        // Another format with a zip archive appended (or around it): `zipfile` finds the
+        // archive from the end while this format's loader reads from the front. Both
+        // readings are scanned, and the archive reports the leading bytes as a prefix.
+        archive::analyze_zip(cx, t);
+    }
+}
+
+/// True when the data, read as something else, also holds a zip archive with members.
+fn is_zip_polyglot(cx: &Cx<'_>, data: &[u8]) -> bool {
+    formats::zip::has_end_of_central_directory(data)
+        && formats::zip::read(data, cx.limits)
+            .central
+            .is_ok_and(|c| !c.entries.is_empty())
 }

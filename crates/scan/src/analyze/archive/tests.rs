@@ -618,3 +618,17 @@ fn mutated_containers_never_panic() {
         }
     }
 }
+
+#[test]
+fn pickle_with_a_zip_appended_is_scanned_both_ways() {
+    // A benign protocol-2 pickle (`{}`) read from the front; a zip found from the end whose
+    // member is a pickle calling posix.system.
+    let front = b"\x80\x02}q\x00.";
+    let evil = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idq\x00\x85R.";
+    let r = scan(&zip_with_prefix(front, &[z("archive/data.pkl", evil)]));
+    assert!(has(&r, "ZIP013"), "{:?}", reached(&r));
+    assert!(r
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Critical && f.evidence.contains("posix.system")));
+}
