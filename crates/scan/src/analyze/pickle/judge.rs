@@ -1,0 +1,496 @@
+//! Turns the traces of a pickle stream into verdicts: which globals and calls are allowed,
+//! which are dangerous, which cannot be vouched for. Pure: no context, no I/O, so that every
+//! decision can be tested on a trace alone.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+
+use formats::pickle::{identifier_path, looks_like, CallKind, Obj, Stream, Trace, Uses, Value};
+
+use super::policy::{self, Allow};
+use super::{
+    ANOMALY, DANGEROUS_CALLABLE, EXTENSION_CODE, NESTED_PICKLE, PERSISTENT_ID, UNLISTED_CALL,
+    UNLISTED_GLOBAL,
+};
+use crate::rules::Rule;
+use crate::severity::Severity;
+
+/// Deepest argument nesting searched for globals passed to a call.
+const ARG_DEPTH: u32 = 4;
+/// Most anomaly findings per stream.
+const MAX_ANOMALIES: usize = 5;
+
+/// One finding to report.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub rule: &'static Rule,
+    pub severity: Severity,
+    pub offset: u64,
+    /// The global or call the finding is about.
+    pub object: Option<String>,
+    pub evidence: String,
+}
+
+/// Bytes passed to a call that hold another pickle (or a zip): scanned as nested data.
+#[derive(Debug, Clone)]
+pub struct Blob<'a> {
+    pub offset: u64,
+    pub data: Cow<'a, [u8]>,
+    /// What received the bytes, e.g. `torch.storage._load_from_bytes`.
+    pub receiver: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Judgement<'a> {
+    pub verdicts: Vec<Verdict>,
+    pub blobs: Vec<Blob<'a>>,
+}
+
+/// Everything known about one global path across the stream.
+#[derive(Debug, Default)]
+struct Facts {
+    offset: u64,
+    opcode: &'static str,
+    uses: Uses,
+    /// Passed as an argument to a call (which may call it).
+    as_argument: bool,
+    dynamic: bool,
+    written: Option<String>,
+    names_ok: bool,
+    first_call: Option<String>,
+    calls: usize,
+}
+
+struct Ctx<'j> {
+    extra: &'j BTreeSet<String>,
+    facts: Vec<(String, Facts)>,
+    index: HashMap<String, usize>,
+    verdicts: Vec<Verdict>,
+}
+
+impl Ctx<'_> {
+    fn facts(&mut self, path: &str) -> &mut Facts {
+        let i = match self.index.get(path) {
+            Some(i) => *i,
+            None => {
+                self.facts.push((path.to_string(), Facts::default()));
+                let i = self.facts.len().saturating_sub(1);
+                self.index.insert(path.to_string(), i);
+                i
+            }
+        };
+        // The index always points into `facts`.
+        &mut self.facts[i].1
+    }
+
+    fn verdict(
+        &mut self,
+        rule: &'static Rule,
+        severity: Severity,
+        offset: u64,
+        object: Option<String>,
+        evidence: String,
+    ) {
+        self.verdicts.push(Verdict {
+            rule,
+            severity,
+            offset,
+            object,
+            evidence,
+        });
+    }
+
+    fn allowed(&self, path: &str, f: &Facts) -> bool {
+        if self.extra.contains(path) {
+            return true;
+        }
+        let u = &f.uses;
+        match policy::builtin_allow(path) {
+            Some(Allow::Call) => !u.built && !u.mutated,
+            Some(Allow::Class) => !u.called && !u.built && !u.mutated,
+            Some(Allow::Value) => !u.invoked(),
+            None => false,
+        }
+    }
+}
+
+/// Judges every trace of `stream`. `extra` is the operator's allow-list.
+pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>) -> Judgement<'a> {
+    let mut cx = Ctx {
+        extra,
+        facts: Vec::new(),
+        index: HashMap::new(),
+        verdicts: Vec::new(),
+    };
+    let mut blobs = Vec::new();
+    for t in stream.traces() {
+        collect(&mut cx, t, &mut blobs);
+    }
+    let facts = std::mem::take(&mut cx.facts);
+    for (path, f) in &facts {
+        judge_global(&mut cx, path, f);
+    }
+    // What plain `pickle.load` would run in a joblib file, where it differs.
+    for t in &stream.pickles {
+        if let Some(view) = &t.pickle_load_view {
+            pickle_load_view(&mut cx, view, &facts);
+        }
+    }
+    Judgement {
+        verdicts: cx.verdicts,
+        blobs,
+    }
+}
+
+fn collect<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, blobs: &mut Vec<Blob<'a>>) {
+    for g in &t.globals {
+        let path = g.path();
+        let f = cx.facts(&path);
+        if f.opcode.is_empty() {
+            f.offset = g.offset;
+            f.opcode = g.opcode;
+            f.names_ok = identifier_path(&g.module) && identifier_path(&g.name);
+            f.written = g.written.as_ref().map(|(m, n)| format!("{m}.{n}"));
+        }
+        f.uses.called |= g.uses.called;
+        f.uses.instantiated |= g.uses.instantiated;
+        f.uses.built |= g.uses.built;
+        f.uses.mutated |= g.uses.mutated;
+        f.dynamic |= g.dynamic;
+        f.names_ok &= identifier_path(&g.module) && identifier_path(&g.name);
+    }
+    for call in &t.calls {
+        judge_call(cx, t, call, blobs);
+    }
+    for p in &t.persistent_ids {
+        if !torch_like_pid(t, p.pid) {
+            cx.verdict(
+                &PERSISTENT_ID,
+                PERSISTENT_ID.severity,
+                p.offset,
+                None,
+                format!("persistent id {}", t.render(p.pid)),
+            );
+        }
+    }
+    let mut codes = BTreeSet::new();
+    for e in &t.extensions {
+        if codes.insert(e.code) {
+            cx.verdict(
+                &EXTENSION_CODE,
+                EXTENSION_CODE.severity,
+                e.offset,
+                None,
+                format!("extension code {} (EXT opcode): resolved through copyreg's registry at load time", e.code),
+            );
+        }
+    }
+    for a in t.anomalies.iter().take(MAX_ANOMALIES) {
+        cx.verdict(
+            &ANOMALY,
+            ANOMALY.severity,
+            a.offset,
+            None,
+            a.message.clone(),
+        );
+    }
+    for a in t.joblib_arrays.iter().filter(|a| a.object) {
+        cx.verdict(
+            &NESTED_PICKLE,
+            Severity::Info,
+            a.data_offset,
+            None,
+            format!(
+                "joblib object array {:?} holds a nested pickle of {} bytes (inspected with the file)",
+                a.shape, a.data_len
+            ),
+        );
+    }
+}
+
+fn judge_call<'a>(
+    cx: &mut Ctx<'_>,
+    t: &Trace<'a>,
+    call: &formats::pickle::Call<'a>,
+    blobs: &mut Vec<Blob<'a>>,
+) {
+    let callee = t.global_of(call.callee).map(|g| g.path());
+    match &callee {
+        Some(path) => {
+            let rendered = t.render_call(call);
+            let f = cx.facts(path);
+            f.calls = f.calls.saturating_add(1);
+            if f.first_call.is_none() {
+                f.first_call = Some(rendered);
+            }
+        }
+        None => judge_dynamic_call(cx, t, call),
+    }
+    let class_maker = matches!(
+        callee.as_deref(),
+        Some("copyreg._reconstructor" | "copyreg.__newobj__" | "copyreg.__newobj_ex__")
+    );
+    for (i, arg) in call.args.iter().enumerate() {
+        if class_maker && i == 0 {
+            // `_reconstructor(cls, base, state)` / `__newobj__(cls, *args)` instantiate `cls`.
+            match t.global_of(*arg) {
+                Some(g) => cx.facts(&g.path()).uses.instantiated = true,
+                None => cx.verdict(
+                    &UNLISTED_CALL,
+                    UNLISTED_CALL.severity,
+                    call.offset,
+                    callee.clone(),
+                    format!(
+                        "builds an instance of a class computed at load time: {}",
+                        t.render_call(call)
+                    ),
+                ),
+            }
+            continue;
+        }
+        mark_arguments(cx, t, *arg, ARG_DEPTH);
+    }
+    if let Some(kw) = call.kwargs {
+        mark_arguments(cx, t, kw, ARG_DEPTH);
+    }
+    if callee.as_deref() == Some("_codecs.encode") {
+        let encoding = call.args.get(1).and_then(|v| t.str_bytes(*v));
+        let ok = match encoding {
+            None => call.args.len() == 1,
+            Some(e) => policy::SAFE_ENCODINGS
+                .iter()
+                .any(|s| s.as_bytes().eq_ignore_ascii_case(e)),
+        };
+        if !ok {
+            cx.verdict(
+                &UNLISTED_CALL,
+                UNLISTED_CALL.severity,
+                call.offset,
+                callee.clone(),
+                format!("unusual codec: {}", t.render_call(call)),
+            );
+        }
+    }
+    let raw_data_receiver = callee.as_deref().is_some_and(|p| {
+        p.starts_with("numpy.") && (p.ends_with(".scalar") || p.ends_with("._frombuffer"))
+    });
+    if !raw_data_receiver {
+        for arg in &call.args {
+            if let Some(data) = blob_of(t, *arg) {
+                if data.starts_with(b"PK\x03\x04") || looks_like(&data) {
+                    blobs.push(Blob {
+                        offset: call.offset,
+                        data,
+                        receiver: t.render_callee(call.callee),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A call whose callee is not a global: the result of another call, a persistent or
+/// extension object, a method the unpickler invokes on an object.
+fn judge_dynamic_call(cx: &mut Ctx<'_>, t: &Trace<'_>, call: &formats::pickle::Call<'_>) {
+    if let CallKind::Method(_) = call.kind {
+        // Methods of objects built from allowed classes (OrderedDict.__setitem__) are
+        // theirs to run; objects of unlisted classes are reported with their class.
+        if let Some(c) = t.call_index(call.callee) {
+            if t.calls
+                .get(c)
+                .and_then(|made| t.global_of(made.callee))
+                .is_some()
+            {
+                return;
+            }
+        }
+    }
+    cx.verdict(
+        &UNLISTED_CALL,
+        UNLISTED_CALL.severity,
+        call.offset,
+        None,
+        format!(
+            "calls a value computed at load time: {}",
+            t.render_call(call)
+        ),
+    );
+}
+
+/// Marks globals reachable in an argument as passed to a call.
+fn mark_arguments(cx: &mut Ctx<'_>, t: &Trace<'_>, v: Value<'_>, depth: u32) {
+    if let Some(g) = t.global_of(v) {
+        cx.facts(&g.path()).as_argument = true;
+        return;
+    }
+    if depth == 0 {
+        return;
+    }
+    let children: Vec<Value<'_>> = match t.obj(v) {
+        Some(Obj::Tuple(items) | Obj::List(items) | Obj::Set(items) | Obj::FrozenSet(items)) => {
+            items.iter().take(64).copied().collect()
+        }
+        Some(Obj::Dict(pairs)) => pairs.iter().take(64).flat_map(|(k, v)| [*k, *v]).collect(),
+        _ => return,
+    };
+    for c in children {
+        mark_arguments(cx, t, c, depth.saturating_sub(1));
+    }
+}
+
+/// The bytes a value holds: `bytes`, `bytearray`, or protocol 2's
+/// `_codecs.encode('…', 'latin1')`.
+fn blob_of<'a>(t: &Trace<'a>, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
+    if let Some(b) = t.bytes_of(v) {
+        return Some(Cow::Borrowed(b));
+    }
+    let call = t.calls.get(t.call_index(v)?)?;
+    if t.callee_global(call)?.path() != "_codecs.encode" {
+        return None;
+    }
+    let text = std::str::from_utf8(t.str_bytes(*call.args.first()?)?).ok()?;
+    let latin1: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect();
+    latin1.map(Cow::Owned)
+}
+
+/// PyTorch's persistent ids: `('storage', storage_type, key, location, numel)` (zip
+/// format), with a sixth `view_metadata` in the legacy format, or `('module', class,
+/// source_file, source)` for legacy module source records.
+fn torch_like_pid(t: &Trace<'_>, pid: Value<'_>) -> bool {
+    let Some(items) = t.items(pid) else {
+        return false;
+    };
+    let text = |i: usize| {
+        items
+            .get(i)
+            .and_then(|v| t.str_bytes(*v).or_else(|| t.bytes_of(*v)))
+    };
+    match text(0) {
+        Some(b"storage") => {
+            (items.len() == 5 || items.len() == 6)
+                && items.get(1).is_some_and(|v| t.global_of(*v).is_some())
+                && text(2).is_some()
+                && text(3).is_some()
+        }
+        Some(b"module") => items.len() == 4,
+        _ => false,
+    }
+}
+
+fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
+    let object = Some(path.to_string());
+    let written = f
+        .written
+        .as_ref()
+        .map(|w| format!(" (written {w})"))
+        .unwrap_or_default();
+    let more = match f.calls {
+        0 | 1 => String::new(),
+        n => format!(" (+{} more call(s))", n.saturating_sub(1)),
+    };
+    let what = match &f.first_call {
+        Some(call) => format!("{call}{written}{more}"),
+        None => format!("{} of {path}{written}", describe_use(f)),
+    };
+    if policy::denied(path) {
+        cx.verdict(
+            &DANGEROUS_CALLABLE,
+            DANGEROUS_CALLABLE.severity,
+            f.offset,
+            object,
+            what,
+        );
+        return;
+    }
+    if f.dynamic {
+        cx.verdict(
+            &UNLISTED_CALL,
+            UNLISTED_CALL.severity,
+            f.offset,
+            object,
+            format!("import whose module and name are computed at load time: {path}"),
+        );
+        return;
+    }
+    if !f.names_ok {
+        cx.verdict(
+            &UNLISTED_CALL,
+            UNLISTED_CALL.severity,
+            f.offset,
+            Some(format!("{path:?}")),
+            format!("malformed global name {path:?} ({})", describe_use(f)),
+        );
+        return;
+    }
+    if cx.allowed(path, f) {
+        return;
+    }
+    if f.uses.invoked() || f.as_argument {
+        cx.verdict(
+            &UNLISTED_CALL,
+            UNLISTED_CALL.severity,
+            f.offset,
+            object,
+            what,
+        );
+    } else {
+        cx.verdict(
+            &UNLISTED_GLOBAL,
+            UNLISTED_GLOBAL.severity,
+            f.offset,
+            object,
+            what,
+        );
+    }
+}
+
+fn describe_use(f: &Facts) -> &'static str {
+    let u = &f.uses;
+    if u.built {
+        "BUILD setting attributes"
+    } else if u.mutated {
+        "item assignment"
+    } else if u.called {
+        "call"
+    } else if u.instantiated {
+        "instantiation"
+    } else if f.as_argument {
+        "passing to a call"
+    } else {
+        "reference"
+    }
+}
+
+fn pickle_load_view(cx: &mut Ctx<'_>, view: &Trace<'_>, primary: &[(String, Facts)]) {
+    let mut seen = BTreeSet::new();
+    for g in &view.globals {
+        let path = g.path();
+        if !policy::denied(&path)
+            || primary.iter().any(|(p, _)| *p == path)
+            || !seen.insert(path.clone())
+        {
+            continue;
+        }
+        let call = view
+            .calls
+            .iter()
+            .find(|c| {
+                view.global_index(c.callee)
+                    .and_then(|i| view.globals.get(i))
+                    .map(|x| x.path())
+                    == Some(path.clone())
+            })
+            .map(|c| view.render_call(c))
+            .unwrap_or_else(|| format!("reference to {path}"));
+        cx.verdict(
+            &DANGEROUS_CALLABLE,
+            DANGEROUS_CALLABLE.severity,
+            g.offset,
+            Some(path),
+            format!("when read by pickle.load instead of joblib.load: {call}"),
+        );
+    }
+}
