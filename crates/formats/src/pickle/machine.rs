@@ -15,13 +15,12 @@
 //!   the raw array bytes (or, for object arrays, a nested pickle) are read from the
 //!   underlying file, as `NumpyArrayWrapper.read_array` does.
 
-use std::collections::HashMap;
-
 use crate::error::{ParseError, Result};
 use crate::limits::Limits;
 
 use super::compat::fix_imports;
 use super::joblib;
+use super::memo::Memo;
 use super::opcodes::Op;
 use super::render::name_literal;
 use super::text;
@@ -61,7 +60,7 @@ pub struct Machine<'a, 'b> {
     proto: u8,
     stack: Vec<Value<'a>>,
     marks: Vec<usize>,
-    memo: HashMap<u64, Value<'a>>,
+    memo: Memo<'a>,
     t: Trace<'a>,
     saw_joblib_wrapper: bool,
 }
@@ -94,7 +93,7 @@ impl<'a, 'b> Machine<'a, 'b> {
             proto: 0,
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: HashMap::new(),
+            memo: Memo::default(),
             t,
             saw_joblib_wrapper: false,
         }
@@ -130,7 +129,7 @@ impl<'a, 'b> Machine<'a, 'b> {
                 return Ok(());
             }
             let live = (self.stack.len() as u64)
-                .saturating_add(self.memo.len() as u64)
+                .saturating_add(self.memo.cells())
                 .saturating_add(self.t.heap.cells());
             if live > self.limits.max_pickle_values {
                 return Err(ParseError::limit(
@@ -718,39 +717,11 @@ impl<'a, 'b> Machine<'a, 'b> {
                 let v = self.alloc(Obj::FrozenSet(items), offset)?;
                 self.stack.push(v);
             }
-            Op::Append => {
-                let v = self.pop(offset, op)?;
-                let target = self.top(offset, op)?;
-                self.add_to(offset, target, vec![v], Container::List)?;
-            }
-            Op::Appends => {
-                let items = self.pop_mark(offset, op)?;
-                let target = self.top(offset, op)?;
-                self.add_to(offset, target, items, Container::List)?;
-            }
-            Op::SetItem => {
-                let v = self.pop(offset, op)?;
-                let k = self.pop(offset, op)?;
-                let target = self.top(offset, op)?;
-                self.add_to(offset, target, vec![k, v], Container::Dict)?;
-            }
-            Op::SetItems => {
-                let items = self.pop_mark(offset, op)?;
-                let target = self.top(offset, op)?;
-                let odd = items.len() % 2 != 0;
-                self.add_to(offset, target, items, Container::Dict)?;
-                if odd {
-                    return Err(ParseError::malformed(
-                        offset,
-                        "odd number of items for SETITEMS",
-                    ));
-                }
-            }
-            Op::AddItems => {
-                let items = self.pop_mark(offset, op)?;
-                let target = self.top(offset, op)?;
-                self.add_to(offset, target, items, Container::Set)?;
-            }
+            Op::Append => self.extend_top(offset, op, 1, Container::List)?,
+            Op::SetItem => self.extend_top(offset, op, 2, Container::Dict)?,
+            Op::Appends => self.extend_marked(offset, op, Container::List)?,
+            Op::SetItems => self.extend_marked(offset, op, Container::Dict)?,
+            Op::AddItems => self.extend_marked(offset, op, Container::Set)?,
             Op::Get => {
                 let line = self.line("GET argument")?;
                 let key = memo_key(line, offset, "GET")?;
@@ -907,9 +878,9 @@ impl<'a, 'b> Machine<'a, 'b> {
     }
 
     fn get(&mut self, key: u64, offset: u64) -> Result<()> {
-        match self.memo.get(&key) {
+        match self.memo.get(key) {
             Some(v) => {
-                self.stack.push(*v);
+                self.stack.push(v);
                 Ok(())
             }
             None => Err(ParseError::malformed(
@@ -963,53 +934,85 @@ impl<'a, 'b> Machine<'a, 'b> {
         self.push_global(g, offset)
     }
 
-    fn add_to(
-        &mut self,
-        offset: u64,
-        target: Value<'a>,
-        items: Vec<Value<'a>>,
-        kind: Container,
-    ) -> Result<()> {
+    /// `APPEND`/`SETITEM`: the top `n` values go into the value below them.
+    fn extend_top(&mut self, offset: u64, op: Op, n: usize, kind: Container) -> Result<()> {
+        if self.stack.len() < self.fence().saturating_add(n).saturating_add(1) {
+            return Err(Self::underflow(offset, op));
+        }
+        let start = self.stack.len().saturating_sub(n);
+        self.extend(offset, op, start, kind)
+    }
+
+    /// `APPENDS`/`SETITEMS`/`ADDITEMS`: the values above the last MARK go into the value
+    /// below the mark.
+    fn extend_marked(&mut self, offset: u64, op: Op, kind: Container) -> Result<()> {
+        let mark = self.marks.pop().ok_or_else(|| {
+            ParseError::malformed(offset, format!("{} without a MARK", op.name()))
+        })?;
+        if mark > self.stack.len() {
+            return Err(ParseError::malformed(offset, "MARK above the stack"));
+        }
+        self.extend(offset, op, mark, kind)
+    }
+
+    /// Adds `stack[start..]` to the object at `stack[start - 1]`, as Python's list, dict and
+    /// set do, or records the method call Python makes on any other object.
+    fn extend(&mut self, offset: u64, op: Op, start: usize, kind: Container) -> Result<()> {
+        let target = match start.checked_sub(1) {
+            Some(i) if start > self.fence() => self.stack.get(i).copied(),
+            _ => None,
+        }
+        .ok_or_else(|| Self::underflow(offset, op))?;
+        let items = self.stack.get(start..).unwrap_or_default();
+        let n = items.len();
         let child_depth = items
             .iter()
             .map(|v| self.t.heap.depth_of(v))
             .max()
             .unwrap_or(0);
-        let n = items.len();
         let id = match target {
             Value::Obj(id) => Some(id),
             _ => None,
         };
-        let native = id
-            .and_then(|id| self.t.heap.get_mut(id))
-            .and_then(|obj| match (obj, kind) {
-                (Obj::List(v), Container::List) | (Obj::Set(v), Container::Set) => {
-                    v.extend(items.iter().copied());
-                    Some(())
-                }
-                (Obj::Dict(p), Container::Dict) => {
-                    p.extend(pairs(items.clone()));
-                    Some(())
-                }
-                _ => None,
-            });
+        let native = match (id.and_then(|id| self.t.heap.get_mut(id)), kind) {
+            (Some(Obj::List(v)), Container::List) | (Some(Obj::Set(v)), Container::Set) => {
+                v.extend_from_slice(items);
+                true
+            }
+            (Some(Obj::Dict(p)), Container::Dict) => {
+                p.extend(items.chunks_exact(2).filter_map(|kv| match kv {
+                    [k, v] => Some((*k, *v)),
+                    _ => None,
+                }));
+                true
+            }
+            _ => false,
+        };
         match (native, id) {
-            (Some(()), Some(id)) => {
+            (true, Some(id)) => {
+                self.stack.truncate(start);
                 let depth = self.t.heap.grew(id, n, child_depth);
-                self.check_depth(depth, offset)
+                self.check_depth(depth, offset)?;
             }
             _ => {
                 // Not a plain list/dict/set: Python calls the object's own method.
                 let method = match kind {
-                    Container::List if n == 1 => "append",
+                    Container::List if op == Op::Append => "append",
                     Container::List => "extend",
                     Container::Dict => "__setitem__",
                     Container::Set => "add",
                 };
+                let items = self.stack.split_off(start);
                 self.record_call(offset, CallKind::Method(method), target, items, false, None);
-                Ok(())
             }
         }
+        if kind == Container::Dict && n % 2 != 0 {
+            return Err(ParseError::malformed(
+                offset,
+                format!("odd number of items for {}", op.name()),
+            ));
+        }
+        Ok(())
     }
 
     fn build(&mut self, offset: u64, target: Value<'a>, state: Value<'a>) -> Result<()> {
@@ -1115,7 +1118,7 @@ impl<'a, 'b> Machine<'a, 'b> {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Container {
     List,
     Dict,

@@ -16,6 +16,7 @@
 mod compat;
 pub mod joblib;
 mod machine;
+mod memo;
 pub mod opcodes;
 pub mod render;
 mod sniff;

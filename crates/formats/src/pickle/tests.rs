@@ -408,6 +408,16 @@ fn limits_are_errors() {
     let t = parse(&dups, &limits);
     assert!(t.error.unwrap().is_limit());
 
+    // Memo keys with gaps count the gap.
+    let mut gaps = b"\x80\x02N".to_vec();
+    for i in 0..10u32 {
+        gaps.push(b'r');
+        gaps.extend((i * 4000).to_le_bytes());
+    }
+    gaps.push(b'.');
+    let t = parse(&gaps, &limits);
+    assert!(t.error.unwrap().is_limit());
+
     let limits = Limits {
         max_pickle_ops: 100,
         ..Limits::default()

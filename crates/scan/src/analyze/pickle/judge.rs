@@ -217,11 +217,12 @@ fn judge_call<'a>(
     let callee = t.global_of(call.callee).map(|g| g.path());
     match &callee {
         Some(path) => {
-            let rendered = t.render_call(call);
+            let first = cx.facts(path).first_call.is_none();
+            let rendered = first.then(|| t.render_call(call));
             let f = cx.facts(path);
             f.calls = f.calls.saturating_add(1);
-            if f.first_call.is_none() {
-                f.first_call = Some(rendered);
+            if rendered.is_some() {
+                f.first_call = rendered;
             }
         }
         None => judge_dynamic_call(cx, t, call),
@@ -393,7 +394,7 @@ fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
     };
     let what = match &f.first_call {
         Some(call) => format!("{call}{written}{more}"),
-        None => format!("{} of {path}{written}", describe_use(f)),
+        None => format!("{}{written}", describe_use(f, path)),
     };
     if policy::denied(path) {
         cx.verdict(
@@ -421,7 +422,7 @@ fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
             UNLISTED_CALL.severity,
             f.offset,
             Some(format!("{path:?}")),
-            format!("malformed global name {path:?} ({})", describe_use(f)),
+            format!("malformed global name: {}", describe_use(f, &format!("{path:?}"))),
         );
         return;
     }
@@ -447,20 +448,22 @@ fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
     }
 }
 
-fn describe_use(f: &Facts) -> &'static str {
+/// How a global was used, for evidence when no call of it can be quoted.
+fn describe_use(f: &Facts, path: &str) -> String {
     let u = &f.uses;
+    let op = f.opcode;
     if u.built {
-        "BUILD setting attributes"
+        format!("BUILD sets attributes on {path} itself")
     } else if u.mutated {
-        "item assignment"
+        format!("items assigned into {path} itself")
     } else if u.called {
-        "call"
+        format!("{path} called")
     } else if u.instantiated {
-        "instantiation"
+        format!("{path} instantiated")
     } else if f.as_argument {
-        "passing to a call"
+        format!("{path} passed to a call ({op})")
     } else {
-        "reference"
+        format!("{path} imported ({op}), not called by the stream")
     }
 }
 

@@ -69,7 +69,7 @@ pub static PERSISTENT_ID: Rule = Rule {
 pub static NESTED_PICKLE: Rule = Rule {
     id: "PKL006",
     name: "pickle-nested-pickle",
-    severity: Severity::Low,
+    severity: Severity::Medium,
     title: "pickle carries another pickle or archive inside its data",
     why: "A pickle or zip hidden in bytes passed to a call is unpickled by that call or by later code; scanners that look only at the outer stream miss it. Its contents are scanned and reported too.",
     fix: "Review the findings of the nested data; do not load the file if any of them is medium or above.",
