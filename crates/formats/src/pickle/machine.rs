@@ -63,6 +63,8 @@ pub struct Machine<'a, 'b> {
     memo: Memo<'a>,
     t: Trace<'a>,
     saw_joblib_wrapper: bool,
+    /// Treat anomalies (input Python would refuse, read leniently here) as errors.
+    strict: bool,
 }
 
 /// Longest text argument line (module names, protocol-0 strings).
@@ -96,7 +98,15 @@ impl<'a, 'b> Machine<'a, 'b> {
             memo: Memo::default(),
             t,
             saw_joblib_wrapper: false,
+            strict: false,
         }
+    }
+
+    /// Stops at the first anomaly instead of reading on (for sniffing: text that happens
+    /// to start with an opcode must not be read generously).
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
     }
 
     /// Runs to `STOP` or the first error. Returns the trace, and whether a joblib
@@ -125,7 +135,13 @@ impl<'a, 'b> Machine<'a, 'b> {
             let op = Op::from_byte(byte).ok_or_else(|| {
                 ParseError::malformed(offset, format!("unknown opcode 0x{byte:02x}"))
             })?;
-            if let Flow::Stop = self.step(op, offset)? {
+            let flow = self.step(op, offset)?;
+            if self.strict {
+                if let Some(a) = self.t.anomalies.first() {
+                    return Err(ParseError::malformed(a.offset, a.message.clone()));
+                }
+            }
+            if let Flow::Stop = flow {
                 return Ok(());
             }
             let live = (self.stack.len() as u64)

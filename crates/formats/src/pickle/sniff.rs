@@ -38,19 +38,31 @@ pub fn looks_like(data: &[u8]) -> bool {
         ..Limits::default()
     };
     let mut ops = limits.max_pickle_ops;
-    let (t, _) = Machine::new(window, 0, Mode::Plain, &limits, &mut ops).run();
+    let machine = Machine::new(window, 0, Mode::Plain, &limits, &mut ops);
+    // Text is read strictly (a FLOAT line that is not a number ends it, as in Python);
+    // binary streams are not, since the window may cut a frame short.
+    let (t, _) = if binary { machine } else { machine.strict() }.run();
+    let imported = t
+        .globals
+        .iter()
+        .any(|g| identifier_path(&g.module) && identifier_path(&g.name));
     let Some(err) = &t.error else {
-        return true;
+        // Reached STOP. Binary pickles open with PROTO; text ones are believed when the
+        // STOP ends the data or another pickle follows, when they imported a well-formed
+        // name, or when they ran long enough that text could not have ("GIT v1.5.2." runs
+        // BINFLOAT, DUP, STOP and stops mid-text).
+        let rest = data
+            .get(usize::try_from(t.end).unwrap_or(usize::MAX)..)
+            .unwrap_or_default();
+        let followed_by_pickle =
+            rest.first() == Some(&(Op::Proto as u8)) && rest.get(1).is_some_and(|&p| p <= 5);
+        return binary || rest.is_empty() || followed_by_pickle || imported || t.ops >= 16;
     };
     let out_of_window =
         err.is_limit() || (cut && matches!(err.kind, ParseErrorKind::Truncated { .. }));
     if out_of_window {
         return t.ops >= if binary { 2 } else { 3 };
     }
-    let imported = t
-        .globals
-        .iter()
-        .any(|g| identifier_path(&g.module) && identifier_path(&g.name));
     if binary {
         imported || t.ops >= 4
     } else {
@@ -106,6 +118,10 @@ mod tests {
             b"\x80\x01\x00\x00\x00\x00",
             b"I think so.",
             b"\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80?",
+            b"GIT v1.5.2.1 Release Notes\n==========\n\nFixes since v1.5.2.\n",
+            b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: x\n",
+            b"FUNC:_ZGTtNKSt11logic_error4whatEv@@GLIBCXX_3.4.22\nFUNC:_ZGTtNKSt13bad\n",
+            b"N. is not a pickle when text follows",
         ] {
             assert!(!looks_like(s), "{:?}", String::from_utf8_lossy(s));
         }

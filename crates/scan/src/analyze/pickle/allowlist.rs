@@ -4,6 +4,8 @@
 //! Gathered from pickles written by numpy 2.2, scikit-learn 1.6 (every estimator of
 //! `sklearn.utils.all_estimators()`, trained and pickled with protocols 0 to 5), joblib 1.5
 //! and PyTorch's `torch.save` (`torch/_utils.py`, `torch/_tensor.py`, `torch/storage.py`).
+//! Hugging Face `training_args.bin` files (TrainingArguments and the enums it holds) are
+//! included because nearly every fine-tuned model repository ships one.
 //! Exact matching only: `numpy.core.multiarray._reconstruct` does not allow
 //! `numpy.core.multiarray.os`.
 
@@ -13,6 +15,7 @@ pub(super) const CALLABLES: &[&str] = &[
     "_loss.__pyx_unpickle_CyHalfMultinomialLoss",
     "_loss.__pyx_unpickle_CyLossFunction",
     "_loss.__pyx_unpickle_Enum",
+    "accelerate.utils.dataclasses.DistributedType",
     "builtins.bool",
     "builtins.bytearray",
     "builtins.bytes",
@@ -108,6 +111,13 @@ pub(super) const CALLABLES: &[&str] = &[
     "torch.device",
     "torch.serialization._get_layout",
     "torch.storage._load_from_bytes",
+    "transformers.debug_utils.DebugOption",
+    "transformers.trainer_utils.FSDPOption",
+    "transformers.trainer_utils.HubStrategy",
+    "transformers.trainer_utils.IntervalStrategy",
+    "transformers.trainer_utils.SaveStrategy",
+    "transformers.trainer_utils.SchedulerType",
+    "transformers.training_args.OptimizerNames",
 ];
 
 /// Classes safe to instantiate without calling `__init__` (`NEWOBJ`, `copyreg._reconstructor`) and
@@ -592,6 +602,9 @@ pub(super) const CLASSES: &[&str] = &[
     "torch.nn.modules.upsampling.UpsamplingNearest2d",
     "torch.nn.parameter.Buffer",
     "torch.nn.parameter.Parameter",
+    "transformers.trainer_pt_utils.AcceleratorConfig",
+    "transformers.training_args.TrainingArguments",
+    "transformers.training_args_seq2seq.Seq2SeqTrainingArguments",
     "uuid.UUID",
 ];
 

@@ -422,7 +422,10 @@ fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
             UNLISTED_CALL.severity,
             f.offset,
             Some(format!("{path:?}")),
-            format!("malformed global name: {}", describe_use(f, &format!("{path:?}"))),
+            format!(
+                "malformed global name: {}",
+                describe_use(f, &format!("{path:?}"))
+            ),
         );
         return;
     }
