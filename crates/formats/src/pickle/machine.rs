@@ -378,8 +378,11 @@ impl<'a, 'b> Machine<'a, 'b> {
         module: &[u8],
         name: &[u8],
     ) -> Result<Value<'a>> {
-        let m = name_literal(module);
-        let n = name_literal(name);
+        // No real module or attribute name is this long; keeping a bounded prefix stops a
+        // memoized giant string from being copied into every STACK_GLOBAL. The cut name
+        // stays visibly malformed.
+        let m = cut_name(module);
+        let n = cut_name(name);
         let (module, name, written) = match fix_imports(&m, &n, self.proto) {
             Some((fm, fname)) => (fm.to_string(), fname, Some((m, n))),
             None => (m, n, None),
@@ -426,6 +429,9 @@ impl<'a, 'b> Machine<'a, 'b> {
                 }
             }
         }
+        // Arguments are copied out of their tuple: charge them, so that one big memoized
+        // tuple passed to many calls counts against the values limit.
+        self.t.heap.charge(args.len().saturating_add(1));
         let idx = self.t.calls.len();
         self.t.calls.push(Call {
             offset,
@@ -918,8 +924,8 @@ impl<'a, 'b> Machine<'a, 'b> {
         module: Value<'a>,
         name: Value<'a>,
     ) -> Result<Value<'a>> {
-        let m = self.t.str_bytes(module).map(<[u8]>::to_vec);
-        let n = self.t.str_bytes(name).map(<[u8]>::to_vec);
+        let m = self.t.str_bytes(module).map(|s| bounded_name(s).to_vec());
+        let n = self.t.str_bytes(name).map(|s| bounded_name(s).to_vec());
         if let (Some(m), Some(n)) = (&m, &n) {
             return self.import(offset, "STACK_GLOBAL", m, n);
         }
@@ -1148,6 +1154,21 @@ fn pairs(items: Vec<Value<'_>>) -> Vec<(Value<'_>, Value<'_>)> {
         out.push((k, v));
     }
     out
+}
+
+/// Longest module or attribute name kept (bytes); longer ones are cut with a marker.
+const MAX_NAME: usize = 4096;
+
+fn bounded_name(s: &[u8]) -> &[u8] {
+    s.get(..MAX_NAME.saturating_add(1)).unwrap_or(s)
+}
+
+/// A name as text, cut at [`MAX_NAME`] bytes with a `…` that no identifier contains.
+fn cut_name(s: &[u8]) -> String {
+    match s.get(..MAX_NAME) {
+        Some(head) if s.len() > MAX_NAME => format!("{}…", name_literal(head)),
+        _ => name_literal(s),
+    }
 }
 
 fn long_value(bytes: &[u8]) -> Value<'_> {

@@ -431,6 +431,42 @@ fn limits_are_errors() {
 }
 
 #[test]
+fn copies_of_memoized_values_are_charged() {
+    // One 1000-element tuple passed to 2000 calls: 2M argument copies.
+    let limits = Limits {
+        max_pickle_values: 100_000,
+        ..Limits::default()
+    };
+    let mut data = b"\x80\x02(".to_vec();
+    data.extend(std::iter::repeat_n(b'N', 1000));
+    data.extend_from_slice(b"tq\x00");
+    for _ in 0..2000 {
+        data.extend_from_slice(b"cm\nf\nh\x00R0");
+    }
+    data.extend_from_slice(b"N.");
+    let t = parse(&data, &limits);
+    assert!(t.error.unwrap().is_limit());
+    // A giant memoized name is kept as a bounded, visibly malformed prefix.
+    let big = "x".repeat(100_000);
+    let mut data = b"\x80\x04X".to_vec();
+    data.extend((big.len() as u32).to_le_bytes());
+    data.extend_from_slice(big.as_bytes());
+    data.extend_from_slice(b"q\x00");
+    for _ in 0..100 {
+        data.extend_from_slice(b"h\x00h\x00\x930");
+    }
+    data.extend_from_slice(b"N.");
+    let t = parse(&data, &Limits::default());
+    assert!(t.error.is_none(), "{:?}", t.error);
+    assert_eq!(t.globals.len(), 100);
+    assert!(t
+        .globals
+        .iter()
+        .all(|g| g.module.len() <= 4100 && g.module.ends_with('…')));
+    assert!(!identifier_path(&t.globals[0].module));
+}
+
+#[test]
 fn long_text_lines_are_bounded() {
     let limits = Limits {
         max_string_bytes: 64,

@@ -125,6 +125,11 @@ impl<'a> Heap<'a> {
         vals.map(|v| self.depth_of(v)).max().unwrap_or(0)
     }
 
+    /// Counts `n` values held outside the heap (call arguments copied out of a tuple).
+    pub(crate) fn charge(&mut self, n: usize) {
+        self.cells = self.cells.saturating_add(n as u64);
+    }
+
     /// Records that `n` elements, the deepest `child_depth` deep, were added to object `id`.
     /// Returns the object's new depth.
     pub(crate) fn grew(&mut self, id: ObjId, n: usize, child_depth: u32) -> u32 {

@@ -3,7 +3,7 @@
 //! decision can be tested on a trace alone.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use formats::pickle::{identifier_path, looks_like, CallKind, Obj, Stream, Trace, Uses, Value};
 
@@ -12,11 +12,17 @@ use super::{
     ANOMALY, DANGEROUS_CALLABLE, EXTENSION_CODE, NESTED_PICKLE, PERSISTENT_ID, UNLISTED_CALL,
     UNLISTED_GLOBAL,
 };
+use crate::analyze::generic;
 use crate::rules::Rule;
 use crate::severity::Severity;
 
 /// Deepest argument nesting searched for globals passed to a call.
 const ARG_DEPTH: u32 = 4;
+/// Most argument values visited for one call, and for the whole stream.
+const ARG_VISITS_PER_CALL: usize = 4096;
+const ARG_VISITS: u64 = 4_000_000;
+/// Most nested pickles (bytes passed to calls) scanned per stream.
+const MAX_BLOBS: usize = 64;
 /// Most anomaly findings per stream.
 const MAX_ANOMALIES: usize = 5;
 
@@ -61,8 +67,20 @@ struct Facts {
     calls: usize,
 }
 
+/// Identity of a blob: where its bytes sit in the input, or which `_codecs.encode` call
+/// (of which trace) produced them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum BlobKey {
+    Slice(usize, usize),
+    Encoded(usize, usize),
+}
+
 struct Ctx<'j> {
     extra: &'j BTreeSet<String>,
+    arg_visits: u64,
+    blobs_seen: HashSet<BlobKey>,
+    blob_budget: u64,
+    blob_limit_hit: bool,
     facts: Vec<(String, Facts)>,
     index: HashMap<String, usize>,
     verdicts: Vec<Verdict>,
@@ -115,9 +133,13 @@ impl Ctx<'_> {
 }
 
 /// Judges every trace of `stream`. `extra` is the operator's allow-list.
-pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>) -> Judgement<'a> {
+pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>, data_len: usize) -> Judgement<'a> {
     let mut cx = Ctx {
         extra,
+        arg_visits: ARG_VISITS,
+        blobs_seen: HashSet::new(),
+        blob_budget: (data_len as u64).saturating_mul(2).saturating_add(1 << 20),
+        blob_limit_hit: false,
         facts: Vec::new(),
         index: HashMap::new(),
         verdicts: Vec::new(),
@@ -231,29 +253,28 @@ fn judge_call<'a>(
         callee.as_deref(),
         Some("copyreg._reconstructor" | "copyreg.__newobj__" | "copyreg.__newobj_ex__")
     );
-    for (i, arg) in call.args.iter().enumerate() {
-        if class_maker && i == 0 {
-            // `_reconstructor(cls, base, state)` / `__newobj__(cls, *args)` instantiate `cls`.
-            match t.global_of(*arg) {
-                Some(g) => cx.facts(&g.path()).uses.instantiated = true,
-                None => cx.verdict(
-                    &UNLISTED_CALL,
-                    UNLISTED_CALL.severity,
-                    call.offset,
-                    callee.clone(),
-                    format!(
-                        "builds an instance of a class computed at load time: {}",
-                        t.render_call(call)
-                    ),
+    // `_reconstructor(cls, base, state)` / `__newobj__(cls, *args)` instantiate `cls`.
+    if let Some(cls) = call.args.first().filter(|_| class_maker) {
+        match t.global_of(*cls) {
+            Some(g) => cx.facts(&g.path()).uses.instantiated = true,
+            None => cx.verdict(
+                &UNLISTED_CALL,
+                UNLISTED_CALL.severity,
+                call.offset,
+                callee.clone(),
+                format!(
+                    "builds an instance of a class computed at load time: {}",
+                    t.render_call(call)
                 ),
-            }
-            continue;
+            ),
         }
-        mark_arguments(cx, t, *arg, ARG_DEPTH);
     }
-    if let Some(kw) = call.kwargs {
-        mark_arguments(cx, t, kw, ARG_DEPTH);
-    }
+    let skip = usize::from(class_maker);
+    mark_arguments(
+        cx,
+        t,
+        call.args.iter().skip(skip).copied().chain(call.kwargs),
+    );
     if callee.as_deref() == Some("_codecs.encode") {
         let encoding = call.args.get(1).and_then(|v| t.str_bytes(*v));
         let ok = match encoding {
@@ -277,15 +298,33 @@ fn judge_call<'a>(
     });
     if !raw_data_receiver {
         for arg in &call.args {
-            if let Some(data) = blob_of(t, *arg) {
-                if data.starts_with(b"PK\x03\x04") || looks_like(&data) {
-                    blobs.push(Blob {
-                        offset: call.offset,
-                        data,
-                        receiver: t.render_callee(call.callee),
-                    });
-                }
+            let Some((key, data)) = blob_of(t, *arg) else {
+                continue;
+            };
+            if !cx.blobs_seen.insert(key) || !(data.starts_with(b"PK\x03\x04") || looks_like(&data))
+            {
+                continue;
             }
+            let size = data.len() as u64;
+            if blobs.len() >= MAX_BLOBS || size > cx.blob_budget {
+                if !cx.blob_limit_hit {
+                    cx.blob_limit_hit = true;
+                    cx.verdict(
+                        &generic::LIMIT_EXCEEDED,
+                        generic::LIMIT_EXCEEDED.severity,
+                        call.offset,
+                        None,
+                        format!("pickle: more nested pickles in call arguments than the scanner inspects ({MAX_BLOBS} or their size exceeds the file's)"),
+                    );
+                }
+                continue;
+            }
+            cx.blob_budget = cx.blob_budget.saturating_sub(size);
+            blobs.push(Blob {
+                offset: call.offset,
+                data,
+                receiver: t.render_callee(call.callee),
+            });
         }
     }
 }
@@ -318,34 +357,58 @@ fn judge_dynamic_call(cx: &mut Ctx<'_>, t: &Trace<'_>, call: &formats::pickle::C
     );
 }
 
-/// Marks globals reachable in an argument as passed to a call.
-fn mark_arguments(cx: &mut Ctx<'_>, t: &Trace<'_>, v: Value<'_>, depth: u32) {
-    if let Some(g) = t.global_of(v) {
-        cx.facts(&g.path()).as_argument = true;
-        return;
-    }
-    if depth == 0 {
-        return;
-    }
-    let children: Vec<Value<'_>> = match t.obj(v) {
-        Some(Obj::Tuple(items) | Obj::List(items) | Obj::Set(items) | Obj::FrozenSet(items)) => {
-            items.iter().take(64).copied().collect()
+/// Marks globals reachable in a call's arguments as passed to the call. Iterative and
+/// budgeted: a memoized structure may be passed to every call of the stream.
+fn mark_arguments<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, roots: impl Iterator<Item = Value<'a>>) {
+    let mut stack: Vec<(Value<'a>, u32)> = roots.map(|v| (v, ARG_DEPTH)).collect();
+    let mut seen = HashSet::new();
+    let mut visits = 0usize;
+    while let Some((v, depth)) = stack.pop() {
+        if visits >= ARG_VISITS_PER_CALL || cx.arg_visits == 0 {
+            return;
         }
-        Some(Obj::Dict(pairs)) => pairs.iter().take(64).flat_map(|(k, v)| [*k, *v]).collect(),
-        _ => return,
-    };
-    for c in children {
-        mark_arguments(cx, t, c, depth.saturating_sub(1));
+        visits = visits.saturating_add(1);
+        cx.arg_visits = cx.arg_visits.saturating_sub(1);
+        if let Some(g) = t.global_of(v) {
+            cx.facts(&g.path()).as_argument = true;
+            continue;
+        }
+        let Value::Obj(id) = v else { continue };
+        if depth == 0 || !seen.insert(id) {
+            continue;
+        }
+        let next = depth.saturating_sub(1);
+        match t.obj(v) {
+            Some(
+                Obj::Tuple(items) | Obj::List(items) | Obj::Set(items) | Obj::FrozenSet(items),
+            ) => {
+                stack.extend(items.iter().take(ARG_VISITS_PER_CALL).map(|c| (*c, next)));
+            }
+            Some(Obj::Dict(pairs)) => {
+                stack.extend(
+                    pairs
+                        .iter()
+                        .take(ARG_VISITS_PER_CALL)
+                        .flat_map(|(k, v)| [(*k, next), (*v, next)]),
+                );
+            }
+            _ => {}
+        }
     }
 }
 
 /// The bytes a value holds: `bytes`, `bytearray`, or protocol 2's
-/// `_codecs.encode('…', 'latin1')`.
-fn blob_of<'a>(t: &Trace<'a>, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
+/// `_codecs.encode('…', 'latin1')`, with a key saying which stream object they are (the
+/// same memoized bytes passed to many calls are scanned once).
+fn blob_of<'a>(t: &Trace<'a>, v: Value<'a>) -> Option<(BlobKey, Cow<'a, [u8]>)> {
     if let Some(b) = t.bytes_of(v) {
-        return Some(Cow::Borrowed(b));
+        return Some((
+            BlobKey::Slice(b.as_ptr() as usize, b.len()),
+            Cow::Borrowed(b),
+        ));
     }
-    let call = t.calls.get(t.call_index(v)?)?;
+    let index = t.call_index(v)?;
+    let call = t.calls.get(index)?;
     if t.callee_global(call)?.path() != "_codecs.encode" {
         return None;
     }
@@ -354,7 +417,10 @@ fn blob_of<'a>(t: &Trace<'a>, v: Value<'a>) -> Option<Cow<'a, [u8]>> {
         .chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect();
-    latin1.map(Cow::Owned)
+    latin1.map(|b| {
+        let key = BlobKey::Encoded(t as *const Trace<'a> as usize, index);
+        (key, Cow::Owned(b))
+    })
 }
 
 /// PyTorch's persistent ids: `('storage', storage_type, key, location, numel)` (zip

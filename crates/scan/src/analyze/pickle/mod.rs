@@ -109,7 +109,7 @@ const TORCH_LEGACY_MAGIC: i128 = 0x1950_a86a_20f9_469c_fc6c;
 
 pub fn analyze(cx: &mut Cx<'_>, t: Target<'_>) {
     let stream = parse_stream(t.data, cx.limits);
-    let judgement = judge::judge(&stream, &cx.policy.allow_globals);
+    let judgement = judge::judge(&stream, &cx.policy.allow_globals, t.data.len());
     for v in judgement.verdicts {
         let mut loc = t.loc.at(v.offset);
         if let Some(object) = v.object {

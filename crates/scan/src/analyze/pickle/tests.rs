@@ -391,3 +391,87 @@ fn codecs_encode_is_only_for_bytes() {
     ));
     assert!(has(&r, "PKL002", Severity::High, "unusual codec"));
 }
+
+#[test]
+fn shared_structures_and_blobs_cost_once() {
+    // A wide nested structure and a nested pickle, both memoized, passed to 20000 calls.
+    let inner = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.";
+    let mut body = b"(".to_vec();
+    for _ in 0..64 {
+        body.extend_from_slice(b"(");
+        body.extend(std::iter::repeat_n(b'N', 64));
+        body.extend_from_slice(b"t");
+    }
+    body.extend_from_slice(b"tq\x00C");
+    body.push(inner.len() as u8);
+    body.extend_from_slice(inner);
+    body.extend_from_slice(b"q\x010");
+    for _ in 0..20_000 {
+        body.extend_from_slice(b"ctorch.storage\n_load_from_bytes\nh\x01h\x00\x86R0");
+    }
+    body.extend_from_slice(b"N");
+    let start = std::time::Instant::now();
+    let r = scan(&p2(&body));
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+    let nested: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule.id == "PKL006")
+        .collect();
+    assert_eq!(nested.len(), 1);
+    assert!(has(&r, "PKL001", Severity::Critical, "posix.system('id')"));
+}
+
+#[test]
+fn nested_pickles_stop_at_the_nesting_limit() {
+    let mut data = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".to_vec();
+    for _ in 0..12 {
+        let mut outer = b"\x80\x02cpickle\nloads\nB".to_vec();
+        outer.extend((data.len() as u32).to_le_bytes());
+        outer.extend_from_slice(&data);
+        outer.extend_from_slice(b"\x85R.");
+        data = outer;
+    }
+    let r = scan(&data);
+    assert!(
+        r.findings.iter().any(|f| f.rule.id == "GEN005"),
+        "{:?}",
+        findings(&r, Severity::Info)
+    );
+}
+
+#[test]
+fn mutated_streams_never_panic() {
+    let seeds: [&[u8]; 4] = [
+        b"\x80\x02ctorch.storage\n_load_from_bytes\nC\x1b\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.\x85R.",
+        b"ccopy_reg\n_reconstructor\n(csklearn.preprocessing._data\nStandardScaler\nc__builtin__\nobject\nNtR(dS'with_mean'\nI01\nsb.",
+        b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x08builtins\x8c\n__import__\x93\x8c\x02os\x85R\x8c\x06system\x86R\x8c\x02id\x85R.",
+        b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQ\x82\x07.",
+    ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..3000 {
+        let mut data = seeds[round % seeds.len()].to_vec();
+        for _ in 0..(1 + next() % 3) {
+            let i = (next() % data.len() as u64) as usize;
+            match next() % 3 {
+                0 => data[i] = next() as u8,
+                1 => data.insert(i, next() as u8),
+                _ => {
+                    data.remove(i);
+                }
+            }
+            if data.is_empty() {
+                data.push(b'.');
+            }
+        }
+        let r = scan(&data);
+        // Every input is reported somehow: a pickle judged, or a format finding.
+        assert!(!r.formats.is_empty());
+    }
+}
