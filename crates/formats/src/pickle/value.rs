@@ -1,0 +1,153 @@
+//! What the emulated unpickler holds on its stack and in its memo.
+//!
+//! Scalars and strings are [`Value`]s that borrow the input: a 1 GiB `BINBYTES` costs a
+//! slice, not a copy. Everything with identity (tuples, lists, dicts, the classes a
+//! `GLOBAL` imported, the objects a `REDUCE` made) lives in a [`Heap`] and is referred to by
+//! index, so that `GET` shares an object exactly as Python's memo does, `APPEND` mutates the
+//! list every holder sees, and cycles cost nothing.
+
+/// Index of an object in the [`Heap`].
+pub type ObjId = u32;
+
+/// One value on the unpickler's stack.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// `LONG1`/`LONG4` payload too wide for `i64`: little-endian two's complement.
+    Long(&'a [u8]),
+    /// `INT`/`LONG` text too wide (or too odd) for `i64`, as written.
+    LongText(&'a [u8]),
+    Float(f64),
+    /// A `str` as its UTF-8 bytes in the stream (not validated: Python's `surrogatepass`
+    /// accepts more than Rust's UTF-8). Protocol-2 `BINSTRING`s decode to `str` too.
+    Str(&'a [u8]),
+    Bytes(&'a [u8]),
+    /// An object in the heap.
+    Obj(ObjId),
+}
+
+/// An object with identity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Obj<'a> {
+    Tuple(Vec<Value<'a>>),
+    List(Vec<Value<'a>>),
+    Dict(Vec<(Value<'a>, Value<'a>)>),
+    Set(Vec<Value<'a>>),
+    FrozenSet(Vec<Value<'a>>),
+    /// A protocol-0 `STRING`/`UNICODE` that needed unescaping, as UTF-8.
+    Text(Box<[u8]>),
+    ByteArray(&'a [u8]),
+    /// The class or function imported by `trace.globals[i]`.
+    Global(usize),
+    /// The object returned by `trace.calls[i]`.
+    Instance(usize),
+    /// What `persistent_load(trace.persistent_ids[i])` returned.
+    Persistent(usize),
+    /// What the extension registry returned for `trace.extensions[i]`.
+    Extension(usize),
+    /// An out-of-band buffer (`NEXT_BUFFER`), supplied by the loader.
+    Buffer,
+    /// A NumPy array joblib read from raw bytes after a `NumpyArrayWrapper`:
+    /// `trace.joblib_arrays[i]`.
+    JoblibArray(usize),
+}
+
+/// The objects of one pickle, with the nesting depth of each.
+#[derive(Debug, Default, Clone)]
+pub struct Heap<'a> {
+    objs: Vec<Obj<'a>>,
+    depth: Vec<u32>,
+    /// Objects plus the elements they hold: what the values limit counts.
+    cells: u64,
+}
+
+impl<'a> Heap<'a> {
+    pub fn get(&self, id: ObjId) -> Option<&Obj<'a>> {
+        self.objs.get(usize::try_from(id).ok()?)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ObjId) -> Option<&mut Obj<'a>> {
+        self.objs.get_mut(usize::try_from(id).ok()?)
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.objs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objs.is_empty()
+    }
+
+    /// Objects plus their elements.
+    pub fn cells(&self) -> u64 {
+        self.cells
+    }
+
+    /// Nesting depth of a value: 0 for scalars, 1 for a flat tuple, ...
+    pub fn depth_of(&self, v: &Value<'a>) -> u32 {
+        match v {
+            Value::Obj(id) => usize::try_from(*id)
+                .ok()
+                .and_then(|i| self.depth.get(i))
+                .copied()
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Adds an object whose elements are `children`; returns its value and depth.
+    pub(crate) fn alloc(&mut self, obj: Obj<'a>) -> (Value<'a>, u32) {
+        let depth = match &obj {
+            Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) | Obj::FrozenSet(v) => {
+                self.max_depth(v.iter())
+            }
+            Obj::Dict(pairs) => self.max_depth(pairs.iter().flat_map(|(k, v)| [k, v])),
+            _ => 0,
+        }
+        .saturating_add(1);
+        self.cells = self
+            .cells
+            .saturating_add(1)
+            .saturating_add(elements(&obj) as u64);
+        let id = ObjId::try_from(self.objs.len()).unwrap_or(ObjId::MAX);
+        self.objs.push(obj);
+        self.depth.push(depth);
+        (Value::Obj(id), depth)
+    }
+
+    fn max_depth<'v>(&self, vals: impl Iterator<Item = &'v Value<'a>>) -> u32
+    where
+        'a: 'v,
+    {
+        vals.map(|v| self.depth_of(v)).max().unwrap_or(0)
+    }
+
+    /// Counts `n` values held outside the heap (call arguments copied out of a tuple).
+    pub(crate) fn charge(&mut self, n: usize) {
+        self.cells = self.cells.saturating_add(n as u64);
+    }
+
+    /// Records that `n` elements, the deepest `child_depth` deep, were added to object `id`.
+    /// Returns the object's new depth.
+    pub(crate) fn grew(&mut self, id: ObjId, n: usize, child_depth: u32) -> u32 {
+        self.cells = self.cells.saturating_add(n as u64);
+        match usize::try_from(id).ok().and_then(|i| self.depth.get_mut(i)) {
+            Some(d) => {
+                *d = (*d).max(child_depth.saturating_add(1));
+                *d
+            }
+            None => 0,
+        }
+    }
+}
+
+fn elements(obj: &Obj<'_>) -> usize {
+    match obj {
+        Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) | Obj::FrozenSet(v) => v.len(),
+        Obj::Dict(p) => p.len().saturating_mul(2),
+        _ => 0,
+    }
+}

@@ -1,0 +1,568 @@
+//! Turns the traces of a pickle stream into verdicts: which globals and calls are allowed,
+//! which are dangerous, which cannot be vouched for. Pure: no context, no I/O, so that every
+//! decision can be tested on a trace alone.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use formats::pickle::{identifier_path, looks_like, CallKind, Obj, Stream, Trace, Uses, Value};
+
+use super::policy::{self, Allow};
+use super::{
+    ANOMALY, DANGEROUS_CALLABLE, EXTENSION_CODE, NESTED_PICKLE, PERSISTENT_ID, UNLISTED_CALL,
+    UNLISTED_GLOBAL,
+};
+use crate::analyze::generic;
+use crate::rules::Rule;
+use crate::severity::Severity;
+
+/// Deepest argument nesting searched for globals passed to a call.
+const ARG_DEPTH: u32 = 4;
+/// Most argument values visited for one call, and for the whole stream.
+const ARG_VISITS_PER_CALL: usize = 4096;
+const ARG_VISITS: u64 = 4_000_000;
+/// Most nested pickles (bytes passed to calls) scanned per stream.
+const MAX_BLOBS: usize = 64;
+/// Most anomaly findings per stream.
+const MAX_ANOMALIES: usize = 5;
+
+/// One finding to report.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub rule: &'static Rule,
+    pub severity: Severity,
+    pub offset: u64,
+    /// The global or call the finding is about.
+    pub object: Option<String>,
+    pub evidence: String,
+}
+
+/// Bytes passed to a call that hold another pickle (or a zip): scanned as nested data.
+#[derive(Debug, Clone)]
+pub struct Blob<'a> {
+    pub offset: u64,
+    pub data: Cow<'a, [u8]>,
+    /// What received the bytes, e.g. `torch.storage._load_from_bytes`.
+    pub receiver: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Judgement<'a> {
+    pub verdicts: Vec<Verdict>,
+    pub blobs: Vec<Blob<'a>>,
+}
+
+/// Everything known about one global path across the stream.
+#[derive(Debug, Default)]
+struct Facts {
+    offset: u64,
+    opcode: &'static str,
+    uses: Uses,
+    /// Passed as an argument to a call (which may call it).
+    as_argument: bool,
+    dynamic: bool,
+    written: Option<String>,
+    names_ok: bool,
+    first_call: Option<String>,
+    calls: usize,
+}
+
+/// Identity of a blob: where its bytes sit in the input, or which `_codecs.encode` call
+/// (of which trace) produced them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum BlobKey {
+    Slice(usize, usize),
+    Encoded(usize, usize),
+}
+
+struct Ctx<'j> {
+    extra: &'j BTreeSet<String>,
+    arg_visits: u64,
+    blobs_seen: HashSet<BlobKey>,
+    blob_budget: u64,
+    blob_limit_hit: bool,
+    facts: Vec<(String, Facts)>,
+    index: HashMap<String, usize>,
+    verdicts: Vec<Verdict>,
+}
+
+impl Ctx<'_> {
+    fn facts(&mut self, path: &str) -> &mut Facts {
+        let i = match self.index.get(path) {
+            Some(i) => *i,
+            None => {
+                self.facts.push((path.to_string(), Facts::default()));
+                let i = self.facts.len().saturating_sub(1);
+                self.index.insert(path.to_string(), i);
+                i
+            }
+        };
+        // The index always points into `facts`.
+        &mut self.facts[i].1
+    }
+
+    fn verdict(
+        &mut self,
+        rule: &'static Rule,
+        severity: Severity,
+        offset: u64,
+        object: Option<String>,
+        evidence: String,
+    ) {
+        self.verdicts.push(Verdict {
+            rule,
+            severity,
+            offset,
+            object,
+            evidence,
+        });
+    }
+
+    fn allowed(&self, path: &str, f: &Facts) -> bool {
+        if self.extra.contains(path) {
+            return true;
+        }
+        let u = &f.uses;
+        match policy::builtin_allow(path) {
+            Some(Allow::Call) => !u.built && !u.mutated,
+            Some(Allow::Class) => !u.called && !u.built && !u.mutated,
+            Some(Allow::Value) => !u.invoked(),
+            None => false,
+        }
+    }
+}
+
+/// Judges every trace of `stream`. `extra` is the operator's allow-list.
+pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>, data_len: usize) -> Judgement<'a> {
+    let mut cx = Ctx {
+        extra,
+        arg_visits: ARG_VISITS,
+        blobs_seen: HashSet::new(),
+        blob_budget: (data_len as u64).saturating_mul(2).saturating_add(1 << 20),
+        blob_limit_hit: false,
+        facts: Vec::new(),
+        index: HashMap::new(),
+        verdicts: Vec::new(),
+    };
+    let mut blobs = Vec::new();
+    for t in stream.traces() {
+        collect(&mut cx, t, &mut blobs);
+    }
+    let facts = std::mem::take(&mut cx.facts);
+    for (path, f) in &facts {
+        judge_global(&mut cx, path, f);
+    }
+    // What plain `pickle.load` would run in a joblib file, where it differs.
+    for t in &stream.pickles {
+        if let Some(view) = &t.pickle_load_view {
+            pickle_load_view(&mut cx, view, &facts);
+        }
+    }
+    Judgement {
+        verdicts: cx.verdicts,
+        blobs,
+    }
+}
+
+fn collect<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, blobs: &mut Vec<Blob<'a>>) {
+    for g in &t.globals {
+        let path = g.path();
+        let f = cx.facts(&path);
+        if f.opcode.is_empty() {
+            f.offset = g.offset;
+            f.opcode = g.opcode;
+            f.names_ok = identifier_path(&g.module) && identifier_path(&g.name);
+            f.written = g.written.as_ref().map(|(m, n)| format!("{m}.{n}"));
+        }
+        f.uses.called |= g.uses.called;
+        f.uses.instantiated |= g.uses.instantiated;
+        f.uses.built |= g.uses.built;
+        f.uses.mutated |= g.uses.mutated;
+        f.dynamic |= g.dynamic;
+        f.names_ok &= identifier_path(&g.module) && identifier_path(&g.name);
+    }
+    for call in &t.calls {
+        judge_call(cx, t, call, blobs);
+    }
+    for p in &t.persistent_ids {
+        if !torch_like_pid(t, p.pid) {
+            cx.verdict(
+                &PERSISTENT_ID,
+                PERSISTENT_ID.severity,
+                p.offset,
+                None,
+                format!("persistent id {}", t.render(p.pid)),
+            );
+        }
+    }
+    let mut codes = BTreeSet::new();
+    for e in &t.extensions {
+        if codes.insert(e.code) {
+            cx.verdict(
+                &EXTENSION_CODE,
+                EXTENSION_CODE.severity,
+                e.offset,
+                None,
+                format!("extension code {} (EXT opcode): resolved through copyreg's registry at load time", e.code),
+            );
+        }
+    }
+    for a in t.anomalies.iter().take(MAX_ANOMALIES) {
+        cx.verdict(
+            &ANOMALY,
+            ANOMALY.severity,
+            a.offset,
+            None,
+            a.message.clone(),
+        );
+    }
+    for a in t.joblib_arrays.iter().filter(|a| a.object) {
+        cx.verdict(
+            &NESTED_PICKLE,
+            Severity::Info,
+            a.data_offset,
+            None,
+            format!(
+                "joblib object array {:?} holds a nested pickle of {} bytes (inspected with the file)",
+                a.shape, a.data_len
+            ),
+        );
+    }
+}
+
+fn judge_call<'a>(
+    cx: &mut Ctx<'_>,
+    t: &Trace<'a>,
+    call: &formats::pickle::Call<'a>,
+    blobs: &mut Vec<Blob<'a>>,
+) {
+    let callee = t.global_of(call.callee).map(|g| g.path());
+    match &callee {
+        Some(path) => {
+            let first = cx.facts(path).first_call.is_none();
+            let rendered = first.then(|| t.render_call(call));
+            let f = cx.facts(path);
+            f.calls = f.calls.saturating_add(1);
+            if rendered.is_some() {
+                f.first_call = rendered;
+            }
+        }
+        None => judge_dynamic_call(cx, t, call),
+    }
+    let class_maker = matches!(
+        callee.as_deref(),
+        Some("copyreg._reconstructor" | "copyreg.__newobj__" | "copyreg.__newobj_ex__")
+    );
+    // `_reconstructor(cls, base, state)` / `__newobj__(cls, *args)` instantiate `cls`.
+    if let Some(cls) = call.args.first().filter(|_| class_maker) {
+        match t.global_of(*cls) {
+            Some(g) => cx.facts(&g.path()).uses.instantiated = true,
+            None => cx.verdict(
+                &UNLISTED_CALL,
+                UNLISTED_CALL.severity,
+                call.offset,
+                callee.clone(),
+                format!(
+                    "builds an instance of a class computed at load time: {}",
+                    t.render_call(call)
+                ),
+            ),
+        }
+    }
+    let skip = usize::from(class_maker);
+    mark_arguments(
+        cx,
+        t,
+        call.args.iter().skip(skip).copied().chain(call.kwargs),
+    );
+    if callee.as_deref() == Some("_codecs.encode") {
+        let encoding = call.args.get(1).and_then(|v| t.str_bytes(*v));
+        let ok = match encoding {
+            None => call.args.len() == 1,
+            Some(e) => policy::SAFE_ENCODINGS
+                .iter()
+                .any(|s| s.as_bytes().eq_ignore_ascii_case(e)),
+        };
+        if !ok {
+            cx.verdict(
+                &UNLISTED_CALL,
+                UNLISTED_CALL.severity,
+                call.offset,
+                callee.clone(),
+                format!("unusual codec: {}", t.render_call(call)),
+            );
+        }
+    }
+    let raw_data_receiver = callee.as_deref().is_some_and(|p| {
+        p.starts_with("numpy.") && (p.ends_with(".scalar") || p.ends_with("._frombuffer"))
+    });
+    if !raw_data_receiver {
+        for arg in &call.args {
+            let Some((key, data)) = blob_of(t, *arg) else {
+                continue;
+            };
+            if !cx.blobs_seen.insert(key) || !(data.starts_with(b"PK\x03\x04") || looks_like(&data))
+            {
+                continue;
+            }
+            let size = data.len() as u64;
+            if blobs.len() >= MAX_BLOBS || size > cx.blob_budget {
+                if !cx.blob_limit_hit {
+                    cx.blob_limit_hit = true;
+                    cx.verdict(
+                        &generic::LIMIT_EXCEEDED,
+                        generic::LIMIT_EXCEEDED.severity,
+                        call.offset,
+                        None,
+                        format!("pickle: more nested pickles in call arguments than the scanner inspects ({MAX_BLOBS} or their size exceeds the file's)"),
+                    );
+                }
+                continue;
+            }
+            cx.blob_budget = cx.blob_budget.saturating_sub(size);
+            blobs.push(Blob {
+                offset: call.offset,
+                data,
+                receiver: t.render_callee(call.callee),
+            });
+        }
+    }
+}
+
+/// A call whose callee is not a global: the result of another call, a persistent or
+/// extension object, a method the unpickler invokes on an object.
+fn judge_dynamic_call(cx: &mut Ctx<'_>, t: &Trace<'_>, call: &formats::pickle::Call<'_>) {
+    if let CallKind::Method(_) = call.kind {
+        // Methods of objects built from allowed classes (OrderedDict.__setitem__) are
+        // theirs to run; objects of unlisted classes are reported with their class.
+        if let Some(c) = t.call_index(call.callee) {
+            if t.calls
+                .get(c)
+                .and_then(|made| t.global_of(made.callee))
+                .is_some()
+            {
+                return;
+            }
+        }
+    }
+    cx.verdict(
+        &UNLISTED_CALL,
+        UNLISTED_CALL.severity,
+        call.offset,
+        None,
+        format!(
+            "calls a value computed at load time: {}",
+            t.render_call(call)
+        ),
+    );
+}
+
+/// Marks globals reachable in a call's arguments as passed to the call. Iterative and
+/// budgeted: a memoized structure may be passed to every call of the stream.
+fn mark_arguments<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, roots: impl Iterator<Item = Value<'a>>) {
+    let mut stack: Vec<(Value<'a>, u32)> = roots.map(|v| (v, ARG_DEPTH)).collect();
+    let mut seen = HashSet::new();
+    let mut visits = 0usize;
+    while let Some((v, depth)) = stack.pop() {
+        if visits >= ARG_VISITS_PER_CALL || cx.arg_visits == 0 {
+            return;
+        }
+        visits = visits.saturating_add(1);
+        cx.arg_visits = cx.arg_visits.saturating_sub(1);
+        if let Some(g) = t.global_of(v) {
+            cx.facts(&g.path()).as_argument = true;
+            continue;
+        }
+        let Value::Obj(id) = v else { continue };
+        if depth == 0 || !seen.insert(id) {
+            continue;
+        }
+        let next = depth.saturating_sub(1);
+        match t.obj(v) {
+            Some(
+                Obj::Tuple(items) | Obj::List(items) | Obj::Set(items) | Obj::FrozenSet(items),
+            ) => {
+                stack.extend(items.iter().take(ARG_VISITS_PER_CALL).map(|c| (*c, next)));
+            }
+            Some(Obj::Dict(pairs)) => {
+                stack.extend(
+                    pairs
+                        .iter()
+                        .take(ARG_VISITS_PER_CALL)
+                        .flat_map(|(k, v)| [(*k, next), (*v, next)]),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The bytes a value holds: `bytes`, `bytearray`, or protocol 2's
+/// `_codecs.encode('…', 'latin1')`, with a key saying which stream object they are (the
+/// same memoized bytes passed to many calls are scanned once).
+fn blob_of<'a>(t: &Trace<'a>, v: Value<'a>) -> Option<(BlobKey, Cow<'a, [u8]>)> {
+    if let Some(b) = t.bytes_of(v) {
+        return Some((
+            BlobKey::Slice(b.as_ptr() as usize, b.len()),
+            Cow::Borrowed(b),
+        ));
+    }
+    let index = t.call_index(v)?;
+    let call = t.calls.get(index)?;
+    if t.callee_global(call)?.path() != "_codecs.encode" {
+        return None;
+    }
+    let text = std::str::from_utf8(t.str_bytes(*call.args.first()?)?).ok()?;
+    let latin1: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect();
+    latin1.map(|b| {
+        let key = BlobKey::Encoded(t as *const Trace<'a> as usize, index);
+        (key, Cow::Owned(b))
+    })
+}
+
+/// PyTorch's persistent ids: `('storage', storage_type, key, location, numel)` (zip
+/// format), with a sixth `view_metadata` in the legacy format, or `('module', class,
+/// source_file, source)` for legacy module source records.
+fn torch_like_pid(t: &Trace<'_>, pid: Value<'_>) -> bool {
+    let Some(items) = t.items(pid) else {
+        return false;
+    };
+    let text = |i: usize| {
+        items
+            .get(i)
+            .and_then(|v| t.str_bytes(*v).or_else(|| t.bytes_of(*v)))
+    };
+    match text(0) {
+        Some(b"storage") => {
+            (items.len() == 5 || items.len() == 6)
+                && items.get(1).is_some_and(|v| t.global_of(*v).is_some())
+                && text(2).is_some()
+                && text(3).is_some()
+        }
+        Some(b"module") => items.len() == 4,
+        _ => false,
+    }
+}
+
+fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
+    let object = Some(path.to_string());
+    let written = f
+        .written
+        .as_ref()
+        .map(|w| format!(" (written {w})"))
+        .unwrap_or_default();
+    let more = match f.calls {
+        0 | 1 => String::new(),
+        n => format!(" (+{} more call(s))", n.saturating_sub(1)),
+    };
+    let what = match &f.first_call {
+        Some(call) => format!("{call}{written}{more}"),
+        None => format!("{}{written}", describe_use(f, path)),
+    };
+    if policy::denied(path) {
+        cx.verdict(
+            &DANGEROUS_CALLABLE,
+            DANGEROUS_CALLABLE.severity,
+            f.offset,
+            object,
+            what,
+        );
+        return;
+    }
+    if f.dynamic {
+        cx.verdict(
+            &UNLISTED_CALL,
+            UNLISTED_CALL.severity,
+            f.offset,
+            object,
+            format!("import whose module and name are computed at load time: {path}"),
+        );
+        return;
+    }
+    if !f.names_ok {
+        cx.verdict(
+            &UNLISTED_CALL,
+            UNLISTED_CALL.severity,
+            f.offset,
+            Some(format!("{path:?}")),
+            format!(
+                "malformed global name: {}",
+                describe_use(f, &format!("{path:?}"))
+            ),
+        );
+        return;
+    }
+    if cx.allowed(path, f) {
+        return;
+    }
+    if f.uses.invoked() || f.as_argument {
+        cx.verdict(
+            &UNLISTED_CALL,
+            UNLISTED_CALL.severity,
+            f.offset,
+            object,
+            what,
+        );
+    } else {
+        cx.verdict(
+            &UNLISTED_GLOBAL,
+            UNLISTED_GLOBAL.severity,
+            f.offset,
+            object,
+            what,
+        );
+    }
+}
+
+/// How a global was used, for evidence when no call of it can be quoted.
+fn describe_use(f: &Facts, path: &str) -> String {
+    let u = &f.uses;
+    let op = f.opcode;
+    if u.built {
+        format!("BUILD sets attributes on {path} itself")
+    } else if u.mutated {
+        format!("items assigned into {path} itself")
+    } else if u.called {
+        format!("{path} called")
+    } else if u.instantiated {
+        format!("{path} instantiated")
+    } else if f.as_argument {
+        format!("{path} passed to a call ({op})")
+    } else {
+        format!("{path} imported ({op}), not called by the stream")
+    }
+}
+
+fn pickle_load_view(cx: &mut Ctx<'_>, view: &Trace<'_>, primary: &[(String, Facts)]) {
+    let mut seen = BTreeSet::new();
+    for g in &view.globals {
+        let path = g.path();
+        if !policy::denied(&path)
+            || primary.iter().any(|(p, _)| *p == path)
+            || !seen.insert(path.clone())
+        {
+            continue;
+        }
+        let call = view
+            .calls
+            .iter()
+            .find(|c| {
+                view.global_index(c.callee)
+                    .and_then(|i| view.globals.get(i))
+                    .map(|x| x.path())
+                    == Some(path.clone())
+            })
+            .map(|c| view.render_call(c))
+            .unwrap_or_else(|| format!("reference to {path}"));
+        cx.verdict(
+            &DANGEROUS_CALLABLE,
+            DANGEROUS_CALLABLE.severity,
+            g.offset,
+            Some(path),
+            format!("when read by pickle.load instead of joblib.load: {call}"),
+        );
+    }
+}
