@@ -399,6 +399,40 @@ impl<'a> Cur<'a> {
 
 /// Parses the GGUF header of `data`.
 pub fn parse<'a>(data: &'a [u8], limits: &Limits) -> Result<Gguf<'a>> {
+    parse_partial(data, limits).map_err(|p| p.error)
+}
+
+/// What was read of a header that failed to parse: the error and the metadata entries
+/// read before it (a chat template can still be judged when the tensor table is broken).
+#[derive(Debug)]
+pub struct Partial<'a> {
+    pub error: ParseError,
+    pub metadata: Vec<Kv<'a>>,
+}
+
+/// Like [`parse`], keeping the metadata read before an error.
+pub fn parse_partial<'a>(
+    data: &'a [u8],
+    limits: &Limits,
+) -> std::result::Result<Gguf<'a>, Box<Partial<'a>>> {
+    let mut metadata = Vec::new();
+    match parse_into(data, limits, &mut metadata) {
+        Ok(mut g) => {
+            g.metadata = metadata;
+            let (alignment, problem) = alignment_of(&g.metadata);
+            g.alignment = alignment;
+            g.alignment_problem = problem;
+            g.data_start = g
+                .header_end
+                .checked_next_multiple_of(alignment)
+                .unwrap_or(u64::MAX);
+            Ok(g)
+        }
+        Err(error) => Err(Box::new(Partial { error, metadata })),
+    }
+}
+
+fn parse_into<'a>(data: &'a [u8], limits: &Limits, metadata: &mut Vec<Kv<'a>>) -> Result<Gguf<'a>> {
     let mut r = Reader::new(data);
     let magic = r.array::<4>("GGUF magic")?;
     if &magic != MAGIC {
@@ -446,7 +480,7 @@ pub fn parse<'a>(data: &'a [u8], limits: &Limits) -> Result<Gguf<'a>> {
         ));
     }
 
-    let mut metadata = Vec::with_capacity(kv_n);
+    metadata.reserve(kv_n);
     for _ in 0..kv_n {
         let offset = c.r.offset();
         let key = c.string(limits, "metadata key")?;
@@ -496,20 +530,16 @@ pub fn parse<'a>(data: &'a [u8], limits: &Limits) -> Result<Gguf<'a>> {
         });
     }
     let header_end = c.r.offset();
-
-    let (alignment, alignment_problem) = alignment_of(&metadata);
-    let data_start = header_end
-        .checked_next_multiple_of(alignment)
-        .unwrap_or(u64::MAX);
+    // Alignment and data start are filled in by `parse_partial`.
     Ok(Gguf {
         version,
         big_endian,
-        metadata,
+        metadata: Vec::new(),
         tensors,
-        alignment,
-        alignment_problem,
+        alignment: DEFAULT_ALIGNMENT,
+        alignment_problem: None,
         header_end,
-        data_start,
+        data_start: header_end,
         file_len: data.len() as u64,
     })
 }
@@ -886,6 +916,16 @@ pub(crate) mod tests {
         let g = parse(&w.buf, &Limits::default()).unwrap();
         assert_eq!(g.alignment, 32);
         assert!(g.alignment_problem.is_some());
+    }
+
+    #[test]
+    fn partial_parse_keeps_metadata() {
+        let mut w = W::new(3, 1, 1);
+        w.kv_str("tokenizer.chat_template", "{{ x }}");
+        w.tensor("t", &[1, 1, 1, 1, 1, 1], 0, 0);
+        let p = parse_partial(&w.buf, &Limits::default()).unwrap_err();
+        assert_eq!(p.metadata.len(), 1);
+        assert!(p.error.to_string().contains("6 dimensions"));
     }
 
     #[test]
