@@ -307,7 +307,11 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, root: &Value, depth: u32) {
     let mut out: Vec<(&'static Rule, Severity, Location, String)> = Vec::new();
     let mut nested: Vec<(Vec<u8>, Location)> = Vec::new();
     for obj in &objects {
-        let oloc = loc.object(clip(&obj.label(), 160));
+        let label = clip(&obj.label(), 160);
+        let oloc = match &loc.object {
+            Some(outer) => loc.object(format!("{outer}: {label}")),
+            None => loc.object(label),
+        };
         judge(obj, &oloc, &mut |rule, sev, evidence| {
             let n = counts.entry(rule.id).or_insert(0);
             *n = n.saturating_add(1);
