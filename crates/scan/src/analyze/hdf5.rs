@@ -120,7 +120,13 @@ pub fn analyze(cx: &mut Cx<'_>, t: Target<'_>) {
     }
 }
 
-/// Looks for Keras JSON in the raw bytes; `have_config` when a config was already read.
+/// Looks for Keras JSON in the raw bytes; `have_config` when a config was already read
+/// from the attributes.
+///
+/// A config found only by the byte scan is checked, but it cannot be confirmed to be the
+/// one Keras will load (a benign decoy may sit in raw data while the real attribute is in
+/// a structure this reader skips), so a Keras-looking file whose config was not read
+/// structurally is also reported as not vouched for (HDF003).
 fn fallback(cx: &mut Cx<'_>, t: &Target<'_>, why: &str, have_config: bool) {
     let objects = hdf5::scan_json_objects(t.data, cx.limits, MAX_TRIES);
     let configs: Vec<_> = objects
@@ -144,13 +150,26 @@ fn fallback(cx: &mut Cx<'_>, t: &Target<'_>, why: &str, have_config: bool) {
             t.depth,
         );
     }
-    if configs.is_empty() && !have_config {
+    let keras_like = !configs.is_empty()
+        || CONFIG_ATTRS
+            .iter()
+            .chain(&["keras_version"])
+            .any(|name| contains(t.data, name.as_bytes()));
+    if !have_config && keras_like {
         cx.report(
             &CONFIG_UNREADABLE,
             t.loc.clone(),
-            format!("no model config could be read ({})", clip(why, 200)),
+            format!(
+                "the model config attribute could not be read from the HDF5 structure ({}); {} config(s) found by byte scan cannot be confirmed as the one Keras loads",
+                clip(why, 160),
+                configs.len()
+            ),
         );
     }
+}
+
+fn contains(data: &[u8], needle: &[u8]) -> bool {
+    data.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -257,6 +276,7 @@ mod tests {
             "{f:#?}"
         );
         assert!(f.iter().any(|x| x.0 == "KERAS001"), "{f:#?}");
+        assert!(f.iter().any(|x| x.0 == "HDF003"), "{f:#?}");
     }
 
     #[test]
@@ -264,10 +284,19 @@ mod tests {
         let mut ainfo = vec![0u8, 0];
         ainfo.extend_from_slice(&1234u64.to_le_bytes());
         ainfo.extend_from_slice(&u64::MAX.to_le_bytes());
-        let f = ids(&h5(&[(0x15, ainfo)]));
+        let mut file = h5(&[(0x15, ainfo.clone())]);
+        file.extend_from_slice(b"FRHP....model_config....");
+        let f = ids(&file);
         assert!(f.iter().any(|x| x.0 == "HDF001"), "{f:#?}");
         assert!(
             f.iter().any(|x| x.0 == "HDF003" && x.1 == Severity::Medium),
+            "{f:#?}"
+        );
+        // Not a Keras file: nothing to vouch for beyond the note.
+        let f = ids(&h5(&[(0x15, ainfo)]));
+        assert_eq!(
+            f.iter().map(|x| x.0).collect::<Vec<_>>(),
+            vec!["HDF001"],
             "{f:#?}"
         );
     }

@@ -290,12 +290,10 @@ const TF_SUSPICIOUS: &[&str] = &[
     "distribute.",
     "config.",
     "sysconfig",
-    "debugging.",
     "compat.v1.io",
     "io.",
     "data.",
     "keras.",
-    "experimental.",
     "load",
     "save",
 ];

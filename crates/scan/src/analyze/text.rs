@@ -63,9 +63,34 @@ pub static RULES: &[&Rule] = &[&PYTHON_SOURCE, &PYTHON_EXEC, &INVALID_JSON, &AUT
 
 /// Deepest JSON walked looking for chat templates.
 const MAX_WALK: usize = 64;
+/// Text analysed at most (Python modules and templates are far smaller); a template cut
+/// at this size is reported as not fully inspected.
+const TEXT_WINDOW: usize = 16 << 20;
+/// Bytes whose presence means a JSON file needs a full parse.
+const MARKERS: &[&[u8]] = &[
+    b"\\u",
+    b"chat_template",
+    b"class_name",
+    b"auto_map",
+    b"\"module\"",
+];
+
+fn contains(data: &[u8], needle: &[u8]) -> bool {
+    data.windows(needle.len()).any(|w| w == needle)
+}
 
 pub fn analyze_json(cx: &mut Cx<'_>, t: Target<'_>) {
     let name = file_name(t.loc);
+    // Most JSON in a model directory (tokenizer.json, vocab.json: megabytes) has nothing
+    // this analyzer looks at; validate it without building a value tree. Keys spelled
+    // with `\u` escapes take the full path, since Python decodes them.
+    let small = t.data.len() as u64 <= cx.limits.max_header_bytes;
+    if small
+        && !MARKERS.iter().any(|m| contains(t.data, m))
+        && serde_json::from_slice::<serde::de::IgnoredAny>(t.data).is_ok()
+    {
+        return;
+    }
     match keras::load_json(t.data, cx.limits) {
         Ok(v) => inspect_json(cx, &t, &v),
         Err(e) if e.is_limit() => cx.parse_error("json", t.loc, &e),
@@ -101,9 +126,11 @@ fn file_name(loc: &Location) -> String {
     })
 }
 
-/// At most `max_header_bytes` of the data as text.
+/// At most `TEXT_WINDOW` (and `max_header_bytes`) of the data as text.
 fn head_text(data: &[u8], cx: &Cx<'_>) -> String {
-    let max = usize::try_from(cx.limits.max_header_bytes).unwrap_or(usize::MAX);
+    let max = usize::try_from(cx.limits.max_header_bytes)
+        .unwrap_or(usize::MAX)
+        .min(TEXT_WINDOW);
     String::from_utf8_lossy(data.get(..data.len().min(max)).unwrap_or(data)).into_owned()
 }
 
@@ -254,6 +281,17 @@ fn looks_like_jinja(name: &str, text: &str) -> bool {
 
 fn inspect_text(cx: &mut Cx<'_>, t: &Target<'_>, name: &str, text: &str) {
     if looks_like_jinja(name, text) {
+        if text.len() < t.data.len() {
+            cx.report(
+                &crate::analyze::generic::LIMIT_EXCEEDED,
+                t.loc.object("chat template"),
+                format!(
+                    "template of {} bytes; only the first {} were inspected",
+                    t.data.len(),
+                    text.len()
+                ),
+            );
+        }
         template::check(cx, &t.loc.object("chat template"), text);
         return;
     }
@@ -586,7 +624,7 @@ mod tests {
             f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
             vec![("TXT003", Severity::Low)]
         );
-        let deep = "[".repeat(500) + &"]".repeat(500);
+        let deep = "[".repeat(500) + "\"class_name\"" + &"]".repeat(500);
         let f = scan("deep.json", deep.as_bytes());
         assert!(f.iter().any(|x| x.0 == "GEN003"), "{f:#?}");
         let opts = ScanOptions {
