@@ -16,6 +16,7 @@ pub mod onnx;
 pub mod pickle;
 pub mod protobuf;
 pub mod safetensors;
+pub mod template;
 pub mod text;
 
 /// Every analyzer's rule table; see [`crate::rules::all`].
@@ -31,6 +32,7 @@ pub static RULE_SETS: &[&[&Rule]] = &[
     keras::RULES,
     hdf5::RULES,
     text::RULES,
+    template::RULES,
 ];
 
 /// Detects the target's format by content and runs its analyzer.
