@@ -270,6 +270,11 @@ def generate(out: pathlib.Path) -> list:
     torch_zip(d / "pytorch_hidden_extra.pt", data_pkl, blobs, extra=[("archive/extra.bin", evil_pickle(4))])
     add("pytorch_hidden_extra.pt", "malicious", ["PKL001"],
         "payload pickle under a non-standard member name archive/extra.bin")
+    (d / "pickle_zip_polyglot.pt").write_bytes(
+        data_pkl + raw_zip([{"name": "archive/data.pkl", "data": evil_pickle()}]))
+    add("pickle_zip_polyglot.pt", "malicious", ["ZIP013", "PKL001"],
+        "polyglot: a benign pickle read from the front (torch legacy load), a zip found from "
+        "the end (zipfile) whose data.pkl calls posix.system")
 
     # --- hostile zips
     (d / "zip_traversal.zip").write_bytes(raw_zip([

@@ -60,10 +60,16 @@ pub fn dispatch_as(cx: &mut Cx<'_>, format: Format, t: Target<'_>) {
         Format::Text => text::analyze_text(cx, t),
         Format::Unknown => generic::unknown(cx, t),
     }
-    if format != Format::Zip && is_zip_polyglot(cx, t.data) {
-        // Another format with a zip archive appended (or around it): `zipfile` finds the
-        // archive from the end while this format's loader reads from the front. Both
-        // readings are scanned, and the archive reports the leading bytes as a prefix.
+    // A format read from the front with a zip archive appended: `zipfile` finds the
+    // archive from the end while the format's own loader reads from the front. Both
+    // readings are scanned, and the archive reports the leading bytes as a prefix.
+    // (Containers scan their members anyway; safetensors and NumPy scan their own
+    // trailing bytes.)
+    let front_read = matches!(
+        format,
+        Format::Pickle | Format::Gguf | Format::Hdf5 | Format::Protobuf
+    );
+    if front_read && is_zip_polyglot(cx, t.data) {
         archive::analyze_zip(cx, t);
     }
 }
