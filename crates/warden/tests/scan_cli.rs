@@ -225,3 +225,19 @@ fn limits_can_be_listed_and_changed_and_bad_ones_are_refused() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn every_rule_is_documented() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scanning.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let out = warden(&["scan", "--list-rules", "--json"]);
+    let missing: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|l| l["rule"].as_str().unwrap().to_string())
+        .filter(|id| !doc.contains(&format!("| {id} |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/scanning.md lacks {missing:?}; regenerate the tables with scripts/rules-table.py"
+    );
+}

@@ -1,0 +1,10 @@
+//! The onnx reader over arbitrary bytes. Property: an answer or an error, never a panic,
+//! a hang or memory beyond the limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = formats::Limits::default();
+    let _ = formats::onnx::read(data, &limits);
+});

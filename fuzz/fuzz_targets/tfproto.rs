@@ -1,0 +1,11 @@
+//! The tfproto reader over arbitrary bytes. Property: an answer or an error, never a panic,
+//! a hang or memory beyond the limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = formats::Limits::default();
+    let _ = formats::tfproto::read_saved_model(data, &limits);
+    let _ = formats::tfproto::read_graph_def(data, &limits);
+});
