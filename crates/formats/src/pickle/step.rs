@@ -573,7 +573,7 @@ impl<'a> Machine<'a, '_> {
             .t
             .calls
             .get(c)
-            .and_then(|call| self.t.global_of(call.callee))
+            .and_then(|call| self.t.class_of_instance(call))
             .is_some_and(|g| joblib::is_array_wrapper(&g.module, &g.name));
         if !is_wrapper {
             return Ok(());
