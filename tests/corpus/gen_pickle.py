@@ -297,8 +297,11 @@ def benign_samples(root, benign, add):
     joblib.dump(arrays, tmp / "numpy_arrays.joblib")
     add("benign", "numpy_arrays.joblib", "benign", [],
         "joblib.dump of NumPy arrays incl. object, structured and fortran-ordered")
-    joblib.dump(models["iris_logreg"], tmp / "sklearn_iris_logreg_p2.joblib", protocol=2)
-    add("benign", "sklearn_iris_logreg_p2.joblib", "benign", [], "joblib.dump protocol 2 (no frames)")
+    for p in (0, 1, 2):
+        joblib.dump(models["iris_logreg"], tmp / f"sklearn_iris_logreg_p{p}.joblib", protocol=p)
+        add("benign", f"sklearn_iris_logreg_p{p}.joblib", "benign", [],
+            f"joblib.dump protocol {p} (no frames; protocols 0/1 build the wrapper with "
+            "copy_reg._reconstructor)")
 
     torch, utils, storages = install_fake_torch()
     try:

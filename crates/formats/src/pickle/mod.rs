@@ -14,12 +14,14 @@
 //! raw storage bytes; joblib writes array bytes between opcodes): see [`parse_stream`].
 
 mod compat;
+mod input;
 pub mod joblib;
 mod machine;
 mod memo;
 pub mod opcodes;
 pub mod render;
 mod sniff;
+mod step;
 pub mod text;
 pub mod trace;
 pub mod value;

@@ -695,3 +695,16 @@ fn big_payloads_are_slices() {
     let r = t.render(t.result.unwrap());
     assert!(r.len() < 400, "{r}");
 }
+
+/// `joblib.dump({'a': np.arange(3.0)}, f, protocol=0)`: the wrapper is built by
+/// `copy_reg._reconstructor`, and the array bytes follow its BUILD.
+#[test]
+fn joblib_protocol0_wrappers_via_reconstructor() {
+    let mut data = b"(dp0\nVa\np1\nccopy_reg\n_reconstructor\np2\n(cjoblib.numpy_pickle\nNumpyArrayWrapper\np3\nc__builtin__\nobject\np4\nNtp5\nRp6\n(dp7\nVshape\np10\n(I3\ntp11\nsVdtype\np14\ncnumpy\ndtype\np15\n(Vf8\np16\nI00\nI01\ntp17\nRp18\n(I3\nV<\np19\nNNNI-1\nI-1\nI0\ntp20\nbsb".to_vec();
+    data.extend_from_slice(&[0x40; 24]);
+    data.extend_from_slice(b"s.");
+    let t = parse(&data, &Limits::default());
+    assert!(t.error.is_none(), "{:?}", t.error);
+    assert_eq!(t.joblib_arrays.len(), 1);
+    assert_eq!(t.joblib_arrays[0].data_len, 24);
+}

@@ -204,6 +204,23 @@ impl<'a> Trace<'a> {
         self.global_of(call.callee)
     }
 
+    /// The class a call instantiates: its callee for `NEWOBJ`/`REDUCE` of a class, or the
+    /// first argument of `copyreg._reconstructor` / `copyreg.__newobj__` /
+    /// `copyreg.__newobj_ex__` (how protocols 0 and 1 build instances).
+    pub fn class_of_instance(&self, call: &Call<'a>) -> Option<&Global> {
+        let callee = self.callee_global(call)?;
+        let maker = callee.module == "copyreg"
+            && matches!(
+                callee.name.as_str(),
+                "_reconstructor" | "__newobj__" | "__newobj_ex__"
+            );
+        if maker {
+            self.global_of(*call.args.first()?)
+        } else {
+            Some(callee)
+        }
+    }
+
     /// A `str` value's UTF-8 bytes.
     pub fn str_bytes(&self, v: Value<'a>) -> Option<&[u8]> {
         match v {

@@ -15,7 +15,7 @@ pub mod policy;
 #[cfg(test)]
 mod tests;
 
-use formats::pickle::{parse_stream, Obj, Stream, Value};
+use formats::pickle::{parse_stream, Stream, Value};
 
 use crate::context::{Cx, Target};
 use crate::rules::Rule;
@@ -165,13 +165,7 @@ fn note_formats(cx: &mut Cx<'_>, stream: &Stream<'_>) {
     if legacy_torch {
         cx.saw_format("pytorch-legacy");
     }
-    if stream.pickles.iter().any(|p| !p.joblib_arrays.is_empty()) {
-        cx.saw_format("joblib");
-    }
-    let has_nested = stream.traces().any(|t| {
-        (0..t.heap().len()).any(|i| matches!(t.obj_by_id(i as u32), Some(Obj::JoblibArray(_))))
-    });
-    if has_nested {
+    if stream.traces().any(|t| !t.joblib_arrays.is_empty()) {
         cx.saw_format("joblib");
     }
 }
