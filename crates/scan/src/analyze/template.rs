@@ -91,6 +91,8 @@ pub static RULES: &[&Rule] = &[
 /// Templates longer than this are reported (TPL004). The longest real templates (tool
 /// calling, reasoning) are around 20 KiB.
 pub const LONG_TEMPLATE: usize = 64 * 1024;
+/// Longest template inspected (real ones are a few KiB; the cost is linear).
+pub const MAX_INSPECTED: usize = 1 << 20;
 /// Most issues reported for one template.
 const MAX_ISSUES: usize = 24;
 /// Longest constant string folded; dunder names are short.
@@ -110,8 +112,25 @@ pub struct Issue {
     pub pos: usize,
 }
 
-/// Inspects a template and reports its issues as findings at `loc`.
+/// Inspects a template and reports its issues as findings at `loc`. Templates longer
+/// than [`MAX_INSPECTED`] are inspected up to that length and reported as not fully
+/// inspected.
 pub fn check(cx: &mut Cx<'_>, loc: &Location, source: &str) {
+    let mut cut = source.len().min(MAX_INSPECTED);
+    while !source.is_char_boundary(cut) {
+        cut = cut.saturating_sub(1);
+    }
+    if cut < source.len() {
+        cx.report(
+            &crate::analyze::generic::LIMIT_EXCEEDED,
+            loc.clone(),
+            format!(
+                "chat template of {} bytes; only the first {cut} were inspected",
+                source.len()
+            ),
+        );
+    }
+    let source = source.get(..cut).unwrap_or_default();
     for issue in inspect(source) {
         cx.report_at(
             issue.rule,
@@ -1295,7 +1314,7 @@ impl<'s> An<'s> {
                         if !name.is_empty() {
                             self.bind(&name, None);
                         }
-                        // `{% set x | filter %}`
+                        // `{% set x | filter %}`: the filters apply to the body.
                         if rest.len() > 1 {
                             let mut p = P {
                                 an: self,
@@ -1303,6 +1322,14 @@ impl<'s> An<'s> {
                                 i: 1,
                                 depth: 0,
                             };
+                            let recv = Val {
+                                start: at,
+                                end: at,
+                                ..Val::default()
+                            };
+                            if !(p.eat_op("|") && p.filter_chain(recv, true).is_ok()) {
+                                p.an.syntax(at, "malformed `{% set %}` block");
+                            }
                             p.rest(at);
                         }
                         self.push("set", at);
@@ -3542,7 +3569,7 @@ mod tests {
 {% endfor %}
 {% macro box() %}[{{ caller('x') }}]{% endmacro %}{% call(item) box() %}{{ item }}{% endcall %}
 {% filter upper %}shout{% endfilter %}
-{% set block_var %}some text{% endset %}{{ block_var }}
+{% set block_var %}some text{% endset %}{{ block_var }}{% set shout | upper | replace('A', 'a') %}hi{% endset %}{{ shout }}
 {{ {'a': {'b': 1}} }}{{ "}}" ~ '{{' }}{{ [1, 2][0] + (3 * 4) // 2 ** 2 - -1 }}
 {% with x = 1, y = 2 %}{{ x + y }}{% endwith %}
 {{ messages | map(attribute='role') | join(', ') }}{{ 0x1f + 1_000 + 1.5e3 }}
