@@ -310,7 +310,7 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, root: &Value, depth: u32) {
             Some(outer) => loc.object(format!("{outer}: {label}")),
             None => loc.object(label),
         };
-        judge(obj, &oloc, &mut |rule, sev, evidence| {
+        judge(obj, &mut |rule, sev, evidence| {
             let n = counts.entry(rule.id).or_insert(0);
             *n = n.saturating_add(1);
             if *n <= MAX_PER_RULE {
@@ -380,11 +380,7 @@ fn module_matches(module: &str, list: &[&str]) -> bool {
     })
 }
 
-fn judge(
-    obj: &KerasObject<'_>,
-    _loc: &Location,
-    report: &mut dyn FnMut(&'static Rule, Severity, String),
-) {
+fn judge(obj: &KerasObject<'_>, report: &mut dyn FnMut(&'static Rule, Severity, String)) {
     // 1. Bytecode.
     for code in keras::bytecode(obj) {
         let detail = match &code.bytes {
@@ -547,10 +543,7 @@ fn judge(
     // 4. Keras functions abused during loading (also reachable by bare class name).
     if DANGEROUS_KERAS_FUNCTIONS.contains(&target)
         && (obj.module.is_none_or(|m| module_matches(m, KERAS_MODULES)))
-        && (fn_name.is_some()
-            || obj.module.is_some_and(|m| {
-                m.contains("utils") || m.contains("config") || m.contains("saving")
-            }))
+        && (fn_name.is_some() || obj.module.is_some())
     {
         report(
             &DANGEROUS_KERAS_FUNCTION,

@@ -91,6 +91,8 @@ pub static RULES: &[&Rule] = &[
 /// Templates longer than this are reported (TPL004). The longest real templates (tool
 /// calling, reasoning) are around 20 KiB.
 pub const LONG_TEMPLATE: usize = 64 * 1024;
+/// Longest template inspected (real ones are a few KiB; the cost is linear).
+pub const MAX_INSPECTED: usize = 1 << 20;
 /// Most issues reported for one template.
 const MAX_ISSUES: usize = 24;
 /// Longest constant string folded; dunder names are short.
@@ -110,8 +112,25 @@ pub struct Issue {
     pub pos: usize,
 }
 
-/// Inspects a template and reports its issues as findings at `loc`.
+/// Inspects a template and reports its issues as findings at `loc`. Templates longer
+/// than [`MAX_INSPECTED`] are inspected up to that length and reported as not fully
+/// inspected.
 pub fn check(cx: &mut Cx<'_>, loc: &Location, source: &str) {
+    let mut cut = source.len().min(MAX_INSPECTED);
+    while !source.is_char_boundary(cut) {
+        cut = cut.saturating_sub(1);
+    }
+    if cut < source.len() {
+        cx.report(
+            &crate::analyze::generic::LIMIT_EXCEEDED,
+            loc.clone(),
+            format!(
+                "chat template of {} bytes; only the first {cut} were inspected",
+                source.len()
+            ),
+        );
+    }
+    let source = source.get(..cut).unwrap_or_default();
     for issue in inspect(source) {
         cx.report_at(
             issue.rule,
@@ -320,6 +339,24 @@ const SUSPICIOUS_GLOBALS: &[&str] = &[
     "get_flashed_messages",
 ];
 
+/// Globals that are Python objects (functions, classes): their string form leaks
+/// characters (`(raise_exception|string)[9]` is `_`) and their items are attributes.
+const OBJECT_GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "namespace",
+    "raise_exception",
+    "strftime_now",
+    "loop",
+    "self",
+    "caller",
+    "varargs",
+    "kwargs",
+];
+
 /// Free names of modules and builtins that a template has no business naming.
 const DANGEROUS_NAMES: &[&str] = &[
     "os",
@@ -369,9 +406,7 @@ fn internal_dunder_in(s: &str) -> Option<&str> {
 
 /// A string that is a dunder fragment: `__cla`, `ss__`, `_`, `__`.
 fn is_fragment(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() < 40
-        && (s.chars().all(|c| c == '_') || s.starts_with("__") || s.ends_with("__"))
+    !s.is_empty() && s.len() < 40 && (s.starts_with('_') || s.ends_with('_'))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -923,6 +958,10 @@ struct Val {
     frag: bool,
     /// A tuple literal (Python's `%` takes its items as arguments; a list is one argument).
     tuple: bool,
+    /// A string assembled at run time (`a ~ b`, `|join`, `|format` of unknown parts).
+    built: bool,
+    /// `x.method` where `x` is a string built at run time (`.format` on it).
+    recv_built: bool,
 }
 
 impl Val {
@@ -952,6 +991,11 @@ struct An<'s> {
     /// branch not taken cannot hide the value a name really has.
     bound: HashSet<String>,
     poisoned: HashSet<String>,
+    /// Names and `ns.attr` paths holding dunder fragments or run-time-built strings.
+    frag_names: HashSet<String>,
+    built_names: HashSet<String>,
+    /// Names bound to Python objects such as `raise_exception` (`{% set r = range %}`).
+    object_aliases: HashSet<String>,
     blocks: Vec<(String, usize)>,
     capture: Option<Capture>,
     /// Span of the code segment being parsed, for evidence.
@@ -991,6 +1035,9 @@ impl<'s> An<'s> {
             macros: HashMap::new(),
             bound: HashSet::new(),
             poisoned: HashSet::new(),
+            frag_names: HashSet::new(),
+            built_names: HashSet::new(),
+            object_aliases: HashSet::new(),
             blocks: Vec::new(),
             capture: None,
             seg: (0, 0),
@@ -1195,8 +1242,23 @@ impl<'s> An<'s> {
                         (rest, &[][..])
                     }
                 };
-                self.parse(at, iter);
+                let vals = self.parse(at, iter);
                 self.define_targets(at, targets);
+                // `{% for u in ['_'] %}`: the loop variable carries what the list holds.
+                if let (Some(Const::List(items)), [t]) =
+                    (vals.first().and_then(|v| v.c.as_ref()), targets)
+                {
+                    if let Tok::Name(n) = &t.tok {
+                        if items.iter().any(|i| i.as_str().is_some_and(is_fragment)) {
+                            self.frag_names.insert(n.clone());
+                        }
+                        if let Some(first) = items.first() {
+                            if items.iter().all(|i| i == first) && !self.poisoned.contains(n) {
+                                self.consts.insert(n.clone(), first.clone());
+                            }
+                        }
+                    }
+                }
                 self.push("for", at);
             }
             "if" => {
@@ -1224,6 +1286,20 @@ impl<'s> An<'s> {
                             ([t], [v]) if matches!(t.tok, Tok::Name(_)) => {
                                 if let Tok::Name(n) = &t.tok {
                                     self.bind(n, v.c.clone());
+                                    self.taint(n, v);
+                                }
+                            }
+                            ([a, dot, b], [v])
+                                if matches!(
+                                    (&a.tok, &dot.tok, &b.tok),
+                                    (Tok::Name(_), Tok::Op("."), Tok::Name(_))
+                                ) =>
+                            {
+                                // `{% set ns.attr = value %}`: tracked by path.
+                                if let (Tok::Name(a), Tok::Name(b)) = (&a.tok, &b.tok) {
+                                    let path = format!("{a}.{b}");
+                                    self.bind_path(&path, v.c.clone());
+                                    self.taint(&path, v);
                                 }
                             }
                             _ => self.define_targets(at, targets),
@@ -1238,7 +1314,7 @@ impl<'s> An<'s> {
                         if !name.is_empty() {
                             self.bind(&name, None);
                         }
-                        // `{% set x | filter %}`
+                        // `{% set x | filter %}`: the filters apply to the body.
                         if rest.len() > 1 {
                             let mut p = P {
                                 an: self,
@@ -1246,6 +1322,14 @@ impl<'s> An<'s> {
                                 i: 1,
                                 depth: 0,
                             };
+                            let recv = Val {
+                                start: at,
+                                end: at,
+                                ..Val::default()
+                            };
+                            if !(p.eat_op("|") && p.filter_chain(recv, true).is_ok()) {
+                                p.an.syntax(at, "malformed `{% set %}` block");
+                            }
                             p.rest(at);
                         }
                         self.push("set", at);
@@ -1484,6 +1568,47 @@ impl<'s> An<'s> {
                 self.consts.remove(name);
             }
         }
+    }
+
+    /// `ns.attr` targets: constant while assigned once, like names.
+    fn bind_path(&mut self, path: &str, value: Option<Const>) {
+        if !self.bound.insert(path.to_string()) {
+            self.poisoned.insert(path.to_string());
+        }
+        match value {
+            Some(c) if !self.poisoned.contains(path) => {
+                self.consts.insert(path.to_string(), c);
+            }
+            _ => {
+                self.consts.remove(path);
+            }
+        }
+    }
+
+    /// Remembers that `key` (a name or `ns.attr`) holds fragments or a built string, or
+    /// is an alias of a Python object.
+    fn taint(&mut self, key: &str, v: &Val) {
+        if v.frag {
+            self.frag_names.insert(key.to_string());
+        }
+        if v.built {
+            self.built_names.insert(key.to_string());
+        }
+        if v.free.is_none() && v.attr.is_none() && v.c.is_none() {
+            if let Some(n) = &v.name {
+                if OBJECT_GLOBALS.contains(&n.as_str()) || self.object_aliases.contains(n) {
+                    self.object_aliases.insert(key.to_string());
+                }
+            }
+        }
+    }
+
+    fn is_object(&self, v: &Val) -> bool {
+        v.attr.is_none()
+            && v.c.is_none()
+            && v.name.as_ref().is_some_and(|n| {
+                OBJECT_GLOBALS.contains(&n.as_str()) || self.object_aliases.contains(n)
+            })
     }
 
     fn parse(&mut self, at: usize, toks: &[Token]) -> Vec<Val> {
@@ -1828,6 +1953,8 @@ impl P<'_, '_, '_> {
                 if let Some(Const::Str(s)) = &v.c {
                     v.frag = is_fragment(s);
                 }
+                v.frag |= self.an.frag_names.contains(&n);
+                v.built = self.an.built_names.contains(&n);
                 if !self.an.defined.contains(&n) {
                     v.free = Some(n.clone());
                 }
@@ -1935,12 +2062,23 @@ impl P<'_, '_, '_> {
                         Some((Tok::Name(n), at)) => {
                             self.i = self.i.saturating_add(1);
                             self.check_member(&n, "attribute", at);
+                            let path = v.name.as_ref().map(|b| format!("{b}.{n}"));
+                            let recv_built = v.built && v.c.is_none();
                             let recv = v.c.take();
                             v = Val {
                                 attr: Some(n),
                                 recv,
+                                recv_built,
                                 ..self.span(v.start)
                             };
+                            if let Some(path) = path {
+                                if let Some(c) = self.an.consts.get(&path) {
+                                    v.c = Some(c.clone());
+                                    v.folded = true;
+                                }
+                                v.frag = self.an.frag_names.contains(&path);
+                                v.built = self.an.built_names.contains(&path);
+                            }
                         }
                         Some((Tok::Int(k), _)) => {
                             self.i = self.i.saturating_add(1);
@@ -2062,12 +2200,30 @@ impl P<'_, '_, '_> {
                     }
                 }
                 _ => {
-                    if key.frag {
+                    if key.frag || key.built {
                         self.an.issue(
                             &OBFUSCATED,
                             Severity::High,
                             "runtime-key".into(),
-                            "subscript key assembled at run time from dunder fragments".into(),
+                            if key.frag {
+                                "subscript key assembled at run time from dunder fragments".into()
+                            } else {
+                                "subscript key assembled at run time".into()
+                            },
+                            key_at,
+                        );
+                    }
+                    // `''[k]`, `()[k]`, `range[k]`: Jinja's getitem falls back to
+                    // getattr, so a computed key on a bare object is attribute access.
+                    let empty_literal = matches!(&v.c, Some(Const::Str(s)) if s.is_empty())
+                        || matches!(&v.c, Some(Const::List(l)) if l.is_empty());
+                    if empty_literal || self.an.is_object(&v) {
+                        self.an.issue(
+                            &OBFUSCATED,
+                            Severity::High,
+                            "object-key".into(),
+                            "computed subscript on a literal or a Python object (attribute access)"
+                                .into(),
                             key_at,
                         );
                     }
@@ -2128,6 +2284,7 @@ impl P<'_, '_, '_> {
         let at = callee.start;
         let (args, kwargs) = self.args()?;
         let mut out = self.span(callee.start);
+        out.frag = args.iter().any(|a| a.frag) || kwargs.iter().any(|(_, a)| a.frag);
         if let Some(n) = &callee.free {
             if DANGEROUS_FUNCTIONS.contains(&n.as_str()) {
                 self.an
@@ -2153,6 +2310,16 @@ impl P<'_, '_, '_> {
                     out.folded = true;
                     self.note_folded(&out);
                 }
+            }
+            if (a == "format" || a == "format_map") && callee.recv_built {
+                // `('{0.' ~ k ~ '}').format(x)`: fields that cannot be read statically.
+                self.an.issue(
+                    &OBFUSCATED,
+                    Severity::High,
+                    "dynamic-format".into(),
+                    "`str.format` on a format string assembled at run time".into(),
+                    at,
+                );
             }
             if a == "format_map" {
                 self.an.issue(
@@ -2314,6 +2481,34 @@ impl P<'_, '_, '_> {
             _ => {}
         }
         out.frag = recv.frag || args.iter().any(|a| a.frag);
+        if matches!(name, "join" | "format" | "replace")
+            || (recv.built && matches!(name, "lower" | "upper" | "reverse" | "string" | "trim"))
+        {
+            out.built = true;
+        }
+        if self.an.is_object(recv)
+            && matches!(
+                name,
+                "string"
+                    | "pprint"
+                    | "e"
+                    | "escape"
+                    | "safe"
+                    | "list"
+                    | "join"
+                    | "format"
+                    | "trim"
+                    | "lower"
+                    | "upper"
+                    | "first"
+                    | "last"
+                    | "reverse"
+                    | "center"
+                    | "urlencode"
+            )
+        {
+            self.stringified(at);
+        }
         if out.c.is_some() {
             out.folded = true;
             self.note_folded(out);
@@ -2349,6 +2544,11 @@ impl P<'_, '_, '_> {
             ..Val::default()
         };
         v.frag = a.frag || b.frag;
+        if matches!(op, "~" | "+") && (self.an.is_object(&a) || self.an.is_object(&b)) {
+            self.stringified(a.start);
+        }
+        let has_str = |x: &Val| matches!(x.c, Some(Const::Str(_))) || x.built;
+        v.built = op == "~" || (op == "+" && (has_str(&a) || has_str(&b)));
         v.c = match (op, &a.c, &b.c) {
             ("~", Some(x), Some(y)) => match (x.to_text(), y.to_text()) {
                 (Some(x), Some(y)) => cap(x + &y),
@@ -2396,6 +2596,18 @@ impl P<'_, '_, '_> {
             self.note_folded(&v);
         }
         v
+    }
+
+    /// `raise_exception|string`, `range ~ ''`: the string form of a Python object, whose
+    /// characters (`<function raise_exception at ...>`) spell names without literals.
+    fn stringified(&mut self, at: usize) {
+        self.an.issue(
+            &OBFUSCATED,
+            Severity::High,
+            "stringified-object".into(),
+            "string form of a Python object (a source of characters for building names)".into(),
+            at,
+        );
     }
 
     /// A folded constant that spells a dunder is as bad as the dunder itself.
@@ -3266,6 +3478,86 @@ mod tests {
 {%- endif %}
 "##;
 
+    /// In the style of gpt-oss (harmony): typed-signature macros with defaults, `|items`,
+    /// `.items` as a key, namespaces, `strftime_now`.
+    pub(crate) const HARMONY_STYLE: &str = r##"{%- macro render_typescript_type(param_spec, required_params, is_nullable=false) -%}
+    {%- if param_spec.type == "array" -%}
+        {%- if param_spec['items'] -%}
+            {%- if param_spec['items']['type'] == "string" -%}
+                {{- "string[]" }}
+            {%- else -%}
+                {{- render_typescript_type(param_spec['items'], required_params) + "[]" }}
+            {%- endif -%}
+        {%- else -%}
+            {{- "any[]" }}
+        {%- endif -%}
+    {%- elif param_spec.type is defined and param_spec.type is iterable and param_spec.type is not string and param_spec.type is not mapping -%}
+        {%- for t in param_spec.type -%}
+            {{- render_typescript_type({"type": t}, required_params) }}
+            {%- if not loop.last %}{{- " | " }}{%- endif -%}
+        {%- endfor -%}
+    {%- elif param_spec.enum is defined -%}
+        {{- param_spec.enum | map("tojson") | join(" | ") }}
+    {%- elif param_spec.type == "object" and param_spec.properties is defined -%}
+        {{- "{\n" }}
+        {%- for prop_name, prop_spec in param_spec.properties.items() -%}
+            {{- prop_name + ("?" if prop_name not in (param_spec.required or []) else "") + ": " }}
+            {{- render_typescript_type(prop_spec, param_spec.required or []) }}
+            {%- if not loop.last -%}{{- ",\n" }}{%- endif -%}
+        {%- endfor -%}
+        {{- "}" }}
+    {%- else -%}
+        {{- param_spec.type | default("any") }}
+    {%- endif -%}
+{%- endmacro -%}
+{%- set ns = namespace(found_first=false, last_user_idx=-1) -%}
+{%- for m in messages -%}
+    {%- if m.role == "user" -%}{%- set ns.last_user_idx = loop.index0 -%}{%- endif -%}
+{%- endfor -%}
+{{- "<|start|>system<|message|>Knowledge cutoff: 2024-06\nCurrent date: " + strftime_now("%Y-%m-%d") + "\n\nReasoning: " + (reasoning_effort | default("medium")) + "<|end|>" }}
+{%- if tools -%}
+    {{- "<|start|>developer<|message|># Tools\n\nnamespace functions {\n\n" }}
+    {%- for tool in tools -%}
+        {%- set tool = tool.function if tool.function is defined else tool -%}
+        {{- "// " + tool.description + "\ntype " + tool.name + " = (_: " }}
+        {{- render_typescript_type(tool.parameters, tool.parameters.required or []) }}
+        {{- ") => any;\n\n" }}
+    {%- endfor -%}
+    {{- "} // namespace functions<|end|>" }}
+{%- endif -%}
+{%- for message in messages -%}
+    {%- if message.role == "assistant" and message.tool_calls is defined and message.tool_calls -%}
+        {%- set tc = message.tool_calls[0].function if message.tool_calls[0].function is defined else message.tool_calls[0] -%}
+        {{- "<|start|>assistant to=functions." + tc.name + "<|channel|>commentary json<|message|>" + (tc.arguments if tc.arguments is string else tc.arguments | tojson) + "<|call|>" }}
+    {%- elif message.role == "tool" -%}
+        {{- "<|start|>functions." + (message.name or "tool") + " to=assistant<|channel|>commentary<|message|>" + message.content + "<|end|>" }}
+    {%- elif message.role == "assistant" and loop.index0 > ns.last_user_idx and message.thinking is defined -%}
+        {{- "<|start|>assistant<|channel|>analysis<|message|>" + message.thinking + "<|end|>" }}
+        {{- "<|start|>assistant<|channel|>final<|message|>" + message.content + "<|end|>" }}
+    {%- else -%}
+        {{- "<|start|>" + message.role + "<|message|>" + (message.content if message.content is string else message.content | map(attribute="text") | join("")) + "<|end|>" }}
+    {%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}<|start|>assistant{%- endif -%}
+"##;
+
+    /// Multimodal content lists and a `{% generation %}` block (transformers assistant
+    /// masks).
+    pub(crate) const MULTIMODAL_STYLE: &str = r##"{%- for message in messages %}
+{{- '<|' + message['role'] | capitalize + '|>' }}
+{%- if message['content'] is string %}{{ message['content'] | trim }}
+{%- else %}
+  {%- for content in message['content'] | selectattr('type', 'in', ['image', 'text']) %}
+    {%- if content['type'] == 'image' %}{{ '<|image|>' }}
+    {%- else %}{{ content['text'] | replace('
+', '
+') }}{% endif %}
+  {%- endfor %}
+{%- endif %}
+{%- if message['role'] == 'assistant' %}{% generation %}{{ eos_token }}{% endgeneration %}{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{ '<|Assistant|>' }}{% endif %}"##;
+
     /// Odd but valid syntax: raw blocks, generation tags, call blocks, filters blocks,
     /// tests with arguments, dict literals, string `}}` inside expressions.
     pub(crate) const SYNTAX_TOUR: &str = r##"{% raw %}{{ not code }}{% endraw %}
@@ -3277,7 +3569,7 @@ mod tests {
 {% endfor %}
 {% macro box() %}[{{ caller('x') }}]{% endmacro %}{% call(item) box() %}{{ item }}{% endcall %}
 {% filter upper %}shout{% endfilter %}
-{% set block_var %}some text{% endset %}{{ block_var }}
+{% set block_var %}some text{% endset %}{{ block_var }}{% set shout | upper | replace('A', 'a') %}hi{% endset %}{{ shout }}
 {{ {'a': {'b': 1}} }}{{ "}}" ~ '{{' }}{{ [1, 2][0] + (3 * 4) // 2 ** 2 - -1 }}
 {% with x = 1, y = 2 %}{{ x + y }}{% endwith %}
 {{ messages | map(attribute='role') | join(', ') }}{{ 0x1f + 1_000 + 1.5e3 }}
@@ -3320,6 +3612,8 @@ mod tests {
             ("zephyr", ZEPHYR),
             ("deepseek-r1", DEEPSEEK_R1),
             ("hermes-tools", HERMES_TOOLS),
+            ("harmony-style", HARMONY_STYLE),
+            ("multimodal-style", MULTIMODAL_STYLE),
             ("syntax-tour", SYNTAX_TOUR),
         ] {
             assert_clean(name, t);
@@ -3418,6 +3712,50 @@ mod tests {
             "{{ ''|attr('%c%c' % (-95 // -1, 95) ~ 'class__') }}",
             "TPL001",
             Severity::Critical,
+        );
+    }
+
+    /// Names assembled from pieces that only exist at run time: loop variables, namespace
+    /// attributes, macro arguments, characters of `|string`ed objects.
+    #[test]
+    fn run_time_names_are_high_or_worse() {
+        for src in [
+            "{% for k in ['_'] %}{{ ''[k~k~'class'~k~k] }}{% endfor %}",
+            "{% set ns = namespace(a='') %}{% for p in ['__cl','ass__'] %}{% set ns.a = ns.a ~ p %}{% endfor %}{{ x[ns.a] }}",
+            "{% set ns = namespace(a='__cl') %}{% set ns.a = ns.a ~ 'ass__' %}{{ x[ns.a] }}",
+            "{% macro u(a, b) %}{{ a }}{{ b }}{% endmacro %}{{ x[u('__cl', 'ass__')] }}",
+            "{% set u = (raise_exception|string)[9] %}{% set c = (range|string)[1:6] %}{{ x[u~u~c~u~u] }}",
+            "{% set r = raise_exception %}{% set u = (r|string)[9] %}{{ u }}",
+            "{{ ''[k] }}",
+            "{{ ()[k] }}",
+            "{{ range[k] }}",
+            "{% set k = a ~ b %}{{ messages[k] }}",
+        ] {
+            let issues = inspect(src);
+            assert!(
+                issues.iter().any(|i| i.severity >= Severity::High),
+                "{src}: {issues:#?}"
+            );
+        }
+        assert_has(
+            "{% for k in ['_'] %}{{ ''[k~k~'class'~k~k] }}{% endfor %}",
+            "TPL001",
+            Severity::Critical,
+        );
+        assert_has(
+            "{% set ns = namespace(a='__cl') %}{% set ns.b = 'ass__' %}{{ x[ns.a ~ ns.b] }}",
+            "TPL005",
+            Severity::High,
+        );
+        assert_has(
+            "{% set ns = namespace() %}{% set ns.a = '__cl' %}{{ ''|attr(ns.a ~ 'ass__') }}",
+            "TPL001",
+            Severity::Critical,
+        );
+        assert_has(
+            "{{ ('{0.' ~ k ~ '}').format(x) }}",
+            "TPL005",
+            Severity::High,
         );
     }
 

@@ -281,17 +281,7 @@ fn looks_like_jinja(name: &str, text: &str) -> bool {
 
 fn inspect_text(cx: &mut Cx<'_>, t: &Target<'_>, name: &str, text: &str) {
     if looks_like_jinja(name, text) {
-        if text.len() < t.data.len() {
-            cx.report(
-                &crate::analyze::generic::LIMIT_EXCEEDED,
-                t.loc.object("chat template"),
-                format!(
-                    "template of {} bytes; only the first {} were inspected",
-                    t.data.len(),
-                    text.len()
-                ),
-            );
-        }
+        // `check` reports templates it cannot inspect whole.
         template::check(cx, &t.loc.object("chat template"), text);
         return;
     }
