@@ -328,12 +328,11 @@ enum Role {
 }
 
 fn graph(out: &mut Capped, loc: &Location, g: &GraphDef, saver: Saver, scope: &str) {
-    let functions: BTreeMap<&str, &FunctionDef> = g
-        .library
-        .iter()
-        .flat_map(|l| &l.function)
-        .map(|f| (f.name(), f))
-        .collect();
+    // Every definition under each name: a duplicate must not hide the body it replaces.
+    let mut functions: Functions<'_> = BTreeMap::new();
+    for f in g.library.iter().flat_map(|l| &l.function) {
+        functions.entry(f.name()).or_default().push(f);
+    }
 
     // Functions reached from inference nodes and from saver nodes.
     let mut from_inference = Vec::new();
@@ -368,7 +367,7 @@ fn graph(out: &mut Capped, loc: &Location, g: &GraphDef, saver: Saver, scope: &s
         let label = format!("{scope} / node {}", short(&n.name));
         check_node(out, loc, n, role, &functions, &label);
     }
-    for (name, f) in &functions {
+    for (name, defs) in &functions {
         let label = format!("{scope} / function {}", short(name));
         if ops::is_core(name) {
             out.push(
@@ -377,8 +376,15 @@ fn graph(out: &mut Capped, loc: &Location, g: &GraphDef, saver: Saver, scope: &s
                 format!("function `{}` has the name of a core op", short(name)),
             );
         }
+        if defs.len() > 1 {
+            out.push(
+                &SHADOWED_OP,
+                loc.object(label.clone()),
+                format!("function `{}` is defined {} times", short(name), defs.len()),
+            );
+        }
         let role = role_of(name);
-        for n in &f.node_def {
+        for n in defs.iter().flat_map(|f| &f.node_def) {
             let label = format!("{label} / node {}", short(&n.name));
             check_node(out, loc, n, role, &functions, &label);
         }
@@ -387,7 +393,10 @@ fn graph(out: &mut Capped, loc: &Location, g: &GraphDef, saver: Saver, scope: &s
 
 /// Functions a node calls: through function-valued attributes (`f`, `then_branch`, `body`
 /// ...) or by using a function's name as its op.
-fn calls<'a>(n: &'a NodeDef, functions: &BTreeMap<&str, &FunctionDef>) -> Vec<&'a str> {
+/// A graph's library: every definition under each function name.
+type Functions<'a> = BTreeMap<&'a str, Vec<&'a FunctionDef>>;
+
+fn calls<'a>(n: &'a NodeDef, functions: &Functions<'_>) -> Vec<&'a str> {
     let mut out: Vec<&str> = n.attr.values().flat_map(|v| v.functions()).collect();
     if functions.contains_key(n.op.as_str()) {
         out.push(n.op.as_str());
@@ -396,17 +405,14 @@ fn calls<'a>(n: &'a NodeDef, functions: &BTreeMap<&str, &FunctionDef>) -> Vec<&'
 }
 
 /// Every function reachable from `start` through function bodies.
-fn closure<'a>(
-    start: Vec<&'a str>,
-    functions: &BTreeMap<&str, &'a FunctionDef>,
-) -> BTreeSet<&'a str> {
+fn closure<'a>(start: Vec<&'a str>, functions: &Functions<'a>) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     let mut todo = start;
     while let Some(name) = todo.pop() {
         if !seen.insert(name) {
             continue;
         }
-        if let Some(f) = functions.get(name) {
+        for f in functions.get(name).into_iter().flatten() {
             for n in &f.node_def {
                 todo.extend(calls(n, functions));
             }
@@ -525,7 +531,7 @@ fn check_node(
     loc: &Location,
     n: &NodeDef,
     role: Role,
-    functions: &BTreeMap<&str, &FunctionDef>,
+    functions: &Functions<'_>,
     label: &str,
 ) {
     let op = n.op.as_str();
@@ -1051,6 +1057,25 @@ mod tests {
         let f = scan(&data);
         assert!(f.iter().any(|f| f.rule.id == "TF008"));
         assert!(f.iter().any(|f| f.rule.id == "TF002"));
+    }
+
+    #[test]
+    fn duplicate_functions_do_not_hide_a_body() {
+        let data = GraphDef {
+            node: vec![call("c", "f")],
+            library: Some(FunctionDefLibrary {
+                function: vec![
+                    function("f", vec![node("py", "PyFunc")]),
+                    function("f", vec![node("mm", "MatMul")]),
+                ],
+            }),
+        }
+        .encode_to_vec();
+        let f = scan(&data);
+        assert!(f.iter().any(|f| f.rule.id == "TF001"), "{f:?}");
+        assert!(f
+            .iter()
+            .any(|f| f.rule.id == "TF008" && f.evidence.contains("defined 2 times")));
     }
 
     #[test]
