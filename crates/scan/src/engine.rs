@@ -154,11 +154,14 @@ fn classify(path: PathBuf, meta: &fs::Metadata) -> Input {
     }
 }
 
+/// What kind of non-regular file this is, in words.
 #[cfg(unix)]
-fn special_kind(ft: &fs::FileType) -> &'static str {
+pub(crate) fn special_kind(ft: &fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    if ft.is_fifo() {
-        "fifo"
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_fifo() {
+        "FIFO"
     } else if ft.is_socket() {
         "socket"
     } else if ft.is_block_device() {
@@ -171,8 +174,12 @@ fn special_kind(ft: &fs::FileType) -> &'static str {
 }
 
 #[cfg(not(unix))]
-fn special_kind(_: &fs::FileType) -> &'static str {
-    "special file"
+pub(crate) fn special_kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
 }
 
 /// Scans every input in parallel, calling `on_done` as each file finishes (for progress),

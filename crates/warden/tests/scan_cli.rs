@@ -124,7 +124,7 @@ fn fifo_is_reported_not_opened_and_symlink_is_reported_and_followed() {
     assert_eq!(special.len(), 2, "{f:?}");
     assert!(special
         .iter()
-        .any(|f| f["evidence"].as_str().unwrap().contains("fifo")));
+        .any(|f| f["evidence"].as_str().unwrap().contains("FIFO")));
     assert!(special
         .iter()
         .any(|f| f["evidence"].as_str().unwrap().contains("symbolic link")));

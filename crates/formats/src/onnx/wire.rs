@@ -421,17 +421,10 @@ mod tests {
         out
     }
 
-    fn varint(mut v: u64) -> Vec<u8> {
+    fn varint(v: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return out;
-            }
-            out.push(b | 0x80);
-        }
+        prost::encoding::encode_varint(v, &mut out);
+        out
     }
 
     #[test]

@@ -603,7 +603,7 @@ impl<'a> Walker<'a> {
             Ok(m) if m.is_file() => None,
             Ok(m) => problem(
                 &EXTERNAL_SPECIAL,
-                &format!("is a {}", file_kind(&m.file_type())),
+                &format!("is a {}", crate::engine::special_kind(&m.file_type())),
             ),
             Err(e) => problem(&EXTERNAL_MISSING, &format!("cannot be read: {e}")),
         }
@@ -657,33 +657,6 @@ fn collect_shapes(ty: &TypeProto, out: &mut Vec<Vec<i64>>, depth: u32) {
             }
         }
         None => {}
-    }
-}
-
-#[cfg(unix)]
-fn file_kind(ft: &fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_dir() {
-        "directory"
-    } else if ft.is_fifo() {
-        "FIFO"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() {
-        "block device"
-    } else if ft.is_char_device() {
-        "character device"
-    } else {
-        "special file"
-    }
-}
-
-#[cfg(not(unix))]
-fn file_kind(ft: &fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "directory"
-    } else {
-        "special file"
     }
 }
 
