@@ -1,7 +1,7 @@
 //! The state of one file's scan: limits, policy, findings so far, and the budgets shared
 //! by everything nested inside the file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use formats::{Format, Limits, ParseError};
@@ -22,6 +22,14 @@ pub struct Target<'a> {
     pub depth: u32,
 }
 
+/// Findings kept per rule, severity and archive member; the rest are counted in one
+/// closing finding, so that a hostile file with a million bad entries stays readable and
+/// cheap.
+pub const MAX_PER_RULE: usize = 16;
+
+/// What findings are capped by: rule id, severity, archive member chain.
+type CapKey = (&'static str, Severity, Vec<String>);
+
 /// Scan context for one file on disk.
 #[derive(Debug)]
 pub struct Cx<'p> {
@@ -34,6 +42,8 @@ pub struct Cx<'p> {
     formats: BTreeSet<&'static str>,
     inflated: u64,
     claims: Vec<PathBuf>,
+    /// Findings per (rule, severity, member chain), and the first location of each.
+    counts: HashMap<CapKey, (usize, &'static Rule, Location)>,
 }
 
 impl<'p> Cx<'p> {
@@ -46,6 +56,7 @@ impl<'p> Cx<'p> {
             formats: BTreeSet::new(),
             inflated: 0,
             claims: Vec::new(),
+            counts: HashMap::new(),
         }
     }
 
@@ -62,12 +73,31 @@ impl<'p> Cx<'p> {
         loc: Location,
         evidence: impl Into<String>,
     ) {
-        self.findings.push(Finding {
-            rule,
-            severity,
-            location: loc,
-            evidence: evidence.into(),
-        });
+        let key = (rule.id, severity, loc.members.clone());
+        let slot = self
+            .counts
+            .entry(key)
+            .or_insert_with(|| (0, rule, loc.clone()));
+        slot.0 = slot.0.saturating_add(1);
+        if slot.0 <= MAX_PER_RULE {
+            self.findings.push(Finding {
+                rule,
+                severity,
+                location: loc,
+                evidence: evidence.into(),
+            });
+        }
+    }
+
+    /// Counts `n` more findings like `rule` at `loc` that the caller did not build (it
+    /// already holds [`MAX_PER_RULE`] of them); they show in the closing summary.
+    pub fn tally(&mut self, rule: &'static Rule, severity: Severity, loc: &Location, n: usize) {
+        let key = (rule.id, severity, loc.members.clone());
+        let slot = self
+            .counts
+            .entry(key)
+            .or_insert_with(|| (0, rule, loc.clone()));
+        slot.0 = slot.0.saturating_add(n);
     }
 
     /// Records that a reader refused its input: a limit finding or a parse-error finding.
@@ -140,7 +170,72 @@ impl<'p> Cx<'p> {
         &self.findings
     }
 
-    pub fn into_parts(self) -> (Vec<Finding>, BTreeSet<&'static str>, Vec<PathBuf>) {
+    pub fn into_parts(mut self) -> (Vec<Finding>, BTreeSet<&'static str>, Vec<PathBuf>) {
+        let mut over: Vec<_> = self
+            .counts
+            .into_iter()
+            .filter(|(_, (n, _, _))| *n > MAX_PER_RULE)
+            .collect();
+        over.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((_, severity, _), (n, rule, first)) in over {
+            let more = n.saturating_sub(MAX_PER_RULE);
+            self.findings.push(Finding {
+                rule,
+                severity,
+                location: Location {
+                    offset: None,
+                    object: None,
+                    ..first
+                },
+                evidence: format!("... and {more} more like the above (not listed)"),
+            });
+        }
         (self.findings, self.formats, self.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::generic::UNKNOWN_FORMAT;
+
+    #[test]
+    fn findings_are_capped_per_rule_and_member_and_the_rest_counted() {
+        let (limits, policy) = (Limits::default(), Policy::default());
+        let mut cx = Cx::new(&limits, &policy, None);
+        let file = Location::file("m.zip");
+        for i in 0..40 {
+            cx.report(&UNKNOWN_FORMAT, file.member("a").at(i), "x");
+        }
+        cx.tally(
+            &UNKNOWN_FORMAT,
+            UNKNOWN_FORMAT.severity,
+            &file.member("a"),
+            10,
+        );
+        // Another member has its own allowance.
+        cx.report(&UNKNOWN_FORMAT, file.member("b"), "y");
+        let (findings, _, _) = cx.into_parts();
+        let in_a: Vec<_> = findings
+            .iter()
+            .filter(|f| f.location.members == ["a"])
+            .collect();
+        assert_eq!(in_a.len(), MAX_PER_RULE + 1);
+        let summary = in_a.last().unwrap();
+        assert_eq!(
+            summary.evidence,
+            format!(
+                "... and {} more like the above (not listed)",
+                50 - MAX_PER_RULE
+            )
+        );
+        assert_eq!(summary.location.offset, None);
+        assert_eq!(
+            findings
+                .iter()
+                .filter(|f| f.location.members == ["b"])
+                .count(),
+            1
+        );
     }
 }

@@ -14,7 +14,6 @@ use formats::Format;
 
 use crate::analyze::template;
 use crate::context::{Cx, Target};
-use crate::location::Location;
 use crate::rules::Rule;
 use crate::severity::Severity;
 
@@ -121,8 +120,6 @@ pub static RULES: &[&Rule] = &[
     &TEMPLATE_TYPE,
 ];
 
-/// Findings per rule before the rest are summarised.
-const MAX_PER_RULE: usize = 8;
 /// Trailing bytes inspected for content.
 const TRAILING_PROBE: usize = 1 << 20;
 
@@ -146,42 +143,6 @@ pub fn analyze(cx: &mut Cx<'_>, t: Target<'_>) {
     tensor_checks(cx, &t, &g);
 }
 
-/// Counts findings per rule and summarises the excess.
-struct Capped {
-    counts: HashMap<&'static str, usize>,
-}
-
-impl Capped {
-    fn report(&mut self, cx: &mut Cx<'_>, rule: &'static Rule, loc: Location, evidence: String) {
-        let n = self.counts.entry(rule.id).or_insert(0);
-        *n = n.saturating_add(1);
-        if *n <= MAX_PER_RULE {
-            cx.report(rule, loc, evidence);
-        }
-    }
-
-    fn finish(self, cx: &mut Cx<'_>, loc: &Location) {
-        let mut over: Vec<_> = self
-            .counts
-            .into_iter()
-            .filter(|(_, n)| *n > MAX_PER_RULE)
-            .collect();
-        over.sort_unstable();
-        for (id, n) in over {
-            if let Some(rule) = RULES.iter().find(|r| r.id == id) {
-                cx.report(
-                    rule,
-                    loc.clone(),
-                    format!(
-                        "{} more tensors like the above",
-                        n.saturating_sub(MAX_PER_RULE)
-                    ),
-                );
-            }
-        }
-    }
-}
-
 fn metadata_checks(cx: &mut Cx<'_>, t: &Target<'_>, metadata: &[Kv<'_>]) {
     let mut seen: HashMap<&[u8], (u64, usize)> = HashMap::new();
     for kv in metadata {
@@ -190,7 +151,7 @@ fn metadata_checks(cx: &mut Cx<'_>, t: &Target<'_>, metadata: &[Kv<'_>]) {
     }
     let mut dups: Vec<_> = seen.into_iter().filter(|(_, (_, n))| *n > 1).collect();
     dups.sort_by_key(|(_, (off, _))| *off);
-    for (key, (off, n)) in dups.into_iter().take(MAX_PER_RULE) {
+    for (key, (off, n)) in dups {
         let key = String::from_utf8_lossy(key);
         cx.report(
             &DUPLICATE_KEY,
@@ -225,9 +186,6 @@ fn metadata_checks(cx: &mut Cx<'_>, t: &Target<'_>, metadata: &[Kv<'_>]) {
 }
 
 fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
-    let mut capped = Capped {
-        counts: HashMap::new(),
-    };
     let mut names: HashMap<&[u8], usize> = HashMap::new();
     // (start, end, index) of tensors whose extent is known.
     let mut extents: Vec<(u64, u64, usize)> = Vec::with_capacity(g.tensors.len());
@@ -237,8 +195,7 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
         let n = names.entry(ti.name).or_insert(0);
         *n = n.saturating_add(1);
         if *n == 2 {
-            capped.report(
-                cx,
+            cx.report(
                 &DUPLICATE_TENSOR,
                 loc.clone(),
                 format!("tensor `{name}` is declared more than once"),
@@ -249,8 +206,7 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
             .unwrap_or("?");
         if let Some(e) = ti.elements() {
             if e > cx.limits.max_tensor_elements {
-                capped.report(
-                    cx,
+                cx.report(
                     &BAD_SHAPE,
                     loc.clone(),
                     format!(
@@ -264,12 +220,11 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
         let size = match ti.byte_size() {
             Ok(size) => size,
             Err(SizeError::UnknownType(ty)) => {
-                capped.report(cx, &UNKNOWN_TYPE, loc, format!("ggml type {ty}"));
+                cx.report(&UNKNOWN_TYPE, loc, format!("ggml type {ty}"));
                 continue;
             }
             Err(SizeError::Overflow) => {
-                capped.report(
-                    cx,
+                cx.report(
                     &BAD_SHAPE,
                     loc,
                     format!("element count of dims {:?} overflows", ti.dims),
@@ -277,9 +232,7 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
                 continue;
             }
             Err(SizeError::PartialBlock { ne0, block }) => {
-                capped.report(
-                    cx,
-                    &BAD_SHAPE,
+                cx.report(&BAD_SHAPE,
                     loc,
                     format!("row of {ne0} elements is not a multiple of the {type_name} block size {block}"),
                 );
@@ -287,8 +240,7 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
             }
         };
         if ti.offset % g.alignment != 0 {
-            capped.report(
-                cx,
+            cx.report(
                 &TENSOR_MISALIGNED,
                 loc.clone(),
                 format!("offset {} is not a multiple of {}", ti.offset, g.alignment),
@@ -298,9 +250,7 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
         let end = start.and_then(|s| s.checked_add(size));
         match (start, end) {
             (Some(start), Some(end)) if end <= g.file_len => extents.push((start, end, i)),
-            _ => capped.report(
-                cx,
-                &TENSOR_OUT_OF_BOUNDS,
+            _ => cx.report(&TENSOR_OUT_OF_BOUNDS,
                 loc,
                 format!(
                     "{type_name} {:?}: {size} bytes at data offset {} (absolute {}), file is {} bytes",
@@ -321,8 +271,7 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
                 let a = g.tensors.get(j).map(|t| t.name_str()).unwrap_or_default();
                 let b = g.tensors.get(i).map(|t| t.name_str()).unwrap_or_default();
                 let loc = t.loc.object(format!("tensor {}", template::clip(&b, 120)));
-                capped.report(
-                    cx,
+                cx.report(
                     &TENSOR_OVERLAP,
                     loc,
                     format!(
@@ -338,7 +287,6 @@ fn tensor_checks(cx: &mut Cx<'_>, t: &Target<'_>, g: &gguf::Gguf<'_>) {
             prev = Some((end, i));
         }
     }
-    capped.finish(cx, t.loc);
 
     trailing(cx, t, g, prev.map(|(e, _)| e));
 }
@@ -560,8 +508,9 @@ mod tests {
         }
         let f = rules(&w.finish(0));
         let n = f.iter().filter(|x| x.0 == "GGUF004").count();
-        assert_eq!(n, MAX_PER_RULE + 1, "{f:#?}");
-        assert!(f.iter().any(|x| x.2.contains("92 more")));
+        assert_eq!(n, crate::context::MAX_PER_RULE + 1, "{f:#?}");
+        let more = format!("{} more", 100 - crate::context::MAX_PER_RULE);
+        assert!(f.iter().any(|x| x.2.contains(&more)));
     }
 
     #[test]

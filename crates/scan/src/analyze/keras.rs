@@ -12,8 +12,6 @@
 //!   (`keras.utils.get_file`) and CVE-2025-9906 (`enable_unsafe_deserialization`).
 //! - Custom objects (`registered_name` `package>Name`) need code the loader supplies.
 
-use std::collections::HashMap;
-
 use formats::keras::{self, KerasObject};
 use serde_json::Value;
 
@@ -75,8 +73,6 @@ pub static RULES: &[&Rule] = &[
     &CUSTOM_OBJECT,
     &DANGEROUS_KERAS_FUNCTION,
 ];
-
-const MAX_PER_RULE: usize = 20;
 
 /// Module prefixes whose objects Keras itself (or an official Keras package) provides.
 const KERAS_MODULES: &[&str] = &[
@@ -301,7 +297,6 @@ const TF_SUSPICIOUS: &[&str] = &[
 /// Judges every object of a Keras config found at `loc`.
 pub fn check(cx: &mut Cx<'_>, loc: &Location, root: &Value, depth: u32) {
     let objects = keras::objects(root, cx.limits);
-    let mut counts: HashMap<&'static str, usize> = HashMap::new();
     let mut out: Vec<(&'static Rule, Severity, Location, String)> = Vec::new();
     let mut nested: Vec<(Vec<u8>, Location)> = Vec::new();
     for obj in &objects {
@@ -311,11 +306,7 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, root: &Value, depth: u32) {
             None => loc.object(label),
         };
         judge(obj, &mut |rule, sev, evidence| {
-            let n = counts.entry(rule.id).or_insert(0);
-            *n = n.saturating_add(1);
-            if *n <= MAX_PER_RULE {
-                out.push((rule, sev, oloc.clone(), evidence));
-            }
+            out.push((rule, sev, oloc.clone(), evidence));
         });
         if obj.class_name == "__bytes__" {
             if let Some(s) = obj
@@ -336,23 +327,6 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, root: &Value, depth: u32) {
     }
     for (rule, sev, l, evidence) in out {
         cx.report_at(rule, sev, l, evidence);
-    }
-    let mut over: Vec<_> = counts
-        .into_iter()
-        .filter(|(_, n)| *n > MAX_PER_RULE)
-        .collect();
-    over.sort_unstable();
-    for (id, n) in over {
-        if let Some(rule) = RULES.iter().find(|r| r.id == id) {
-            cx.report(
-                rule,
-                loc.clone(),
-                format!(
-                    "{} more objects like the above",
-                    n.saturating_sub(MAX_PER_RULE)
-                ),
-            );
-        }
     }
     for (bytes, l) in nested {
         cx.scan_nested(&bytes, &l, depth.saturating_add(1));
@@ -584,7 +558,8 @@ mod tests {
         let mut cx = Cx::new(&limits, &policy, None);
         let v: Value = serde_json::from_str(json).unwrap();
         check(&mut cx, &Location::file("config.json"), &v, 0);
-        cx.findings()
+        cx.into_parts()
+            .0
             .iter()
             .map(|f| (f.rule.id, f.severity, f.evidence.clone()))
             .collect()
@@ -679,7 +654,9 @@ mod tests {
         let f = run(&json);
         assert_eq!(
             f.iter().filter(|x| x.0 == "KERAS001").count(),
-            MAX_PER_RULE + 1
+            crate::context::MAX_PER_RULE + 1
         );
+        let more = format!("{} more", 50 - crate::context::MAX_PER_RULE);
+        assert!(f.iter().any(|x| x.0 == "KERAS001" && x.2.contains(&more)));
     }
 }

@@ -20,7 +20,7 @@ use formats::onnx::proto::{
     TensorProto, TypeProto, ValueInfoProto, DATA_LOCATION_EXTERNAL,
 };
 
-use super::protobuf::{short, Capped};
+use super::protobuf::{short, Pending};
 use crate::context::{Cx, Target};
 use crate::location::Location;
 use crate::rules::Rule;
@@ -252,7 +252,7 @@ struct Walker<'a> {
     base_dir: Option<PathBuf>,
     functions: BTreeSet<(String, String)>,
     max_elements: u64,
-    out: Capped,
+    out: Pending,
     /// Findings already made for a location string: (rule, severity, evidence) or None.
     external: HashMap<String, Option<ExternalProblem>>,
     deep_reported: bool,
@@ -278,7 +278,7 @@ impl<'a> Walker<'a> {
             },
             functions,
             max_elements: cx.limits.max_tensor_elements,
-            out: Capped::default(),
+            out: Pending::default(),
             external: HashMap::new(),
             deep_reported: false,
             claims: Vec::new(),

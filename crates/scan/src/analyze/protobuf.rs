@@ -210,7 +210,7 @@ fn text_format(data: &[u8]) -> Option<Format> {
 
 fn analyze_saved_model(cx: &mut Cx<'_>, t: Target<'_>, m: &SavedModel) {
     cx.saw_format("tensorflow-savedmodel");
-    let mut out = Capped::default();
+    let mut out = Pending::default();
     for (i, mg) in m.meta_graphs.iter().enumerate() {
         let tags = mg
             .meta_info_def
@@ -251,7 +251,7 @@ fn claim_variables(cx: &mut Cx<'_>, t: Target<'_>) {
 
 fn analyze_graph_def(cx: &mut Cx<'_>, t: Target<'_>, g: &GraphDef) {
     cx.saw_format("tensorflow-graphdef");
-    let mut out = Capped::default();
+    let mut out = Pending::default();
     graph(&mut out, t.loc, g, Saver::default(), "graph");
     out.flush(cx);
 }
@@ -327,7 +327,7 @@ enum Role {
     Saver,
 }
 
-fn graph(out: &mut Capped, loc: &Location, g: &GraphDef, saver: Saver, scope: &str) {
+fn graph(out: &mut Pending, loc: &Location, g: &GraphDef, saver: Saver, scope: &str) {
     // Every definition under each name: a duplicate must not hide the body it replaces.
     let mut functions: Functions<'_> = BTreeMap::new();
     for f in g.library.iter().flat_map(|l| &l.function) {
@@ -527,7 +527,7 @@ const DEBUG_OPS: &[&str] = &[
 ];
 
 fn check_node(
-    out: &mut Capped,
+    out: &mut Pending,
     loc: &Location,
     n: &NodeDef,
     role: Role,
@@ -625,7 +625,7 @@ fn check_node(
 
 fn analyze_keras_metadata(cx: &mut Cx<'_>, t: Target<'_>, m: &SavedMetadata) {
     cx.saw_format("keras-metadata");
-    let mut out = Capped::default();
+    let mut out = Pending::default();
     for node in &m.nodes {
         let Ok(config) = serde_json::from_str::<serde_json::Value>(&node.metadata) else {
             out.push_at(
@@ -717,19 +717,16 @@ pub(crate) fn short(s: &str) -> String {
     format!("{}...", &s[..end])
 }
 
-/// Findings per rule before the rest are summed up in one line.
-pub(crate) const MAX_PER_RULE: usize = 16;
-
-/// Findings collected per rule and severity, at most [`MAX_PER_RULE`] each; the rest are
-/// counted in one closing finding, so that a graph with a million bad nodes stays
-/// readable. Shared by the graph and tensor analyzers.
+/// Findings gathered by a walker that cannot hold the scan context, handed to it at the
+/// end. (The context caps findings per rule.) Shared by the graph and tensor analyzers.
 #[derive(Default)]
-pub(crate) struct Capped {
+pub(crate) struct Pending {
     findings: Vec<(&'static Rule, Severity, Location, String)>,
-    dropped: Vec<(&'static Rule, Severity, Location, u64)>,
+    /// Findings past the cap: counted, not kept.
+    extra: Vec<(&'static Rule, Severity, Location, usize)>,
 }
 
-impl Capped {
+impl Pending {
     pub(crate) fn push(&mut self, rule: &'static Rule, loc: Location, evidence: String) {
         self.push_at(rule, rule.severity, loc, evidence);
     }
@@ -741,21 +738,20 @@ impl Capped {
         loc: Location,
         evidence: String,
     ) {
+        let same = |rid: &str, sev: Severity, l: &Location| {
+            rid == rule.id && sev == severity && l.members == loc.members
+        };
         let kept = self
             .findings
             .iter()
-            .filter(|f| f.0.id == rule.id && f.1 == severity)
+            .filter(|f| same(f.0.id, f.1, &f.2))
             .count();
-        if kept < MAX_PER_RULE {
+        if kept < crate::context::MAX_PER_RULE {
             self.findings.push((rule, severity, loc, evidence));
-        } else if let Some(d) = self
-            .dropped
-            .iter_mut()
-            .find(|d| d.0.id == rule.id && d.1 == severity)
-        {
-            d.3 += 1;
+        } else if let Some(e) = self.extra.iter_mut().find(|e| same(e.0.id, e.1, &e.2)) {
+            e.3 = e.3.saturating_add(1);
         } else {
-            self.dropped.push((rule, severity, loc, 1));
+            self.extra.push((rule, severity, loc, 1));
         }
     }
 
@@ -763,13 +759,8 @@ impl Capped {
         for (rule, severity, loc, evidence) in self.findings {
             cx.report_at(rule, severity, loc, evidence);
         }
-        for (rule, severity, loc, n) in self.dropped {
-            cx.report_at(
-                rule,
-                severity,
-                loc,
-                format!("... and {n} more like the above"),
-            );
+        for (rule, severity, loc, n) in self.extra {
+            cx.tally(rule, severity, &loc, n);
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use formats::safetensors::{self, Header, MetaValue, Metadata, SizeError, TensorEntry};
 
-use super::protobuf::{short, Capped};
+use super::protobuf::{short, Pending};
 use crate::context::{Cx, Target};
 use crate::location::Location;
 use crate::rules::Rule;
@@ -99,7 +99,7 @@ pub fn analyze(cx: &mut Cx<'_>, t: Target<'_>) {
         Ok(h) => h,
         Err(e) => return cx.parse_error("safetensors", t.loc, &e),
     };
-    let mut out = Capped::default();
+    let mut out = Pending::default();
     check_metadata(&mut out, &header, t.loc);
     for name in &header.duplicate_keys {
         out.push(
@@ -134,7 +134,7 @@ pub fn analyze(cx: &mut Cx<'_>, t: Target<'_>) {
     }
 }
 
-fn check_metadata(out: &mut Capped, header: &Header, loc: &Location) {
+fn check_metadata(out: &mut Pending, header: &Header, loc: &Location) {
     match &header.metadata {
         None => {}
         Some(Metadata::NotObject(kind)) => out.push(
@@ -156,7 +156,7 @@ fn check_metadata(out: &mut Capped, header: &Header, loc: &Location) {
     }
 }
 
-fn check_tensor(out: &mut Capped, header: &Header, tensor: &TensorEntry, loc: &Location) {
+fn check_tensor(out: &mut Pending, header: &Header, tensor: &TensorEntry, loc: &Location) {
     let at = loc
         .at(header.data_start.saturating_add(tensor.begin))
         .object(tensor_label(&tensor.name));
@@ -208,7 +208,7 @@ fn check_tensor(out: &mut Capped, header: &Header, tensor: &TensorEntry, loc: &L
 
 /// Sorts the tensors' byte ranges and reports overlaps, holes and trailing bytes. Returns the
 /// unreferenced regions (relative to the buffer).
-fn check_layout(out: &mut Capped, header: &Header, loc: &Location) -> Vec<(u64, u64)> {
+fn check_layout(out: &mut Pending, header: &Header, loc: &Location) -> Vec<(u64, u64)> {
     // Out-of-bounds tensors (already reported) still cover what lies inside the buffer.
     let len = header.buffer_len;
     let mut ranges: Vec<(u64, u64, &str)> = header
@@ -426,7 +426,7 @@ mod tests {
         hdr.push('}');
         let f = scan(&file(&hdr, &[0; 1]));
         let st001: Vec<_> = f.iter().filter(|f| f.rule.id == "ST001").collect();
-        assert_eq!(st001.len(), super::super::protobuf::MAX_PER_RULE + 1);
+        assert_eq!(st001.len(), crate::context::MAX_PER_RULE + 1);
         assert!(st001.last().unwrap().evidence.contains("84 more"));
     }
 }

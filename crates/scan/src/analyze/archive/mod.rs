@@ -11,12 +11,9 @@ mod names;
 mod tar;
 mod zip;
 
-use std::collections::HashMap;
-
 use crate::context::Cx;
 use crate::location::Location;
 use crate::rules::Rule;
-use crate::severity::Severity;
 
 pub use compressed::{analyze_gzip, analyze_zlib};
 pub use tar::analyze_tar;
@@ -50,49 +47,6 @@ pub static RULES: &[&Rule] = &[
     &inflate::BOMB,
     &compressed::TRAILING,
 ];
-
-/// Most findings one rule may add for one container; the rest are counted in one last
-/// finding. A hostile archive can hold a hundred thousand bad names.
-const PER_RULE: u32 = 10;
-
-/// Reports through `cx`, at most [`PER_RULE`] findings per rule.
-#[derive(Default)]
-struct Capped {
-    over: HashMap<&'static str, (u32, &'static Rule, Severity)>,
-}
-
-impl Capped {
-    fn report(
-        &mut self,
-        cx: &mut Cx<'_>,
-        rule: &'static Rule,
-        severity: Severity,
-        loc: Location,
-        evidence: impl Into<String>,
-    ) {
-        let slot = self.over.entry(rule.id).or_insert((0, rule, severity));
-        slot.0 = slot.0.saturating_add(1);
-        slot.2 = slot.2.max(severity);
-        if slot.0 <= PER_RULE {
-            cx.report_at(rule, severity, loc, evidence);
-        }
-    }
-
-    /// One finding per rule that was cut short.
-    fn finish(self, cx: &mut Cx<'_>, loc: &Location) {
-        let mut over: Vec<_> = self.over.into_values().filter(|s| s.0 > PER_RULE).collect();
-        over.sort_by_key(|s| s.1.id);
-        for (n, rule, severity) in over {
-            let more = n.saturating_sub(PER_RULE);
-            cx.report_at(
-                rule,
-                severity,
-                loc.clone(),
-                format!("{more} more finding(s) of this kind were not listed"),
-            );
-        }
-    }
-}
 
 /// Scans bytes nobody is meant to load (gaps, trailing data) only when they hold
 /// something recognisable; otherwise the finding that pointed at them is enough.

@@ -14,7 +14,7 @@ use formats::{Format, ParseError};
 use tar::EntryType;
 
 use super::names::{self, display};
-use super::{scan_if_recognised, Capped};
+use super::scan_if_recognised;
 use crate::context::{Cx, Target};
 use crate::location::Location;
 use crate::rules::Rule;
@@ -104,7 +104,6 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
             return;
         }
     };
-    let mut cap = Capped::default();
     let mut members: Vec<Kept> = Vec::new();
     let mut counts: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut end = 0u64;
@@ -147,7 +146,7 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
         };
         let loc = t.loc.member(label);
 
-        check_name(cx, &mut cap, &name, &loc);
+        check_name(cx, &name, &loc);
         match kind {
             EntryType::Regular | EntryType::Continuous => {
                 if span(t.data, pos, size).is_none() {
@@ -185,8 +184,7 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
                 if !cx.charge_inflated(data.len() as u64, &loc) {
                     continue;
                 }
-                cap.report(
-                    cx,
+                cx.report_at(
                     &ODD_ENTRY,
                     ODD_ENTRY.severity,
                     loc.at(header_at),
@@ -218,8 +216,7 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
                 };
                 let what = if hard { "hard link" } else { "symbolic link" };
                 let how = if escapes { ", outside the archive" } else { "" };
-                cap.report(
-                    cx,
+                cx.report_at(
                     &LINK,
                     severity,
                     loc.at(header_at),
@@ -232,8 +229,7 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
                     EntryType::Block => "block device",
                     _ => "FIFO",
                 };
-                cap.report(
-                    cx,
+                cx.report_at(
                     &SPECIAL,
                     SPECIAL.severity,
                     loc.at(header_at),
@@ -241,8 +237,7 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
                 );
             }
             other => {
-                cap.report(
-                    cx,
+                cx.report_at(
                     &ODD_ENTRY,
                     ODD_ENTRY.severity,
                     loc.at(header_at),
@@ -259,8 +254,7 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
     for m in &members {
         let copies = counts.get(&m.name).copied().unwrap_or(0);
         if copies > 1 && reported.insert(m.name.clone()) {
-            cap.report(
-                cx,
+            cx.report_at(
                 &DUPLICATE_NAME,
                 DUPLICATE_NAME.severity,
                 t.loc.member(display(&m.name)).at(m.offset),
@@ -301,16 +295,14 @@ pub fn analyze_tar(cx: &mut Cx<'_>, t: Target<'_>) {
     }
 
     if complete {
-        trailing(cx, &mut cap, t, end);
+        trailing(cx, t, end);
     }
-    cap.finish(cx, t.loc);
 }
 
-fn check_name(cx: &mut Cx<'_>, cap: &mut Capped, name: &[u8], loc: &Location) {
+fn check_name(cx: &mut Cx<'_>, name: &[u8], loc: &Location) {
     let issues = names::path_issues(name);
     if issues.escapes() {
-        cap.report(
-            cx,
+        cx.report_at(
             &PATH_ESCAPE,
             PATH_ESCAPE.severity,
             loc.clone(),
@@ -322,8 +314,7 @@ fn check_name(cx: &mut Cx<'_>, cap: &mut Capped, name: &[u8], loc: &Location) {
         } else {
             Severity::Low
         };
-        cap.report(
-            cx,
+        cx.report_at(
             &ODD_ENTRY,
             severity,
             loc.clone(),
@@ -361,7 +352,7 @@ fn legacy_member(cx: &mut Cx<'_>, data: &[u8], loc: &Location, depth: u32, stora
 }
 
 /// Reports (and scans, when recognisable) non-zero bytes after the last member.
-fn trailing(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, end: u64) {
+fn trailing(cx: &mut Cx<'_>, t: Target<'_>, end: u64) {
     let Some(rest) = usize::try_from(end).ok().and_then(|e| t.data.get(e..)) else {
         return;
     };
@@ -372,8 +363,7 @@ fn trailing(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, end: u64) {
     let block = first.saturating_sub(first % 512);
     let offset = end.saturating_add(block as u64);
     let bytes = rest.get(block..).unwrap_or_default();
-    cap.report(
-        cx,
+    cx.report_at(
         &TRAILING,
         TRAILING.severity,
         t.loc.at(offset),

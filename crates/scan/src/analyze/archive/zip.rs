@@ -17,7 +17,7 @@ use formats::{Format, ParseError};
 
 use super::inflate::{self, End};
 use super::names::{self, display};
-use super::{clip, scan_if_recognised, Capped};
+use super::{clip, scan_if_recognised};
 use crate::context::{Cx, Target};
 use crate::location::Location;
 use crate::rules::Rule;
@@ -230,14 +230,12 @@ const EVASIVE: u16 =
 
 pub fn analyze_zip(cx: &mut Cx<'_>, t: Target<'_>) {
     let archive = zip::read(t.data, cx.limits);
-    let mut cap = Capped::default();
     if let Err(e) = &archive.central {
         cx.parse_error("zip", t.loc, e);
     }
     if let Some(e) = &archive.local.stopped {
         if archive.central.is_ok() && !e.is_limit() {
-            cap.report(
-                cx,
+            cx.report_at(
                 &LOCAL_WALK,
                 LOCAL_WALK.severity,
                 t.loc.at(e.offset),
@@ -260,7 +258,7 @@ pub fn analyze_zip(cx: &mut Cx<'_>, t: Target<'_>) {
         cx.saw_format("npz");
     }
 
-    structure(cx, &mut cap, t, &archive);
+    structure(cx, t, &archive);
 
     let mut copies: HashMap<&[u8], u32> = HashMap::new();
     let mut streamed = 0u64;
@@ -271,18 +269,16 @@ pub fn analyze_zip(cx: &mut Cx<'_>, t: Target<'_>) {
         if (m.flags | m.local_flags.unwrap_or(0)) & flags::DATA_DESCRIPTOR != 0 {
             streamed = streamed.saturating_add(1);
         }
-        member(cx, &mut cap, t, &layout, m, &loc);
+        member(cx, t, &layout, m, &loc);
     }
     if streamed > 0 {
-        cap.report(
-            cx,
+        cx.report_at(
             &DATA_DESCRIPTOR,
             DATA_DESCRIPTOR.severity,
             t.loc.clone(),
             format!("{streamed} member(s) give their sizes after their data"),
         );
     }
-    cap.finish(cx, t.loc);
 }
 
 /// The member's name in locations: copies of a duplicated name and members only one view
@@ -301,7 +297,7 @@ fn label(m: &Member<'_>, copy: u32) -> String {
 }
 
 /// Findings about the archive's structure: where its views disagree.
-fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) {
+fn structure(cx: &mut Cx<'_>, t: Target<'_>, a: &Archive<'_>) {
     let depth = t.depth.saturating_add(1);
     for an in &a.anomalies {
         match an {
@@ -309,9 +305,7 @@ fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) 
                 offset,
                 central,
                 local,
-            } => cap.report(
-                cx,
-                &NAME_MISMATCH,
+            } => cx.report_at(&NAME_MISMATCH,
                 NAME_MISMATCH.severity,
                 t.loc.at(*offset),
                 format!(
@@ -331,9 +325,7 @@ fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) 
                     "uncompressed size" | "crc-32" => Severity::Medium,
                     _ => Severity::High,
                 };
-                cap.report(
-                    cx,
-                    &FIELD_MISMATCH,
+                cx.report_at(&FIELD_MISMATCH,
                     severity,
                     t.loc.member(display(name)).at(*offset),
                     format!("{field}: central directory {central}, local header {local}"),
@@ -343,16 +335,12 @@ fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) 
                 offset,
                 name,
                 only_in,
-            } => cap.report(
-                cx,
-                &HIDDEN_MEMBER,
+            } => cx.report_at(&HIDDEN_MEMBER,
                 HIDDEN_MEMBER.severity,
                 t.loc.at(*offset),
                 format!("`{}` is listed only by {}", display(name), only_in.describe()),
             ),
-            Anomaly::CountMismatch { declared, found } => cap.report(
-                cx,
-                &HIDDEN_MEMBER,
+            Anomaly::CountMismatch { declared, found } => cx.report_at(&HIDDEN_MEMBER,
                 HIDDEN_MEMBER.severity,
                 t.loc.clone(),
                 format!(
@@ -369,9 +357,7 @@ fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) 
                 } else {
                     (Severity::High, "")
                 };
-                cap.report(
-                    cx,
-                    &DUPLICATE_NAME,
+                cx.report_at(&DUPLICATE_NAME,
                     severity,
                     t.loc.member(display(name)),
                     format!("{copies} members named `{}`{how}", display(name)),
@@ -382,9 +368,7 @@ fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) 
                 name,
                 other_offset,
                 other,
-            } => cap.report(
-                cx,
-                &OVERLAP,
+            } => cx.report_at(&OVERLAP,
                 OVERLAP.severity,
                 t.loc.at(*offset),
                 format!(
@@ -394,9 +378,7 @@ fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) 
                 ),
             ),
             Anomaly::Prefix { len } => {
-                cap.report(
-                    cx,
-                    &PREFIX,
+                cx.report_at(&PREFIX,
                     PREFIX.severity,
                     t.loc.at(0),
                     format!("{len} byte(s) before the first member"),
@@ -411,9 +393,7 @@ fn structure(cx: &mut Cx<'_>, cap: &mut Capped, t: Target<'_>, a: &Archive<'_>) 
                 } else {
                     "after the end of the archive"
                 };
-                cap.report(
-                    cx,
-                    &STRAY_BYTES,
+                cx.report_at(&STRAY_BYTES,
                     STRAY_BYTES.severity,
                     t.loc.at(*offset),
                     format!("{len} byte(s) {what}"),
@@ -437,19 +417,11 @@ fn span(data: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
 }
 
 /// Judges one member's header and scans its bytes.
-fn member(
-    cx: &mut Cx<'_>,
-    cap: &mut Capped,
-    t: Target<'_>,
-    layout: &Layout<'_>,
-    m: &Member<'_>,
-    loc: &Location,
-) {
+fn member(cx: &mut Cx<'_>, t: Target<'_>, layout: &Layout<'_>, m: &Member<'_>, loc: &Location) {
     for n in std::iter::once(m.name).chain(m.local_name) {
         let issues = names::path_issues(n);
         if issues.escapes() {
-            cap.report(
-                cx,
+            cx.report_at(
                 &PATH_ESCAPE,
                 PATH_ESCAPE.severity,
                 loc.clone(),
@@ -463,8 +435,7 @@ fn member(
             } else {
                 Severity::Low
             };
-            cap.report(
-                cx,
+            cx.report_at(
                 &ODD_NAME,
                 severity,
                 loc.clone(),
@@ -476,8 +447,7 @@ fn member(
     let all_flags = m.flags | m.local_flags.unwrap_or(0);
     let odd = all_flags & !(flags::ORDINARY | EVASIVE);
     if odd != 0 {
-        cap.report(
-            cx,
+        cx.report_at(
             &ODD_FLAGS,
             ODD_FLAGS.severity,
             loc.clone(),
@@ -496,8 +466,7 @@ fn member(
             let target = String::from_utf8_lossy(stored.get(..4096).unwrap_or(stored));
             let escapes = names::link_escapes(m.name, stored);
             let how = if escapes { ", outside the archive" } else { "" };
-            cap.report(
-                cx,
+            cx.report_at(
                 &LINK_MEMBER,
                 Severity::High,
                 loc.clone(),
@@ -512,8 +481,7 @@ fn member(
                 0o010000 => "FIFO",
                 _ => "socket",
             };
-            cap.report(
-                cx,
+            cx.report_at(
                 &LINK_MEMBER,
                 Severity::Medium,
                 loc.clone(),
@@ -524,7 +492,7 @@ fn member(
         _ => {}
     }
 
-    let Some((bytes, complete)) = contents(cx, cap, m, stored, loc) else {
+    let Some((bytes, complete)) = contents(cx, m, stored, loc) else {
         return;
     };
     let depth = t.depth.saturating_add(1);
@@ -542,8 +510,7 @@ fn member(
         } else {
             (Severity::Medium, "")
         };
-        cap.report(
-            cx,
+        cx.report_at(
             &EVASIVE_FLAGS,
             severity,
             loc.clone(),
@@ -560,8 +527,7 @@ fn member(
     if layout.is_storage(m.name) {
         // Raw tensor bytes: judged only if they are disguised files.
         if let Some(kind) = embedded_format(&bytes) {
-            cap.report(
-                cx,
+            cx.report_at(
                 &STORAGE_HOLDS_FILE,
                 STORAGE_HOLDS_FILE.severity,
                 loc.clone(),
@@ -582,7 +548,6 @@ fn member(
 /// budget when deflated) and whether they are complete.
 fn contents<'d>(
     cx: &mut Cx<'_>,
-    cap: &mut Capped,
     m: &Member<'_>,
     stored: &'d [u8],
     loc: &Location,
@@ -611,8 +576,7 @@ fn contents<'d>(
             (Cow::Owned(out), complete)
         }
         other => {
-            cap.report(
-                cx,
+            cx.report_at(
                 &UNSUPPORTED_METHOD,
                 UNSUPPORTED_METHOD.severity,
                 loc.clone(),
@@ -622,8 +586,7 @@ fn contents<'d>(
         }
     };
     if complete && bytes.len() as u64 != m.declared_size {
-        cap.report(
-            cx,
+        cx.report_at(
             &FIELD_MISMATCH,
             Severity::Medium,
             loc.clone(),
