@@ -52,9 +52,13 @@ pub enum FormatError {
     Base64 { field: String, reason: String },
     #[error("`dsseEnvelope.signatures` holds {0} signatures; exactly one is expected")]
     SignatureCount(usize),
-    #[error("`verificationMaterial` has neither `publicKey` nor `x509CertificateChain`/`certificate`")]
+    #[error(
+        "`verificationMaterial` has neither `publicKey` nor `x509CertificateChain`/`certificate`"
+    )]
     NoMaterial,
-    #[error("`verificationMaterial` has a certificate chain of {0} certificates (limit {MAX_CHAIN})")]
+    #[error(
+        "`verificationMaterial` has a certificate chain of {0} certificates (limit {MAX_CHAIN})"
+    )]
     ChainLength(usize),
     #[error("the signature is not a DER-encoded ECDSA signature for this key's curve")]
     SignatureEncoding,

@@ -167,7 +167,10 @@ fn may_issue(ca: &Certificate, below: usize) -> Result<bool, CertError> {
     if !bc.ca {
         return Ok(false);
     }
-    if bc.path_len_constraint.is_some_and(|n| usize::from(n) < below) {
+    if bc
+        .path_len_constraint
+        .is_some_and(|n| usize::from(n) < below)
+    {
         return Ok(false);
     }
     Ok(ext::<KeyUsage>(ca)?.is_none_or(|ku| ku.key_cert_sign()))
@@ -175,17 +178,18 @@ fn may_issue(ca: &Certificate, below: usize) -> Result<bool, CertError> {
 
 /// Did `issuer` sign `c`?
 fn signed_by(c: &Certificate, issuer: &Certificate) -> Result<bool, CertError> {
-    let sha = match c.signature_algorithm.oid {
-        ECDSA_SHA256 => Sha::Sha256,
-        ECDSA_SHA384 => Sha::Sha384,
-        ECDSA_SHA512 => Sha::Sha512,
-        other => {
-            return Err(unsupported(
+    let sha =
+        match c.signature_algorithm.oid {
+            ECDSA_SHA256 => Sha::Sha256,
+            ECDSA_SHA384 => Sha::Sha384,
+            ECDSA_SHA512 => Sha::Sha512,
+            other => return Err(unsupported(
                 c,
-                format!("signature algorithm {other} (only ECDSA with SHA-256/384/512 is supported)"),
-            ))
-        }
-    };
+                format!(
+                    "signature algorithm {other} (only ECDSA with SHA-256/384/512 is supported)"
+                ),
+            )),
+        };
     let key = key_of(issuer)?;
     let tbs = c
         .tbs_certificate
@@ -275,4 +279,16 @@ pub fn verify_chain(
         }
     }
     Err(CertError::TooDeep)
+}
+
+/// The DER of every `CERTIFICATE` in a PEM text (for putting a chain in a bundle).
+pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    let certs = Certificate::load_pem_chain(pem.as_bytes()).map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE in the file".into());
+    }
+    certs
+        .iter()
+        .map(|c| c.to_der().map_err(|e| e.to_string()))
+        .collect()
 }

@@ -57,7 +57,9 @@ pub enum Hasher {
 impl Hasher {
     pub fn new(alg: HashAlgorithm) -> Self {
         match alg {
-            HashAlgorithm::Sha256 => Hasher::Sha256(ring::digest::Context::new(&ring::digest::SHA256)),
+            HashAlgorithm::Sha256 => {
+                Hasher::Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+            }
             HashAlgorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
         }
     }

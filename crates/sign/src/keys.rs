@@ -45,7 +45,6 @@ impl Curve {
         }
     }
 
-
     fn from_oid(oid: Option<ObjectIdentifier>) -> Result<Curve, KeyError> {
         match oid {
             Some(SECP256R1) => Ok(Curve::P256),
@@ -137,7 +136,10 @@ impl SigningKey {
 
     /// PKCS#8 PEM; with a passphrase, encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256,
     /// AES-256-CBC), which OpenSSL and Python's `cryptography` read.
-    pub fn to_pkcs8_pem(&self, passphrase: Option<&[u8]>) -> Result<pkcs8::der::zeroize::Zeroizing<String>, KeyError> {
+    pub fn to_pkcs8_pem(
+        &self,
+        passphrase: Option<&[u8]>,
+    ) -> Result<pkcs8::der::zeroize::Zeroizing<String>, KeyError> {
         let doc = match self {
             SigningKey::P256(k) => k.to_pkcs8_der(),
             SigningKey::P384(k) => k.to_pkcs8_der(),
@@ -151,12 +153,9 @@ impl SigningKey {
         let mut iv = [0u8; 16];
         OsRng.fill_bytes(&mut salt);
         OsRng.fill_bytes(&mut iv);
-        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
-            PBKDF2_ITERATIONS,
-            &salt,
-            &iv,
-        )
-        .map_err(malformed)?;
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
+                .map_err(malformed)?;
         let pki = PrivateKeyInfo::try_from(doc.as_bytes()).map_err(malformed)?;
         let enc = pki.encrypt_with_params(params, pass).map_err(malformed)?;
         enc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
@@ -165,7 +164,8 @@ impl SigningKey {
 
     /// Reads a private key PEM. An encrypted key needs `passphrase`.
     pub fn from_pem(pem: &str, passphrase: Option<&[u8]>) -> Result<SigningKey, KeyError> {
-        let (label, doc) = SecretDocument::from_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
+        let (label, doc) =
+            SecretDocument::from_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
         match label {
             "PRIVATE KEY" => Self::from_pkcs8_der(doc.as_bytes()),
             "ENCRYPTED PRIVATE KEY" => {
@@ -209,9 +209,15 @@ impl SigningKey {
         }
         let curve = Curve::from_oid(pki.algorithm.parameters_oid().ok())?;
         Ok(match curve {
-            Curve::P256 => SigningKey::P256(p256::SecretKey::from_pkcs8_der(der).map_err(malformed)?),
-            Curve::P384 => SigningKey::P384(p384::SecretKey::from_pkcs8_der(der).map_err(malformed)?),
-            Curve::P521 => SigningKey::P521(p521::SecretKey::from_pkcs8_der(der).map_err(malformed)?),
+            Curve::P256 => {
+                SigningKey::P256(p256::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+            }
+            Curve::P384 => {
+                SigningKey::P384(p384::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+            }
+            Curve::P521 => {
+                SigningKey::P521(p521::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+            }
         })
     }
 
@@ -252,9 +258,13 @@ impl PublicKey {
 
     /// Reads a `PUBLIC KEY` (SPKI) PEM.
     pub fn from_pem(pem: &str) -> Result<PublicKey, KeyError> {
-        let (label, doc) = pkcs8::der::Document::from_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
+        let (label, doc) =
+            pkcs8::der::Document::from_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
         if label != "PUBLIC KEY" {
-            return Err(KeyError::Label(label.into(), "PUBLIC KEY (SubjectPublicKeyInfo)"));
+            return Err(KeyError::Label(
+                label.into(),
+                "PUBLIC KEY (SubjectPublicKeyInfo)",
+            ));
         }
         Self::from_spki_der(doc.as_bytes())
     }
@@ -267,9 +277,15 @@ impl PublicKey {
         }
         let curve = Curve::from_oid(spki.algorithm.parameters_oid().ok())?;
         Ok(match curve {
-            Curve::P256 => PublicKey::P256(p256::PublicKey::from_public_key_der(der).map_err(malformed)?),
-            Curve::P384 => PublicKey::P384(p384::PublicKey::from_public_key_der(der).map_err(malformed)?),
-            Curve::P521 => PublicKey::P521(p521::PublicKey::from_public_key_der(der).map_err(malformed)?),
+            Curve::P256 => {
+                PublicKey::P256(p256::PublicKey::from_public_key_der(der).map_err(malformed)?)
+            }
+            Curve::P384 => {
+                PublicKey::P384(p384::PublicKey::from_public_key_der(der).map_err(malformed)?)
+            }
+            Curve::P521 => {
+                PublicKey::P521(p521::PublicKey::from_public_key_der(der).map_err(malformed)?)
+            }
         })
     }
 
@@ -303,19 +319,22 @@ impl PublicKey {
         let h = sha.digest(msg);
         match self {
             PublicKey::P256(k) => {
-                let sig = p256::ecdsa::Signature::from_der(der_sig).map_err(|_| SignatureError::Encoding)?;
+                let sig = p256::ecdsa::Signature::from_der(der_sig)
+                    .map_err(|_| SignatureError::Encoding)?;
                 p256::ecdsa::VerifyingKey::from(k)
                     .verify_prehash(&h, &sig)
                     .map_err(|_| SignatureError::Invalid)
             }
             PublicKey::P384(k) => {
-                let sig = p384::ecdsa::Signature::from_der(der_sig).map_err(|_| SignatureError::Encoding)?;
+                let sig = p384::ecdsa::Signature::from_der(der_sig)
+                    .map_err(|_| SignatureError::Encoding)?;
                 p384::ecdsa::VerifyingKey::from(k)
                     .verify_prehash(&h, &sig)
                     .map_err(|_| SignatureError::Invalid)
             }
             PublicKey::P521(k) => {
-                let sig = p521::ecdsa::Signature::from_der(der_sig).map_err(|_| SignatureError::Encoding)?;
+                let sig = p521::ecdsa::Signature::from_der(der_sig)
+                    .map_err(|_| SignatureError::Encoding)?;
                 p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
                     .map_err(|_| SignatureError::Invalid)?
                     .verify_prehash(&h, &sig)
@@ -349,7 +368,10 @@ mod tests {
             assert_eq!(pk.curve(), curve);
             pk.verify(b"msg", &sig).unwrap();
             assert_eq!(pk.verify(b"msh", &sig), Err(SignatureError::Invalid));
-            assert_eq!(pk.verify(b"msg", b"\x30\x00"), Err(SignatureError::Encoding));
+            assert_eq!(
+                pk.verify(b"msg", b"\x30\x00"),
+                Err(SignatureError::Encoding)
+            );
             let other = SigningKey::generate(curve).public_key();
             assert!(other.verify(b"msg", &sig).is_err());
         }
@@ -360,7 +382,10 @@ mod tests {
         let k = SigningKey::generate(Curve::P256);
         let pem = k.to_pkcs8_pem(Some(b"correct horse")).unwrap();
         assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
-        assert!(matches!(SigningKey::from_pem(&pem, None), Err(KeyError::NeedPassphrase)));
+        assert!(matches!(
+            SigningKey::from_pem(&pem, None),
+            Err(KeyError::NeedPassphrase)
+        ));
         assert!(matches!(
             SigningKey::from_pem(&pem, Some(b"wrong")),
             Err(KeyError::Decrypt(_))
@@ -378,7 +403,10 @@ mod tests {
         let privpem = k.to_pkcs8_pem(None).unwrap();
         let e = PublicKey::from_pem(&privpem).unwrap_err().to_string();
         assert!(e.contains("PUBLIC KEY"), "{e}");
-        assert!(matches!(PublicKey::from_pem("garbage"), Err(KeyError::Pem(_))));
+        assert!(matches!(
+            PublicKey::from_pem("garbage"),
+            Err(KeyError::Pem(_))
+        ));
         // An Ed25519 public key (RFC 8410 example).
         let ed = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
         assert!(matches!(PublicKey::from_pem(ed), Err(KeyError::NotEc(_))));

@@ -24,5 +24,6 @@ pub use error::{Error, KeyError};
 pub use hash::HashAlgorithm;
 pub use keys::{Curve, PublicKey, SigningKey};
 pub use manifest::{Diff, HashOptions, Manifest, Method, Serialization};
+pub use pkcs8::der::zeroize;
 pub use sign::{sign, SignOptions, Signed};
 pub use verify::{verify, Failure, Trust, Verdict, Verified, VerifyOptions};

@@ -275,7 +275,9 @@ pub fn build(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Manifest, Error> {
     if let Method::Shards(0) = ser.method {
-        return Err(Error::Options("the shard size must be at least 1 byte".into()));
+        return Err(Error::Options(
+            "the shard size must be at least 1 byte".into(),
+        ));
     }
     let entries = walk(model, ser)?;
     total(entries.iter().map(|e| e.size).sum());
@@ -312,7 +314,9 @@ pub fn build(
             .map_init(
                 || vec![0u8; hash::READ_BUFFER],
                 |buf, &(i, range, len)| {
-                    let e = entries.get(i).ok_or_else(|| Error::Options("internal".into()))?;
+                    let e = entries
+                        .get(i)
+                        .ok_or_else(|| Error::Options("internal".into()))?;
                     let start = range.map_or(0, |r| r.0);
                     let digest = hash::hash_range(&e.abs, start, len, ser.hash, buf, &report)?;
                     // A file that grew while hashed would be signed short: check its size.
@@ -451,7 +455,10 @@ mod tests {
         let m = build0(dir.path(), &ser(Method::Files)).unwrap();
         let names: Vec<String> = m.items.iter().map(Item::name).collect();
         // `a/c` before `a-b` (component-wise, as model_signing); nested `.git` kept.
-        assert_eq!(names, ["a/c", "a-b", "a.b", "a.txt", "empty", "sub/.git/HEAD"]);
+        assert_eq!(
+            names,
+            ["a/c", "a-b", "a.b", "a.txt", "empty", "sub/.git/HEAD"]
+        );
         assert_eq!(
             hex::encode(m.items[0].digest),
             "3bb2abb69ebb27fbfe63c7639624c6ec5e331b841a5bc8c3ebc10b9285e90877"
@@ -469,7 +476,13 @@ mod tests {
         let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
         assert!(pos("a.txt:9:12") < pos("a.txt:12:15"));
         assert_eq!(
-            hex::encode(m.items.iter().find(|i| i.name() == "a.txt:0:3").unwrap().digest),
+            hex::encode(
+                m.items
+                    .iter()
+                    .find(|i| i.name() == "a.txt:0:3")
+                    .unwrap()
+                    .digest
+            ),
             "d6a81f224bbf2f7c22baddbd5d40730eb20cfb0b3d74e10cab61788214caceb1"
         );
     }

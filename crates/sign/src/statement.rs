@@ -103,7 +103,9 @@ pub fn parse(payload: &[u8]) -> Result<Statement, FormatError> {
         serde_json::from_slice(payload).map_err(|e| err(format!("not valid JSON: {e}")))?;
     let ty = string(&v, "", "_type")?;
     if ty != STATEMENT_TYPE {
-        return Err(err(format!("`_type` is `{ty}`, expected `{STATEMENT_TYPE}`")));
+        return Err(err(format!(
+            "`_type` is `{ty}`, expected `{STATEMENT_TYPE}`"
+        )));
     }
     let pt = string(&v, "", "predicateType")?;
     if pt == PREDICATE_TYPE_V01 {
@@ -112,7 +114,9 @@ pub fn parse(payload: &[u8]) -> Result<Statement, FormatError> {
         )));
     }
     if pt != PREDICATE_TYPE {
-        return Err(err(format!("`predicateType` is `{pt}`, expected `{PREDICATE_TYPE}`")));
+        return Err(err(format!(
+            "`predicateType` is `{pt}`, expected `{PREDICATE_TYPE}`"
+        )));
     }
     let subjects = field(&v, "", "subject")?
         .as_array()
@@ -125,14 +129,20 @@ pub fn parse(payload: &[u8]) -> Result<Statement, FormatError> {
     };
     let model_name = string(subject, "subject[0].", "name")?.to_string();
     let digest = field(subject, "subject[0].", "digest")?;
-    let root_digest = hex32(string(digest, "subject[0].digest.", "sha256")?, "subject digest")?;
+    let root_digest = hex32(
+        string(digest, "subject[0].digest.", "sha256")?,
+        "subject digest",
+    )?;
 
     let predicate = field(&v, "", "predicate")?;
     let s = field(predicate, "predicate.", "serialization")?;
     let p = "predicate.serialization.";
     let hash_name = string(s, p, "hash_type")?;
-    let hash = HashAlgorithm::from_name(hash_name)
-        .ok_or_else(|| err(format!("unsupported `{p}hash_type` `{hash_name}` (sha256 and blake3 are)")))?;
+    let hash = HashAlgorithm::from_name(hash_name).ok_or_else(|| {
+        err(format!(
+            "unsupported `{p}hash_type` `{hash_name}` (sha256 and blake3 are)"
+        ))
+    })?;
     let method = match string(s, p, "method")? {
         "files" => Method::Files,
         "shards" => {
@@ -145,15 +155,27 @@ pub fn parse(payload: &[u8]) -> Result<Statement, FormatError> {
                         .map(|f| f as u64)
                 })
                 .filter(|n| *n > 0)
-                .ok_or_else(|| err(format!("`{p}shard_size` is {n}, not a positive whole number")))?;
+                .ok_or_else(|| {
+                    err(format!(
+                        "`{p}shard_size` is {n}, not a positive whole number"
+                    ))
+                })?;
             Method::Shards(size)
         }
-        other => return Err(err(format!("unknown `{p}method` `{other}` (files and shards are known)"))),
+        other => {
+            return Err(err(format!(
+                "unknown `{p}method` `{other}` (files and shards are known)"
+            )))
+        }
     };
     let allow_symlinks = match s.get("allow_symlinks") {
         Some(Value::Bool(b)) => *b,
         None => false,
-        Some(other) => return Err(err(format!("`{p}allow_symlinks` is {other}, not a boolean"))),
+        Some(other) => {
+            return Err(err(format!(
+                "`{p}allow_symlinks` is {other}, not a boolean"
+            )))
+        }
     };
     let mut ignore_paths = Vec::new();
     if let Some(list) = s.get("ignore_paths") {
@@ -279,16 +301,25 @@ mod tests {
     fn float_shard_size_accepted_fractional_refused() {
         let p = String::from_utf8(to_payload(&manifest()).unwrap()).unwrap();
         let f = p.replace("\"shard_size\": 4", "\"shard_size\": 4.0");
-        assert_eq!(parse(f.as_bytes()).unwrap().serialization.method, Method::Shards(4));
+        assert_eq!(
+            parse(f.as_bytes()).unwrap().serialization.method,
+            Method::Shards(4)
+        );
         let bad = p.replace("\"shard_size\": 4", "\"shard_size\": 4.5");
-        assert!(parse(bad.as_bytes()).unwrap_err().to_string().contains("shard_size"));
+        assert!(parse(bad.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("shard_size"));
     }
 
     #[test]
     fn tampered_resource_is_inconsistent() {
         let p = String::from_utf8(to_payload(&manifest()).unwrap()).unwrap();
         let bad = p.replacen(&hex::encode([1u8; 32]), &hex::encode([3u8; 32]), 1);
-        assert!(matches!(parse(bad.as_bytes()), Err(FormatError::Inconsistent { .. })));
+        assert!(matches!(
+            parse(bad.as_bytes()),
+            Err(FormatError::Inconsistent { .. })
+        ));
     }
 
     #[test]
