@@ -178,18 +178,19 @@ fn may_issue(ca: &Certificate, below: usize) -> Result<bool, CertError> {
 
 /// Did `issuer` sign `c`?
 fn signed_by(c: &Certificate, issuer: &Certificate) -> Result<bool, CertError> {
-    let sha =
-        match c.signature_algorithm.oid {
-            ECDSA_SHA256 => Sha::Sha256,
-            ECDSA_SHA384 => Sha::Sha384,
-            ECDSA_SHA512 => Sha::Sha512,
-            other => return Err(unsupported(
+    let sha = match c.signature_algorithm.oid {
+        ECDSA_SHA256 => Sha::Sha256,
+        ECDSA_SHA384 => Sha::Sha384,
+        ECDSA_SHA512 => Sha::Sha512,
+        other => {
+            return Err(unsupported(
                 c,
                 format!(
                     "signature algorithm {other} (only ECDSA with SHA-256/384/512 is supported)"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let key = key_of(issuer)?;
     let tbs = c
         .tbs_certificate

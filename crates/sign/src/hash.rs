@@ -50,7 +50,7 @@ impl HashAlgorithm {
 
 /// One streaming hash.
 pub enum Hasher {
-    Sha256(ring::digest::Context),
+    Sha256(Box<ring::digest::Context>),
     Blake3(Box<blake3::Hasher>),
 }
 
@@ -58,7 +58,7 @@ impl Hasher {
     pub fn new(alg: HashAlgorithm) -> Self {
         match alg {
             HashAlgorithm::Sha256 => {
-                Hasher::Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+                Hasher::Sha256(Box::new(ring::digest::Context::new(&ring::digest::SHA256)))
             }
             HashAlgorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
         }

@@ -283,7 +283,9 @@ pub fn build(
     total(entries.iter().map(|e| e.size).sum());
 
     // Work items: whole files, or shards. Largest first so both cores finish together.
-    let mut tasks: Vec<(usize, Option<(u64, u64)>, u64)> = Vec::new();
+    // (entry index, shard range, bytes)
+    type Task = (usize, Option<(u64, u64)>, u64);
+    let mut tasks: Vec<Task> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         match ser.method {
             Method::Files => tasks.push((i, None, e.size)),
@@ -297,7 +299,7 @@ pub fn build(
             }
         }
     }
-    tasks.sort_by(|a, b| b.2.cmp(&a.2));
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.2));
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)

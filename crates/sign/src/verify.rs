@@ -43,12 +43,12 @@ pub enum Verdict {
 /// Proof that a model matched a bundle signed by a trusted signer. Only [`verify`] makes
 /// one.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Verified {
     /// The model as hashed now (it equals the signed manifest).
     pub manifest: Manifest,
     /// Who signed: `key <hint>` or the certificate subject.
     pub signer: String,
-    _proof: (),
 }
 
 /// Why a model is not verified.
@@ -164,6 +164,5 @@ pub fn verify(
     Ok(Verdict::Verified(Verified {
         manifest: actual,
         signer,
-        _proof: (),
     }))
 }

@@ -46,7 +46,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Code> {
     let mut ignore = signing::model_relative(&args.model, &args.ignore_paths, true);
     ignore.extend(signing::model_relative(
         &args.model,
-        &[args.signature.clone()],
+        std::slice::from_ref(&args.signature),
         false,
     ));
     let opts = VerifyOptions {
