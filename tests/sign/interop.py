@@ -253,18 +253,19 @@ def signature_inside_and_encrypted_key(warden, tmp):
     check("warden verifies it (the signature file is ignored)", code == 0, out)
 
 
-def make_ca(tmp, leaf_usage=True):
+def make_ca(tmp, leaf_usage=True, expired=False):
     now = datetime.datetime.now(datetime.timezone.utc)
 
     def cert(subject, issuer, key, issuer_key, ca, usage):
+        past = expired and not ca
         b = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(now - datetime.timedelta(days=60 if past else 1))
+            .not_valid_after(now - datetime.timedelta(days=30) if past else now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         )
         if ca:
@@ -289,7 +290,7 @@ def make_ca(tmp, leaf_usage=True):
     inter = cert("Warden Test Intermediate", "Warden Test Root", int_k, root_k, True, True)
     leaf = cert("model-publisher@example.com", "Warden Test Intermediate", leaf_k, int_k, False, leaf_usage)
     pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
-    d = tmp / ("pki" if leaf_usage else "pki-nousage")
+    d = tmp / ("pki" + ("" if leaf_usage else "-nousage") + ("-expired" if expired else ""))
     d.mkdir(exist_ok=True)
     (d / "root.pem").write_bytes(pem(root))
     (d / "inter.pem").write_bytes(pem(inter))
@@ -332,6 +333,13 @@ def certificate_mode(warden, tmp):
     check("certificate mode: a leaf without signing usage is refused", code == 2 and "digitalSignature" in out, out)
     code, out = run(MODEL_SIGNING, "verify", "certificate", model, "--signature", nsig, "--certificate_chain", n / "root.pem")
     check("certificate mode: model_signing refuses it too", code != 0, out)
+    e = make_ca(tmp, expired=True)
+    esig = tmp / "e-pki.sig"
+    run(MODEL_SIGNING, "sign", "certificate", model, "--private_key", e / "leaf.key",
+        "--signing_certificate", e / "leaf.pem", "--certificate_chain", e / "inter.pem", "--signature", esig)
+    code, out = run(warden, "verify", model, "--signature", esig, "--cert-chain", e / "root.pem")
+    # model_signing checks validity at the leaf's notBefore and accepts it (docs/signing.md).
+    check("certificate mode: an expired leaf is refused", code == 2 and "expired" in out, out)
 
 
 def api_serializations(warden, tmp):

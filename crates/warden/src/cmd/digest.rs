@@ -40,7 +40,7 @@ pub fn run(args: DigestArgs) -> anyhow::Result<Code> {
             .collect();
         let mut v = serde_json::json!({
             "type": "digest",
-            "model": args.model,
+            "model": args.model.display().to_string(),
             "root_digest": root,
             "hash_type": ser.hash.name(),
             "algorithm": ser.resource_algorithm(),

@@ -59,8 +59,8 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<Code> {
         let v = serde_json::json!({
             "type": "keygen",
             "curve": curve.name(),
-            "private_key": args.out,
-            "public_key": pub_out,
+            "private_key": args.out.display().to_string(),
+            "public_key": pub_out.display().to_string(),
             "encrypted": passphrase.is_some(),
             "hint": hint,
         });

@@ -69,8 +69,8 @@ pub fn run(args: SignArgs) -> anyhow::Result<Code> {
     if args.json {
         let v = serde_json::json!({
             "type": "signed",
-            "model": args.model,
-            "signature": args.signature,
+            "model": args.model.display().to_string(),
+            "signature": args.signature.display().to_string(),
             "root_digest": root,
             "method": match m.serialization.method { Method::Files => "files", Method::Shards(_) => "shards" },
             "hash_type": m.serialization.hash.name(),

@@ -76,8 +76,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Code> {
                 let j = serde_json::json!({
                     "type": "verification",
                     "verified": true,
-                    "model": args.model,
-                    "signature": args.signature,
+                    "model": args.model.display().to_string(),
+                    "signature": args.signature.display().to_string(),
                     "signer": v.signer,
                     "root_digest": root,
                     "files": v.manifest.files().len(),
@@ -100,8 +100,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Code> {
                 let mut j = serde_json::json!({
                     "type": "verification",
                     "verified": false,
-                    "model": args.model,
-                    "signature": args.signature,
+                    "model": args.model.display().to_string(),
+                    "signature": args.signature.display().to_string(),
                     "reason": reason(&f),
                     "message": f.to_string(),
                 });
