@@ -168,7 +168,7 @@ pub struct KeygenArgs {
 pub struct ModelArgs {
     /// Paths to leave out (relative to the current directory, as model_signing takes
     /// them; only paths inside the model count). Repeatable.
-    #[arg(long, value_name = "PATH", num_args = 1..)]
+    #[arg(long, value_name = "PATH")]
     pub ignore_paths: Vec<PathBuf>,
 
     /// Include .git, .gitattributes, .github and .gitignore (ignored by default).
@@ -259,7 +259,7 @@ pub struct VerifyArgs {
 
     /// Paths to leave out besides those the bundle records (relative to the current
     /// directory). Repeatable.
-    #[arg(long, value_name = "PATH", num_args = 1..)]
+    #[arg(long, value_name = "PATH")]
     pub ignore_paths: Vec<PathBuf>,
 
     /// Follow symbolic links to files even if the signer did not.
