@@ -21,6 +21,16 @@ pub struct Cli {
 pub enum Command {
     /// Inspect model files for malicious code and malformed data before anything loads them.
     Scan(ScanArgs),
+
+    // --- signing (crates/sign): keygen, sign, verify, digest ---
+    /// Create an ECDSA key pair for signing models (PKCS#8 PEM).
+    Keygen(KeygenArgs),
+    /// Sign a model: write an OpenSSF Model Signing bundle (Sigstore bundle v0.3, DSSE, in-toto).
+    Sign(SignArgs),
+    /// Verify a model against a signature bundle (exit 0 verified, 2 not verified, 1 error).
+    Verify(VerifyArgs),
+    /// Print a model's root digest (what a release record stores).
+    Digest(DigestArgs),
 }
 
 /// Scans files, directories (recursively) and archives. The format of every file is
@@ -91,4 +101,207 @@ fn parse_limit(s: &str) -> Result<(String, u64), String> {
         .parse::<u64>()
         .map_err(|e| format!("limit value `{value}`: {e}"))?;
     Ok((name.trim().to_string(), value))
+}
+
+// --- signing (crates/sign): keygen, sign, verify, digest ---
+
+/// Elliptic curve of a new key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CurveArg {
+    P256,
+    P384,
+    P521,
+}
+
+/// Hash of every file or shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HashArg {
+    Sha256,
+    Blake3,
+}
+
+/// Where a passphrase comes from: never from the command line itself.
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// Read the key passphrase from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "passphrase_file")]
+    pub passphrase_env: Option<String>,
+
+    /// Read the key passphrase from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Creates an ECDSA key pair. The private key is written with mode 0600.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Curve of the key.
+    #[arg(long, value_enum, default_value = "p256")]
+    pub curve: CurveArg,
+
+    /// Private key file (PKCS#8 PEM).
+    #[arg(long, short, value_name = "FILE", default_value = "warden-key.pem")]
+    pub out: PathBuf,
+
+    /// Public key file (SPKI PEM); default: the private key's name with `.pub`.
+    #[arg(long, value_name = "FILE")]
+    pub pub_out: Option<PathBuf>,
+
+    /// Encrypt the private key, asking for a passphrase on the terminal.
+    #[arg(long)]
+    pub encrypt: bool,
+
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How the model is read: the same rules as `model_signing`.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Paths to leave out (relative to the current directory, as model_signing takes
+    /// them; only paths inside the model count). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub ignore_paths: Vec<PathBuf>,
+
+    /// Include .git, .gitattributes, .github and .gitignore (ignored by default).
+    #[arg(long)]
+    pub no_ignore_git_paths: bool,
+
+    /// Follow symbolic links to files (refused by default).
+    #[arg(long)]
+    pub allow_symlinks: bool,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Writes an OMS bundle for MODEL. The default (whole files, SHA-256) is what
+/// `model_signing verify key` checks.
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 signed, 1 error. Format: docs/signing.md.")]
+pub struct SignArgs {
+    /// The model directory (or a single file).
+    pub model: PathBuf,
+
+    /// Private key (PKCS#8, encrypted PKCS#8 or SEC1 PEM; P-256, P-384 or P-521).
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: PathBuf,
+
+    /// Where to write the bundle; ignored when hashing if it lies inside the model.
+    #[arg(long, value_name = "FILE", default_value = "model.sig")]
+    pub signature: PathBuf,
+
+    /// Hash of each file or shard.
+    #[arg(long, value_enum, default_value = "sha256")]
+    pub hash: HashArg,
+
+    /// Cut files into shards of N bytes (method `shards`), hashed in parallel.
+    #[arg(long, value_name = "N")]
+    pub shard_size: Option<u64>,
+
+    /// Certificate mode: the signing certificate (PEM) matching --key.
+    #[arg(long, value_name = "CERT.pem")]
+    pub signing_cert: Option<PathBuf>,
+
+    /// Certificate mode: intermediate certificates to put in the bundle (PEM). Repeatable.
+    #[arg(long, value_name = "CHAIN.pem", requires = "signing_cert")]
+    pub cert_chain: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub model_args: ModelArgs,
+
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Checks MODEL against a bundle: the signer (a public key, or a certificate chaining to
+/// a trust anchor), then every file. On failure it names the files modified, added or
+/// removed, or what is wrong with the signature or signer.
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 verified, 2 not verified, 1 error. Format: docs/signing.md.")]
+pub struct VerifyArgs {
+    /// The model directory (or a single file).
+    pub model: PathBuf,
+
+    /// The bundle to check.
+    #[arg(long, value_name = "FILE")]
+    pub signature: PathBuf,
+
+    /// Key mode: the signer's public key (SPKI PEM).
+    #[arg(
+        long,
+        value_name = "PUB.pem",
+        required_unless_present = "cert_chain",
+        conflicts_with = "cert_chain"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// Certificate mode: trust anchors (PEM, one or more certificates). Repeatable.
+    #[arg(long, value_name = "CHAIN.pem")]
+    pub cert_chain: Vec<PathBuf>,
+
+    /// Paths to leave out besides those the bundle records (relative to the current
+    /// directory). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub ignore_paths: Vec<PathBuf>,
+
+    /// Follow symbolic links to files even if the signer did not.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing; the exit code tells the result.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Prints the root digest of MODEL: SHA-256 over the sorted per-file digests, the
+/// subject digest a signature over the same settings carries.
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The model directory (or a single file).
+    pub model: PathBuf,
+
+    /// Hash of each file or shard.
+    #[arg(long, value_enum, default_value = "sha256")]
+    pub hash: HashArg,
+
+    /// Cut files into shards of N bytes.
+    #[arg(long, value_name = "N")]
+    pub shard_size: Option<u64>,
+
+    #[command(flatten)]
+    pub model_args: ModelArgs,
+
+    /// Also list every resource and its digest.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -2,11 +2,23 @@
 
 mod scan;
 
+// signing
+mod digest;
+mod keygen;
+mod sign;
+mod signing;
+mod verify;
+
 use crate::cli::{Cli, Command};
 use crate::exit::Code;
 
 pub fn run(cli: Cli) -> anyhow::Result<Code> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        // signing
+        Command::Keygen(args) => keygen::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Digest(args) => digest::run(args),
     }
 }
