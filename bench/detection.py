@@ -44,9 +44,12 @@ def main():
     ap.add_argument("--corpus", type=pathlib.Path, required=True)
     ap.add_argument("--warden", required=True)
     ap.add_argument("--peers", required=True)
+    ap.add_argument("--tools", help="comma-separated subset of tools to run (default: all)")
     a = ap.parse_args()
     manifest = json.loads((a.corpus / "manifest.json").read_text())
     ts = tools(a.warden, a.peers)
+    if a.tools:
+        ts = {k: v for k, v in ts.items() if k in a.tools.split(",")}
     caught = collections.Counter()
     fp = collections.Counter()
     errors = collections.Counter()

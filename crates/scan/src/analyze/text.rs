@@ -76,7 +76,7 @@ const MARKERS: &[&[u8]] = &[
 ];
 
 fn contains(data: &[u8], needle: &[u8]) -> bool {
-    data.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(data, needle).is_some()
 }
 
 pub fn analyze_json(cx: &mut Cx<'_>, t: Target<'_>) {

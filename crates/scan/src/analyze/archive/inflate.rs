@@ -21,8 +21,9 @@ pub static BOMB: Rule = Rule {
 
 /// Ratios are judged only past this much output: small blocks of zeros (an all-zero tensor
 /// in `np.savez_compressed`) compress near deflate's 1032:1 maximum and are harmless;
-/// the file's budget bounds the total anyway.
-const RATIO_FLOOR: u64 = 64 << 20;
+/// the file's budget bounds the total anyway. 16 MiB keeps a bomb's cost to a few
+/// milliseconds of inflation while tolerating zero tensors of millions of elements.
+const RATIO_FLOOR: u64 = 16 << 20;
 const CHUNK: usize = 64 * 1024;
 
 /// How a stream ended.
@@ -36,6 +37,12 @@ pub(super) enum End {
     Ratio,
     /// The stream is truncated or corrupt.
     Failed(io::Error),
+}
+
+/// True when a container's declared sizes alone make a member a bomb: more than the ratio
+/// floor of output at more than the ratio limit.
+pub(super) fn declares_bomb(cx: &Cx<'_>, declared: u64, compressed: u64) -> bool {
+    declared > RATIO_FLOOR && declared / compressed.max(1) > cx.limits.max_compression_ratio
 }
 
 /// Reads `reader` to its end into `out`, charging every chunk. `consumed` says how many

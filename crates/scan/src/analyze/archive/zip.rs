@@ -554,6 +554,17 @@ fn contents<'d>(
 ) -> Option<(Cow<'d, [u8]>, bool)> {
     let (bytes, complete) = match m.method {
         method::STORED => (Cow::Borrowed(stored), true),
+        method::DEFLATED if inflate::declares_bomb(cx, m.declared_size, stored.len() as u64) => {
+            // The member says it is a bomb: report it without paying for the inflation.
+            // Stopping after the floor would not have inspected the rest either.
+            let (size, packed) = (m.declared_size, stored.len());
+            cx.report(
+                &inflate::BOMB,
+                loc.clone(),
+                format!("{packed} compressed bytes declare {size} bytes; not inflated"),
+            );
+            return None;
+        }
         method::DEFLATED => {
             let mut out = Vec::new();
             let end = inflate::drain(
