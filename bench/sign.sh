@@ -14,7 +14,7 @@ command -v hyperfine >/dev/null || { echo "hyperfine is required (apt-get instal
 mkdir -p "$out/one" "$out/four"
 scripts/setup-sign-env
 cargo build --release --locked -p warden
-# A private copy: the shared target directory may be rebuilt by someone else mid-run.
+# A private copy of the binary: a rebuild during the run must not change what is measured.
 cp "$CARGO_TARGET_DIR/release/warden" "$out/warden"
 W="$out/warden"
 MS="$root/.venv-sign/bin/model_signing"
