@@ -12,6 +12,10 @@ import collections
 import json
 import pathlib
 import subprocess
+import tempfile
+
+# Tools run in a scratch directory: fickling writes safety_results.json into its cwd.
+SCRATCH = tempfile.mkdtemp(prefix="warden-bench-")
 
 
 def tools(warden, peers):
@@ -30,10 +34,10 @@ def verdict(cmd, codes, path):
     if codes is None:  # fickling: one file at a time, non-zero = unsafe
         flagged = False
         for p in paths:
-            r = subprocess.run(cmd + [str(p)], capture_output=True, timeout=300)
+            r = subprocess.run(cmd + [str(p)], capture_output=True, timeout=300, cwd=SCRATCH)
             flagged |= r.returncode != 0
         return flagged, False
-    r = subprocess.run(cmd + [str(target)], capture_output=True, timeout=300)
+    r = subprocess.run(cmd + [str(target)], capture_output=True, timeout=300, cwd=SCRATCH)
     if r.returncode in codes:
         return codes[r.returncode], False
     return False, True

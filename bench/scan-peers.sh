@@ -38,6 +38,7 @@ cat "$out/scan-detection.md"
 # takes one file at a time, so it is timed over the same file list in one shell loop.
 files="$out/corpus-files.txt"
 find "$out/corpus" -type f ! -name manifest.json | sort > "$files"
+cd "$out"  # fickling writes safety_results.json into its working directory
 hyperfine --warmup 1 --runs 5 --ignore-failure --export-markdown "$out/scan-speed.md" \
   -n warden "$warden scan --quiet $out/corpus" \
   -n picklescan "$peers/picklescan/bin/picklescan --path $out/corpus" \
