@@ -15,6 +15,8 @@
 pub mod detect;
 pub mod error;
 pub mod limits;
+#[doc(hidden)]
+pub mod mutate;
 pub mod reader;
 
 pub mod gguf;

@@ -740,16 +740,7 @@ mod tests {
         for cut in 0..f.len() {
             let _ = parse(&f[..cut], &Limits::default());
         }
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            let mut g = f.clone();
-            for _ in 0..3 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let i = (state % g.len() as u64) as usize;
-                g[i] = (state >> 32) as u8;
-            }
+        for g in crate::mutate::mutations(&f, 0x2545_f491_4f6c_dd1d, 20_000) {
             let _ = parse(&g, &Limits::default());
         }
     }

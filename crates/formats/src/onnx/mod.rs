@@ -309,16 +309,7 @@ mod tests {
     #[test]
     fn mutated_models_never_panic() {
         let base = model().encode_to_vec();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let mut data = base.clone();
-            for k in 0..(state % 4) {
-                let pos = ((state >> (8 * k)) % data.len() as u64) as usize;
-                data[pos] = (state >> (16 + k)) as u8;
-            }
+        for data in crate::mutate::mutations(&base, 0x2545_f491_4f6c_dd1d, 20_000) {
             let _ = read(&data, &Limits::default());
             let _ = read_tensor(&data, &Limits::default());
             let _ = is_onnx_data(&data, &TopLevel::scan(&data), &Limits::default());

@@ -319,16 +319,7 @@ mod tests {
     #[test]
     fn mutated_inputs_never_panic() {
         let base = saved_model().encode_to_vec();
-        let mut state = 0x1234_5678_9abc_def1u64;
-        for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let mut data = base.clone();
-            for k in 0..(state % 4) {
-                let pos = ((state >> (8 * k)) % data.len() as u64) as usize;
-                data[pos] = (state >> (16 + k)) as u8;
-            }
+        for data in crate::mutate::mutations(&base, 0x1234_5678_9abc_def1, 20_000) {
             let limits = Limits::default();
             let _ = read_saved_model(&data, &limits);
             let _ = read_graph_def(&data, &limits);

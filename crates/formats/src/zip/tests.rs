@@ -505,20 +505,7 @@ fn random_mutations_never_panic() {
         },
         e("a/version", b"3\n"),
     ]);
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for _ in 0..20_000 {
-        let mut z = base.clone();
-        let flips = 1 + next() % 4;
-        for _ in 0..flips {
-            let i = (next() % z.len() as u64) as usize;
-            z[i] = next() as u8;
-        }
+    for z in crate::mutate::mutations(&base, 0x9e37_79b9_7f4a_7c15, 20_000) {
         let a = read(&z, &Limits::default());
         for m in a.members() {
             let _ = m.data.map(|d| d.len());

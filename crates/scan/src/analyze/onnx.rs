@@ -1062,14 +1062,7 @@ mod tests {
         for cut in 0..data.len() {
             let _ = scan_bytes(&data[..cut], "m.onnx", &opts);
         }
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        for _ in 0..3_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let mut d = data.clone();
-            let pos = (state % d.len() as u64) as usize;
-            d[pos] ^= (state >> 40) as u8 | 1;
+        for d in formats::mutate::mutations(&data, 0x853c_49e6_748f_ea9b, 3_000) {
             let report = scan_bytes(&d, "m.onnx", &opts);
             // A flipped byte either leaves a model that reads as ONNX (and is judged as
             // such) or is reported; it is never silently clean.

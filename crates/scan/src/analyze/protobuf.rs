@@ -1139,17 +1139,8 @@ mod tests {
     #[test]
     fn mutated_saved_models_never_panic() {
         let base = tf2_benign();
-        let mut state = 0xdead_beef_cafe_f00du64;
         let opts = ScanOptions::default();
-        for _ in 0..5_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let mut data = base.clone();
-            for k in 0..(state % 4) {
-                let pos = ((state >> (8 * k)) % data.len() as u64) as usize;
-                data[pos] = (state >> (16 + k)) as u8;
-            }
+        for data in formats::mutate::mutations(&base, 0xdead_beef_cafe_f00d, 5_000) {
             let report = scan_bytes(&data, "m.pb", &opts);
             // Whatever the bytes became, they are never silently clean unless they still
             // read as a graph.
