@@ -45,7 +45,7 @@ pub(crate) const ZIP64_LOCATOR_SIG: &[u8; 4] = b"PK\x06\x07";
 pub fn has_end_of_central_directory(data: &[u8]) -> bool {
     let start = data.len().saturating_sub(65_535 + 22);
     data.get(start..)
-        .is_some_and(|tail| tail.windows(4).any(|w| w == b"PK\x05\x06"))
+        .is_some_and(|tail| memchr::memmem::rfind(tail, EOCD_SIG).is_some())
 }
 
 /// Everything the readers of a ZIP archive would see in it.
