@@ -397,39 +397,16 @@ pub fn lambda_function(obj: &KerasObject<'_>) -> Option<(Option<String>, String)
 
 /// Standard or URL-safe base64, ignoring whitespace; padding optional.
 pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => u32::from(c.wrapping_sub(b'A')),
-            b'a'..=b'z' => u32::from(c.wrapping_sub(b'a')).wrapping_add(26),
-            b'0'..=b'9' => u32::from(c.wrapping_sub(b'0')).wrapping_add(52),
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        })
-    };
-    let mut out = Vec::with_capacity(s.len().saturating_mul(3) / 4);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    let mut pad = false;
-    for c in s.bytes() {
-        if c.is_ascii_whitespace() {
-            continue;
-        }
-        if c == b'=' {
-            pad = true;
-            continue;
-        }
-        if pad {
-            return None;
-        }
-        acc = (acc << 6) | val(c)?;
-        bits = bits.wrapping_add(6);
-        if bits >= 8 {
-            bits = bits.wrapping_sub(8);
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    Some(out)
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{alphabet, Engine};
+    // Python's decoder (what Keras uses) skips line breaks and accepts missing padding.
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    GeneralPurpose::new(&alphabet::STANDARD, config)
+        .decode(&compact)
+        .or_else(|_| GeneralPurpose::new(&alphabet::URL_SAFE, config).decode(&compact))
+        .ok()
 }
 
 /// Identifier-like strings in marshalled bytecode (names, constants): a heuristic view
