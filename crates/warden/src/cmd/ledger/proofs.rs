@@ -13,10 +13,20 @@ use crate::cli::ledger::{CheckProofArgs, ConsistencyArgs, ProofArgs, VerifyLedge
 use crate::exit::Code;
 
 pub fn verify(paths: &Paths, args: VerifyLedgerArgs) -> anyhow::Result<Code> {
+    // Recovery refuses a ledger whose recent tiles disagree with its journal; verify
+    // still checks the published files and reports that too.
+    let mut recovery_problem = None;
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => {
-            paths.settle()?;
+            match paths.settle() {
+                Ok(()) => {}
+                Err(e) => match e.downcast::<ledger::Error>() {
+                    Ok(ledger::Error::Corrupt(why)) => recovery_problem = Some(why),
+                    Ok(other) => return Err(other.into()),
+                    Err(other) => return Err(other),
+                },
+            }
             paths.ledger.clone()
         }
     };
@@ -27,7 +37,16 @@ pub fn verify(paths: &Paths, args: VerifyLedgerArgs) -> anyhow::Result<Code> {
     };
     let report = match ledger::verify::verify(&dir, vkey.as_deref(), since.as_deref(), check_record)
     {
-        Ok(r) => r,
+        Ok(mut r) => {
+            if let Some(why) = recovery_problem {
+                let problem = ledger::verify::Problem {
+                    place: "journal".into(),
+                    what: why,
+                };
+                r.problems.insert(0, problem);
+            }
+            r
+        }
         // A checkpoint that does not verify is a failed verification, not a usage error.
         Err(e @ (ledger::Error::Checkpoint(_) | ledger::Error::Key(_))) => {
             report_failure(args.json.json, &e.to_string())?;
