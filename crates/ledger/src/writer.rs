@@ -144,6 +144,11 @@ impl Ledger {
         one(self.submit(vec![entry], false)?)
     }
 
+    /// Appends a record (in its canonical form) and returns once it is durable.
+    pub fn append_record(&self, record: &crate::record::Record) -> Result<Receipt> {
+        self.append(record.encode()?)
+    }
+
     /// Like [`Ledger::append`], but returns [`Error::Busy`] instead of waiting for room in
     /// the queue.
     pub fn try_append(&self, entry: Vec<u8>) -> Result<Receipt> {
