@@ -291,3 +291,52 @@ fn recovery_reports_a_tampered_checkpoint_or_partial_tile_instead_of_replacing_i
         assert_eq!(fs::read(&path).unwrap(), data, "{rel}");
     }
 }
+
+/// A forgery that rewrites an entry together with its level-0 and level-1 hashes. The
+/// tile reader of Go's sumdb/tlog (and of its Rust port) never checks some tiles of the
+/// right edge (tile/1/000 at 70,000 entries), so it would accept this; the ledger's
+/// readers recompute each bundle's path and must not.
+#[test]
+fn a_consistent_forgery_of_entry_and_hash_tiles_is_still_refused() {
+    use ledger::hash::{leaf_hash, root_of};
+    let dir = tempfile::tempdir().unwrap();
+    let (skey, vkey) = key("test.example/ledger");
+    Ledger::create(dir.path(), &skey, &vkey).unwrap();
+    let ledger = Ledger::open(dir.path(), &skey, fast_options()).unwrap();
+    ledger
+        .append_all((0..40_000).map(record).collect())
+        .unwrap();
+    ledger
+        .append_all((40_000..70_000).map(record).collect())
+        .unwrap();
+    ledger.close().unwrap();
+
+    let bundle_path = dir.path().join("tile/entries/000");
+    let mut entries: Vec<Vec<u8>> = split_bundle(&fs::read(&bundle_path).unwrap())
+        .unwrap()
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    let forged = String::from_utf8(entries[5].clone())
+        .unwrap()
+        .replace("\"n\":\"5\"", "\"n\":\"6\"");
+    assert_ne!(forged.as_bytes(), entries[5].as_slice());
+    entries[5] = forged.into_bytes();
+    let mut bundle = Vec::new();
+    for e in &entries {
+        push_entry(&mut bundle, e).unwrap();
+    }
+    fs::write(&bundle_path, bundle).unwrap();
+    let leaves: Vec<[u8; 32]> = entries.iter().map(|e| leaf_hash(e)).collect();
+    fs::write(dir.path().join("tile/0/000"), leaves.concat()).unwrap();
+    let level1_path = dir.path().join("tile/1/000");
+    let mut level1 = fs::read(&level1_path).unwrap();
+    level1[..32].copy_from_slice(&root_of(&leaves));
+    fs::write(&level1_path, level1).unwrap();
+
+    let published = Published::open(dir.path(), None).unwrap();
+    let shown = published.entry(5);
+    assert!(shown.is_err(), "the forged entry was served as authentic");
+    assert!(published.for_each_entry(0, 10, |_, _| Ok(())).is_err());
+    assert!(!verify_dir(dir.path()).unwrap().ok());
+}
