@@ -32,6 +32,8 @@ pub enum Error {
     Stopped(String),
     #[error("proof: {0}")]
     Proof(String),
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl Error {

@@ -26,4 +26,6 @@ pub use record::Record;
 pub use writer::{Ledger, Options, Receipt};
 pub mod reader;
 pub use reader::Published;
+pub mod backup;
+pub mod export;
 pub mod verify;

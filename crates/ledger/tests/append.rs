@@ -1,4 +1,5 @@
 //! Appending, reopening and proving: the ledger's normal life.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 mod common;
 

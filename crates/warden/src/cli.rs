@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use scan::Severity;
 
+pub mod ledger;
+
 /// Warden carries an externally developed ML model through its whole life on premises:
 /// admit, seal, approve, serve, watch, respond.
 #[derive(Debug, Parser)]
@@ -13,6 +15,15 @@ use scan::Severity;
     after_help = "Exit codes: 0 success, 1 error, 2 denied or not verified, 3 scan findings at or above --fail-on."
 )]
 pub struct Cli {
+    /// Directory holding this node's state: ledger, keys, vault.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_DATA",
+        default_value = "warden-data"
+    )]
+    pub data_dir: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +42,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print a model's root digest (what a release record stores).
     Digest(DigestArgs),
+
+    // --- ledger (crates/ledger) ---
+    /// The tamper-evident ledger of everything Warden does.
+    Ledger(ledger::LedgerArgs),
+    /// Write a self-verifying offline copy of the ledger.
+    Backup(ledger::BackupArgs),
+    /// Restore the ledger from a backup; refuses older or forked copies.
+    Restore(ledger::RestoreArgs),
 }
 
 /// Scans files, directories (recursively) and archives. The format of every file is

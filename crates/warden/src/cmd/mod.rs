@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod ledger;
 mod scan;
 
 // signing
@@ -20,5 +21,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Digest(args) => digest::run(args),
+        // ledger
+        Command::Ledger(args) => ledger::run(&cli.data_dir, args),
+        Command::Backup(args) => ledger::run_backup(&cli.data_dir, args),
+        Command::Restore(args) => ledger::run_restore(&cli.data_dir, args),
     }
 }
