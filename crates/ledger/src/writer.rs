@@ -144,6 +144,11 @@ impl Ledger {
         one(self.submit(vec![entry], false)?)
     }
 
+    /// Appends a record (in its canonical form) and returns once it is durable.
+    pub fn append_record(&self, record: &crate::record::Record) -> Result<Receipt> {
+        self.append(record.encode()?)
+    }
+
     /// Like [`Ledger::append`], but returns [`Error::Busy`] instead of waiting for room in
     /// the queue.
     pub fn try_append(&self, entry: Vec<u8>) -> Result<Receipt> {
@@ -292,6 +297,22 @@ impl Writer {
             )));
         };
         let (mut state, tail) = Self::check_base(&base, &vkey)?;
+        // The published checkpoint is derived from the journal: it may lag it, but must
+        // agree with it. One that does not is tampering, reported rather than replaced.
+        let published = match fsio::read_optional(&dir.join(layout::CHECKPOINT), 64 * 1024)? {
+            Some(note) if !note.is_empty() => Some(
+                checkpoint::verify(&note, &vkey)
+                    .map_err(|e| Error::Corrupt(format!("the published checkpoint: {e}")))?,
+            ),
+            _ => None,
+        };
+        let mut published_root = None;
+        let mut note_root = |state: &TreeState| {
+            if published.as_ref().is_some_and(|p| p.size == state.size()) {
+                published_root = Some(state.root());
+            }
+        };
+        note_root(&state);
         let mut writer_tail = tail;
         let mut new_tiles = NewTiles::default();
         let mut last_cp = base.checkpoint.clone();
@@ -310,6 +331,7 @@ impl Writer {
             }
             for entry in commit.entries {
                 add_entry(&mut state, &mut writer_tail, entry, &mut new_tiles)?;
+                note_root(&state);
             }
             last_cp = commit.checkpoint;
         }
@@ -339,15 +361,21 @@ impl Writer {
             .seek(SeekFrom::Start(journal_len))
             .map_err(Error::io(&journal_path))?;
 
-        // The published checkpoint may lag the journal, never lead it.
-        if let Some(published) = fsio::read_optional(&dir.join(layout::CHECKPOINT), 64 * 1024)? {
-            if let Ok(p) = checkpoint::verify(&published, &vkey) {
-                if p.size > cp.size {
-                    return Err(Error::Corrupt(format!(
-                        "the published checkpoint has {} entries but the journal only {}: acknowledged entries are missing from the journal",
-                        p.size, cp.size
-                    )));
-                }
+        if let Some(p) = &published {
+            if p.size > cp.size {
+                return Err(Error::Corrupt(format!(
+                    "the published checkpoint has {} entries but the journal only {}: acknowledged entries are missing from the journal",
+                    p.size, cp.size
+                )));
+            }
+            if published_root.is_some_and(|root| root != p.root) {
+                return Err(Error::Corrupt(format!(
+                    "the published checkpoint of {} entries has another root than the journal's tree of that size: a fork",
+                    p.size
+                )));
+            }
+            if p.size == cp.size {
+                check_published_partials(dir, &state, &writer_tail)?;
             }
         }
 
@@ -656,6 +684,33 @@ impl Writer {
         self.journal_len = data.len() as u64;
         Ok(())
     }
+}
+
+/// The partial tiles published for the journal's own size must be what the journal says.
+fn check_published_partials(dir: &Path, state: &TreeState, tail: &[Vec<u8>]) -> Result<()> {
+    let mut expected: Vec<(TileId, Vec<u8>)> = state
+        .partial_tiles()
+        .map(|(id, hashes)| (id, tiles::encode_hashes(hashes)))
+        .collect();
+    if !tail.is_empty() {
+        let mut bundle = Vec::new();
+        for entry in tail {
+            tiles::push_entry(&mut bundle, entry)?;
+        }
+        expected.push((TileId::for_entry(state.size() - 1, state.size()), bundle));
+    }
+    for (id, data) in expected {
+        let path = layout::tile(dir, &id);
+        if let Some(existing) = fsio::read_optional(&path, 17 << 20)? {
+            if !existing.is_empty() && existing != data {
+                return Err(Error::Corrupt(format!(
+                    "{} differs from the journal; run `warden ledger verify`",
+                    id.path()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds one entry to the tree and the pending bundle, collecting the tiles it fills.

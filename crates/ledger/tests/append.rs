@@ -159,3 +159,62 @@ fn bad_input_is_refused_cleanly() {
     assert!(published.inclusion_proof(4).is_err());
     assert!(published.consistency_proof(5).is_err());
 }
+
+#[test]
+fn a_full_queue_pushes_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (skey, vkey) = key("test.example/ledger");
+    Ledger::create(dir.path(), &skey, &vkey).unwrap();
+    let options = Options {
+        queue: 1,
+        max_batch: 1,
+        ..fast_options()
+    };
+    let ledger = Arc::new(Ledger::open(dir.path(), &skey, options).unwrap());
+    let busy = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let (ledger, busy) = (Arc::clone(&ledger), Arc::clone(&busy));
+            std::thread::spawn(move || {
+                let mut ok = 0u64;
+                let mut i = 0;
+                while ok < 40 && std::time::Instant::now() < deadline {
+                    i += 1;
+                    // Half the writers wait for room, half are told to come back later.
+                    let result = if t % 2 == 0 {
+                        ledger.append(record(t * 10_000 + i))
+                    } else {
+                        ledger.try_append(record(t * 10_000 + i))
+                    };
+                    match result {
+                        Ok(_) => ok += 1,
+                        Err(Error::Busy) => {
+                            busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            std::thread::yield_now();
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let acked: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(acked, 320);
+    assert!(
+        busy.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the queue of one never filled"
+    );
+    let ledger = Arc::try_unwrap(ledger).ok().unwrap();
+    assert_eq!(
+        ledger.checkpoint().size,
+        320,
+        "busy appends were not written"
+    );
+    let receipt = ledger
+        .append_record(&ledger::Record::new("admin.test", "t"))
+        .unwrap();
+    assert_eq!(receipt.index, 320);
+    ledger.close().unwrap();
+}

@@ -263,3 +263,31 @@ fn scratch_copy(dir: &Path) -> tempfile::TempDir {
     copy_dir(dir, copy.path());
     copy
 }
+
+#[test]
+fn recovery_reports_a_tampered_checkpoint_or_partial_tile_instead_of_replacing_it() {
+    for rel in [
+        "checkpoint",
+        "tile/0/002.p/88",
+        "tile/entries/002.p/88",
+        "tile/1/000.p/2",
+    ] {
+        let (dir, skey) = fixture();
+        let path = dir.path().join(rel);
+        let mut data = fs::read(&path).unwrap();
+        let at = data.len() / 3;
+        data[at] ^= 0x04;
+        fs::write(&path, &data).unwrap();
+        let err = Ledger::open(dir.path(), &skey, fast_options())
+            .err()
+            .unwrap();
+        let shown = err.to_string();
+        assert!(matches!(err, ledger::Error::Corrupt(_)), "{rel}: {shown}");
+        assert!(
+            shown.contains(rel) || (rel == "checkpoint" && shown.contains("published checkpoint")),
+            "{rel}: {shown}"
+        );
+        // Nothing was rewritten.
+        assert_eq!(fs::read(&path).unwrap(), data, "{rel}");
+    }
+}
