@@ -10,8 +10,8 @@ Go verify the signed checkpoint, every hash tile and every entry of every entry 
 inclusion proofs (first, last, tile boundaries, random) and consistency proofs from every
 checkpoint saved earlier. Then forgeries that Go must reject: a byte flipped in an entry
 bundle (full and partial), in a hash tile, in a proof; a checkpoint of another ledger, one
-re-signed by another key of the same name, one with a changed root or size; a proof for the
-wrong index. Each check prints `ok` or `FAIL`; the last line is `N passed, M failed`.
+re-signed by that ledger's key or by another key of the same name, one with a changed root
+or size; a proof for the wrong index. Each check prints `ok` or `FAIL`; the last line is `N passed, M failed`.
 
 --reference runs everything against `gocheck reference`, the contract's ledger commands
 written with tlog and note alone: it shows the checks accept Go's own log and reject its
@@ -255,24 +255,44 @@ def checkpoint_forgeries(go, led, other, tmp):
     text, sigs = good.decode().split("\n\n", 1)
     origin, size, root = text.split("\n")[:3]
     forged_root = base64.b64encode(hashlib.sha256(b"forged").digest()).decode()
+
+    def resigned(*skey):
+        rc, out, err = run([go.exe, "resign", cpf, *skey])
+        key = "the other ledger's key" if skey else "a new key"
+        return out if check(f"gocheck resigns the checkpoint with {key}", rc == 0, err) else None
+
+    # The other ledger's private key, where warden keeps it (docs/ledger.md).
+    other_key = other.data / "keys" / "ledger.key"
+    by_other = resigned(other_key)
     cases = [
         ("another ledger's checkpoint", (other.dir / "checkpoint").read_bytes()),
-        ("the checkpoint re-signed by a new key named like the ledger", None),
+        ("the checkpoint re-signed by another ledger's key", by_other),
+        ("the checkpoint re-signed by a new key named like the ledger", resigned()),
         ("a changed root", f"{origin}\n{size}\n{forged_root}\n\n{sigs}".encode()),
         ("a changed size", f"{origin}\n{int(size) + 1}\n{root}\n\n{sigs}".encode()),
     ]
     for what, forged in cases:
         if forged is None:
-            rc, forged, err = run([go.exe, "resign", cpf])
-            if not check("gocheck resign", rc == 0, err):
-                continue
+            continue
         cpf.write_bytes(forged)
         try:
             go.rejects(f"Go rejects {what}", "checkpoint signature", "tiles", led.dir)
         finally:
             cpf.write_bytes(good)
+    if by_other is not None:
+        # Trusting the other key does not help: its name is not this checkpoint's origin.
+        (tmp / "vkey-a").write_bytes((led.dir / "vkey").read_bytes())
+        cpf.write_bytes(by_other)
+        shutil.copy(other.dir / "vkey", led.dir / "vkey")
+        try:
+            go.rejects("Go rejects the checkpoint re-signed by another ledger's key, with that key trusted",
+                       "is not the key name", "tiles", led.dir)
+        finally:
+            cpf.write_bytes(good)
+            (led.dir / "vkey").write_bytes((tmp / "vkey-a").read_bytes())
     go.rejects("Go rejects the checkpoint with the other ledger's verifier key", "checkpoint signature",
                "inclusion", other.dir / "vkey", tmp / "proof-good.json")
+    go.ok("Go: the restored checkpoint verifies again", "tiles", led.dir)
 
 
 def proof_forgeries(go, led, other, tmp, size, receipts):

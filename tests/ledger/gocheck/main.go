@@ -5,7 +5,7 @@
 //	gocheck tiles DIR                                  ledger directory (DIR/vkey, DIR/checkpoint, DIR/tile/...)
 //	gocheck inclusion VKEY_FILE PROOF_JSON             `warden ledger proof --json` output
 //	gocheck consistency VKEY_FILE PROOF_JSON [OLD_CP]  `warden ledger consistency --json` output
-//	gocheck resign CHECKPOINT_FILE                     the same checkpoint text signed by a new key of the same name
+//	gocheck resign CHECKPOINT_FILE [SKEY_FILE]         its text signed by another key: a new one of the same name, or SKEY_FILE's
 //	gocheck reference --data-dir D ledger ...          the ledger commands written with tlog and note (reference.go)
 //
 // Each exits 0 and prints one line on success, or prints FAIL and the reason and exits 1.
@@ -46,8 +46,8 @@ func main() {
 		msg, err = checkInclusion(args[0], args[1])
 	case cmd == "consistency" && (len(args) == 2 || len(args) == 3):
 		msg, err = checkConsistency(args[0], args[1], args[2:])
-	case cmd == "resign" && len(args) == 1:
-		err = resign(args[0])
+	case cmd == "resign" && (len(args) == 1 || len(args) == 2):
+		err = resign(args[0], args[1:])
 	case cmd == "reference":
 		err = reference(args)
 	default:
@@ -397,9 +397,10 @@ func checkConsistency(vkeyFile, proofFile string, oldCheckpoint []string) (strin
 	return fmt.Sprintf("tree of size %d is a prefix of the tree of size %d (%d hashes)", p.OldSize, tree.N, len(p.Proof)), nil
 }
 
-// resign prints the checkpoint's text signed by a freshly generated key with the same name:
-// a forgery that must be rejected because the key, not the name, is what is trusted.
-func resign(path string) error {
+// resign prints the checkpoint's text signed by another key: the private key (note format) in
+// skeyFile if given, else a freshly generated key with the origin as its name, a forgery
+// that must be rejected because the key, not the name, is what is trusted.
+func resign(path string, skeyFile []string) error {
 	msg, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -411,7 +412,14 @@ func resign(path string) error {
 	}
 	text := unverified.Note.Text
 	name := strings.SplitN(text, "\n", 2)[0]
-	skey, _, err := note.GenerateKey(rand.Reader, name)
+	var skey string
+	if len(skeyFile) == 1 {
+		var b []byte
+		b, err = os.ReadFile(skeyFile[0])
+		skey = strings.TrimSpace(string(b))
+	} else {
+		skey, _, err = note.GenerateKey(rand.Reader, name)
+	}
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,9 @@ package main
 //
 // `interop.py --reference` runs every check against it instead of warden, which shows
 // that the checks pass on a log made by Go's reference code and fail on its forgeries,
-// independently of warden. It keeps its signing key in D/ledger/skey and recomputes all
-// hashes from the entry bundles on each run: simple, and fast enough for tests.
+// independently of warden. Its signing key is in D/keys/ledger.key, as warden's is
+// (docs/ledger.md). It recomputes all hashes from the entry bundles on each run: simple,
+// and fast enough for tests.
 
 import (
 	"bufio"
@@ -35,7 +36,7 @@ type refLedger struct {
 }
 
 func loadLedger(dir string) (*refLedger, error) {
-	skey, err := os.ReadFile(filepath.Join(dir, "skey"))
+	skey, err := os.ReadFile(keyPath(dir))
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +121,10 @@ func (l *refLedger) publish(old int64) error {
 	return writeFile(filepath.Join(l.dir, "checkpoint"), msg)
 }
 
+func keyPath(ledgerDir string) string {
+	return filepath.Join(filepath.Dir(ledgerDir), "keys", "ledger.key")
+}
+
 type record struct {
 	Kind    string            `json:"kind"`
 	Actor   string            `json:"actor"`
@@ -170,14 +175,14 @@ func reference(args []string) error {
 		if origin == "" {
 			origin = "reference.invalid/ledger"
 		}
-		if _, err := os.Stat(filepath.Join(dir, "skey")); err == nil {
+		if _, err := os.Stat(keyPath(dir)); err == nil {
 			return errors.New("ledger exists")
 		}
 		skey, vkey, err := note.GenerateKey(rand.Reader, origin)
 		if err != nil {
 			return err
 		}
-		if err := writeFile(filepath.Join(dir, "skey"), []byte(skey+"\n")); err != nil {
+		if err := writeFile(keyPath(dir), []byte(skey+"\n")); err != nil {
 			return err
 		}
 		if err := writeFile(filepath.Join(dir, "vkey"), []byte(vkey+"\n")); err != nil {
