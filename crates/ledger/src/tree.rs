@@ -18,6 +18,10 @@ pub struct TreeState {
     size: u64,
     /// `levels[L]`: the hashes of tree level 8·L in the right-most, not yet full tile.
     levels: Vec<Vec<Hash>>,
+    /// The roots of the perfect subtrees the tree decomposes into, largest first (its
+    /// compact range): the root is their fold, and each append updates them with one node
+    /// hash on average.
+    frontier: Vec<Hash>,
 }
 
 impl TreeState {
@@ -28,7 +32,15 @@ impl TreeState {
 
     /// Rebuilds a state from its partial tiles, checking that they fit `size`.
     pub fn from_parts(size: u64, levels: Vec<Vec<Hash>>) -> Option<TreeState> {
-        let state = TreeState { size, levels };
+        let mut frontier = Vec::new();
+        for row in levels.iter().rev() {
+            hash::perfect_subtree_roots(row, &mut frontier);
+        }
+        let state = TreeState {
+            size,
+            levels,
+            frontier,
+        };
         let mut count = size;
         let mut level = 0;
         while count > 0 {
@@ -57,6 +69,27 @@ impl TreeState {
 
     /// Appends one leaf hash; every tile that this fills is handed to `on_full`.
     pub fn push(&mut self, leaf: Hash, mut on_full: impl FnMut(FullTile)) {
+        // Merge the new leaf into the frontier, noting the roots of the 2^8, 2^16, …
+        // leaf subtrees it completes: those are the hashes the next tile level receives.
+        let mut node = leaf;
+        let mut size = self.size;
+        let mut merges = 0u32;
+        let mut completed = [hash::EMPTY_ROOT; 8];
+        while size & 1 == 1 {
+            let Some(left) = self.frontier.pop() else {
+                break;
+            };
+            node = hash::node_hash(&left, &node);
+            size >>= 1;
+            merges += 1;
+            if merges.is_multiple_of(8) {
+                if let Some(slot) = completed.get_mut((merges / 8 - 1) as usize) {
+                    *slot = node;
+                }
+            }
+        }
+        self.frontier.push(node);
+
         let mut carry = leaf;
         let mut level = 0usize;
         loop {
@@ -71,9 +104,7 @@ impl TreeState {
                 break;
             }
             let hashes = std::mem::take(row);
-            let mut roots = Vec::with_capacity(1);
-            hash::perfect_subtree_roots(&hashes, &mut roots);
-            carry = roots.first().copied().unwrap_or(hash::EMPTY_ROOT);
+            carry = completed.get(level).copied().unwrap_or(hash::EMPTY_ROOT);
             let level_u8 = u8::try_from(level).unwrap_or(u8::MAX);
             let count_at_level = (self.size + 1) >> (8 * level as u32);
             on_full(FullTile {
@@ -88,11 +119,7 @@ impl TreeState {
 
     /// The Merkle tree hash of the whole tree (RFC 6962 MTH).
     pub fn root(&self) -> Hash {
-        let mut roots = Vec::new();
-        for row in self.levels.iter().rev() {
-            hash::perfect_subtree_roots(row, &mut roots);
-        }
-        hash::fold_compact_range(&roots)
+        hash::fold_compact_range(&self.frontier)
     }
 
     /// The partial hash tiles a checkpoint at this size needs, with their contents.

@@ -482,8 +482,9 @@ impl Writer {
 
     /// One group commit: journal frame, sync, receipts, then the full tiles.
     fn commit(&mut self, batch: Vec<(Vec<Vec<u8>>, Reply)>, shared: &Shared) -> Result<()> {
+        // The tree moves first (to sign its new root); the pending bundle only once the
+        // commit is durable, so a failed commit restores the tree alone.
         let saved_state = self.state.clone();
-        let saved_tail = self.tail.clone();
         let first = self.state.size();
         let mut new_tiles = NewTiles::default();
         let mut receipts = Vec::with_capacity(batch.len());
@@ -494,28 +495,26 @@ impl Writer {
             for entry in list {
                 let index = self.state.size();
                 let leaf = leaf_hash(&entry);
-                add_entry(
-                    &mut self.state,
-                    &mut self.tail,
-                    entry.clone(),
-                    &mut new_tiles,
-                )?;
+                self.state.push(leaf, |full| new_tiles.hashes.push(full));
                 mine.push((index, leaf));
                 entries.push(entry);
             }
             receipts.push(mine);
             replies.push(reply);
         }
+        let mut commit = Frame::Commit(Commit {
+            first,
+            entries,
+            checkpoint: Vec::new(),
+        });
         let outcome = self
             .key
             .sign(self.state.size(), &self.state.root())
             .and_then(|cp| {
-                let frame = journal::encode(&Frame::Commit(Commit {
-                    first,
-                    entries,
-                    checkpoint: cp.note.clone(),
-                }));
-                self.append_frame(&frame)?;
+                if let Frame::Commit(c) = &mut commit {
+                    c.checkpoint = cp.note.clone();
+                }
+                self.append_frame(&journal::encode(&commit))?;
                 Ok(cp)
             });
         let cp = match outcome {
@@ -523,7 +522,6 @@ impl Writer {
             Err(e) => {
                 // Nothing of this batch was acknowledged; undo it in memory and on disk.
                 self.state = saved_state;
-                self.tail = saved_tail;
                 let message = e.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(Error::Stopped(message.clone())));
@@ -555,6 +553,12 @@ impl Writer {
                 })
                 .collect();
             let _ = reply.send(Ok(list));
+        }
+        // Durable: the entries now join the pending bundle.
+        if let Frame::Commit(commit) = commit {
+            for (i, entry) in commit.entries.into_iter().enumerate() {
+                push_tail(first + i as u64, &mut self.tail, entry, &mut new_tiles)?;
+            }
         }
         self.write_tiles(new_tiles, false)
     }
@@ -724,15 +728,24 @@ fn add_entry(
         return Err(Error::EntryTooLarge(entry.len()));
     }
     state.push(leaf_hash(&entry), |full| new_tiles.hashes.push(full));
+    push_tail(state.size() - 1, tail, entry, new_tiles)
+}
+
+/// Adds entry `index`, already in the tree, to the pending bundle; a bundle that fills is
+/// collected for writing.
+fn push_tail(
+    index: u64,
+    tail: &mut Vec<Vec<u8>>,
+    entry: Vec<u8>,
+    new_tiles: &mut NewTiles,
+) -> Result<()> {
     tail.push(entry);
     if tail.len() as u64 == TILE_WIDTH {
         let mut bundle = Vec::new();
         for e in tail.drain(..) {
             tiles::push_entry(&mut bundle, &e)?;
         }
-        new_tiles
-            .bundles
-            .push(((state.size() - 1) / TILE_WIDTH, bundle));
+        new_tiles.bundles.push((index / TILE_WIDTH, bundle));
     }
     Ok(())
 }
