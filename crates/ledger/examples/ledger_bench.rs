@@ -104,6 +104,9 @@ struct LatencyArgs {
     /// Sequential appends per trial.
     #[arg(long, default_value_t = 5_000)]
     count: u64,
+    /// Measure the ledger alone.
+    #[arg(long)]
+    no_peer: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -111,6 +114,9 @@ struct VerifyArgs {
     /// Ledger sizes to verify.
     #[arg(long, value_delimiter = ',', default_values_t = [100_000, 1_000_000])]
     sizes: Vec<u64>,
+    /// Skip the runs with the files evicted from the page cache.
+    #[arg(long)]
+    warm_only: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -178,6 +184,11 @@ struct AppendRow {
     /// CPU time (user + system, all threads) per append, microseconds.
     ledger_cpu_us: Vec<f64>,
     sqlite_cpu_us: Vec<f64>,
+    /// Latency of single appends under this load, per run, milliseconds.
+    ledger_p99_ms: Vec<f64>,
+    ledger_max_ms: Vec<f64>,
+    sqlite_p99_ms: Vec<f64>,
+    sqlite_max_ms: Vec<f64>,
     ledger_median_per_s: f64,
     sqlite_median_per_s: f64,
     /// Median over runs of the ledger/SQLite ratio within each run.
@@ -209,11 +220,17 @@ struct VerifyRow {
     ledger_hwm_kib: Vec<u64>,
     ledger_records_hwm_kib: Vec<u64>,
     sqlite_hwm_kib: Vec<u64>,
+    /// The same with the store's files evicted from the page cache first (empty with
+    /// --warm-only).
+    ledger_cold_s: Vec<f64>,
+    sqlite_cold_s: Vec<f64>,
     /// VmHWM of the child before it starts verifying.
     child_start_hwm_kib: u64,
     median_ledger_s: f64,
     median_ledger_records_s: f64,
     median_sqlite_s: f64,
+    median_ledger_cold_s: f64,
+    median_sqlite_cold_s: f64,
     max_ledger_hwm_kib: u64,
     max_ledger_records_hwm_kib: u64,
     max_sqlite_hwm_kib: u64,
@@ -482,6 +499,8 @@ struct Trial {
     per_s: f64,
     cpu_us: f64,
     per_commit: f64,
+    /// Latency of each append under this load: p50, p99, max in microseconds.
+    latency: (f64, f64, f64),
 }
 
 /// Wall and CPU seconds of a timed phase.
@@ -541,7 +560,7 @@ impl Bench {
         Ok(dir)
     }
 
-    /// Appends every record with `threads` writers; returns appends/s and entries per commit.
+    /// Appends every record with `threads` writers.
     fn ledger_throughput(&self, records: &[Vec<u8>], threads: usize) -> Result<Trial> {
         let dir = self.trial_dir("ledger-append")?;
         let ledger = Arc::new(new_ledger(&dir)?);
@@ -551,10 +570,13 @@ impl Bench {
             || Ok(Arc::clone(&shared)),
             |ledger: &Arc<Ledger>, share| {
                 let mut sizes = Vec::with_capacity(share.len());
+                let mut times = Vec::with_capacity(share.len());
                 for entry in share {
+                    let t = Instant::now();
                     sizes.push(ledger.append(entry)?.tree_size);
+                    times.push(t.elapsed());
                 }
-                Ok(sizes)
+                Ok((sizes, times))
             },
         )?;
         drop(shared);
@@ -562,7 +584,9 @@ impl Bench {
         if size != records.len() as u64 {
             bail!("the ledger holds {size} entries, not {}", records.len());
         }
+        let (sizes, times): (Vec<_>, Vec<_>) = sizes.into_iter().unzip();
         let commits: HashSet<u64> = sizes.into_iter().flatten().collect();
+        let mut times: Vec<Duration> = times.into_iter().flatten().collect();
         Arc::try_unwrap(ledger)
             .map_err(|_| anyhow!("the ledger is still shared"))?
             .close()?;
@@ -572,6 +596,7 @@ impl Bench {
             per_s: n / timed.wall,
             cpu_us: timed.cpu * 1e6 / n,
             per_commit: n / commits.len().max(1) as f64,
+            latency: percentiles(&mut times),
         })
     }
 
@@ -579,16 +604,20 @@ impl Bench {
         let dir = self.trial_dir("sqlite-append")?;
         let path = dir.join("log.db");
         sqlite_create(&path)?;
-        let (timed, _) = run_writers(
+        let (timed, times) = run_writers(
             deal(records, threads),
             || sqlite_writer(&path),
             |conn: &Connection, share| {
+                let mut times = Vec::with_capacity(share.len());
                 for entry in share {
+                    let t = Instant::now();
                     sqlite_append(conn, &entry)?;
+                    times.push(t.elapsed());
                 }
-                Ok(())
+                Ok(times)
             },
         )?;
+        let mut times: Vec<Duration> = times.into_iter().flatten().collect();
         let conn = Connection::open(&path)?;
         let rows: i64 = conn.query_row("SELECT count(*) FROM log", [], |r| r.get(0))?;
         drop(conn);
@@ -601,6 +630,7 @@ impl Bench {
             per_s: n / timed.wall,
             cpu_us: timed.cpu * 1e6 / n,
             per_commit: 1.0,
+            latency: percentiles(&mut times),
         })
     }
 
@@ -625,6 +655,10 @@ impl Bench {
                 ledger_entries_per_commit: Vec::new(),
                 ledger_cpu_us: Vec::new(),
                 sqlite_cpu_us: Vec::new(),
+                ledger_p99_ms: Vec::new(),
+                ledger_max_ms: Vec::new(),
+                sqlite_p99_ms: Vec::new(),
+                sqlite_max_ms: Vec::new(),
                 ledger_median_per_s: 0.0,
                 sqlite_median_per_s: 0.0,
                 ratio_median: 0.0,
@@ -645,21 +679,30 @@ impl Bench {
                         per_s: f64::NAN,
                         cpu_us: f64::NAN,
                         per_commit: f64::NAN,
+                        latency: (f64::NAN, f64::NAN, f64::NAN),
                     }
                 } else {
                     let recs = all.get(..row.sqlite_count as usize).unwrap_or(&all);
                     self.sqlite_throughput(recs, row.threads)?
                 };
                 eprintln!(
-                    "append run {run}: {:>3} writers: ledger {:>7.0}/s ({:.1} per commit, {:.1} CPU-us each), SQLite {:>6.0}/s ({:.1} CPU-us each), {:.1}x",
+                    "append run {run}: {:>3} writers: ledger {:>7.0}/s ({:.1} per commit, {:.1} CPU-us each, p99 {:.1} ms, max {:.1} ms), SQLite {:>6.0}/s ({:.1} CPU-us each, p99 {:.1} ms, max {:.1} ms), {:.1}x",
                     row.threads,
                     l.per_s,
                     l.per_commit,
                     l.cpu_us,
+                    l.latency.1 / 1e3,
+                    l.latency.2 / 1e3,
                     s.per_s,
                     s.cpu_us,
+                    s.latency.1 / 1e3,
+                    s.latency.2 / 1e3,
                     l.per_s / s.per_s
                 );
+                row.ledger_p99_ms.push(l.latency.1 / 1e3);
+                row.ledger_max_ms.push(l.latency.2 / 1e3);
+                row.sqlite_p99_ms.push(s.latency.1 / 1e3);
+                row.sqlite_max_ms.push(s.latency.2 / 1e3);
                 row.ledger_per_s.push(l.per_s);
                 row.sqlite_per_s.push(s.per_s);
                 row.ledger_entries_per_commit.push(l.per_commit);
@@ -700,23 +743,28 @@ impl Bench {
             }
             ledger.close()?;
             std::fs::remove_dir_all(&dir)?;
+            let slowest = slowest(&times);
             let l = percentiles(&mut times);
 
-            let dir = self.trial_dir("sqlite-latency")?;
-            let path = dir.join("log.db");
-            sqlite_create(&path)?;
-            let conn = sqlite_writer(&path)?;
-            let mut times = Vec::with_capacity(recs.len());
-            for entry in &recs {
-                let t = Instant::now();
-                sqlite_append(&conn, entry)?;
-                times.push(t.elapsed());
-            }
-            drop(conn);
-            std::fs::remove_dir_all(&dir)?;
-            let s = percentiles(&mut times);
+            let s = if args.no_peer {
+                (f64::NAN, f64::NAN, f64::NAN)
+            } else {
+                let dir = self.trial_dir("sqlite-latency")?;
+                let path = dir.join("log.db");
+                sqlite_create(&path)?;
+                let conn = sqlite_writer(&path)?;
+                let mut times = Vec::with_capacity(recs.len());
+                for entry in &recs {
+                    let t = Instant::now();
+                    sqlite_append(&conn, entry)?;
+                    times.push(t.elapsed());
+                }
+                drop(conn);
+                std::fs::remove_dir_all(&dir)?;
+                percentiles(&mut times)
+            };
             eprintln!(
-                "latency run {run}: ledger p50 {:.0} us p99 {:.0} us max {:.0} us; SQLite p50 {:.0} us p99 {:.0} us max {:.0} us",
+                "latency run {run}: ledger p50 {:.0} us p99 {:.0} us max {:.0} us (append {slowest}); SQLite p50 {:.0} us p99 {:.0} us max {:.0} us",
                 l.0, l.1, l.2, s.0, s.1, s.2
             );
             ledger_runs.push(l);
@@ -796,10 +844,14 @@ impl Bench {
                 ledger_hwm_kib: Vec::new(),
                 ledger_records_hwm_kib: Vec::new(),
                 sqlite_hwm_kib: Vec::new(),
+                ledger_cold_s: Vec::new(),
+                sqlite_cold_s: Vec::new(),
                 child_start_hwm_kib: 0,
                 median_ledger_s: 0.0,
                 median_ledger_records_s: 0.0,
                 median_sqlite_s: 0.0,
+                median_ledger_cold_s: f64::NAN,
+                median_sqlite_cold_s: f64::NAN,
                 max_ledger_hwm_kib: 0,
                 max_ledger_records_hwm_kib: 0,
                 max_sqlite_hwm_kib: 0,
@@ -826,12 +878,28 @@ impl Bench {
                 row.ledger_hwm_kib.push(l.hwm_kib);
                 row.ledger_records_hwm_kib.push(r.hwm_kib);
                 row.sqlite_hwm_kib.push(s.hwm_kib);
+                if !args.warm_only {
+                    evict(&b.ledger)?;
+                    let l = child(ChildKind::Ledger, &b.ledger)?;
+                    evict(&b.sqlite)?;
+                    let s = child(ChildKind::Sqlite, &b.sqlite)?;
+                    eprintln!(
+                        "verify run {run}: {} entries, cold page cache: ledger {:.3} s ({} KiB); SQLite integrity_check {:.3} s ({} KiB)",
+                        row.size, l.seconds, l.hwm_kib, s.seconds, s.hwm_kib
+                    );
+                    row.ledger_cold_s.push(l.seconds);
+                    row.sqlite_cold_s.push(s.seconds);
+                    row.ledger_hwm_kib.push(l.hwm_kib);
+                    row.sqlite_hwm_kib.push(s.hwm_kib);
+                }
             }
         }
         for row in &mut rows {
             row.median_ledger_s = median(&row.ledger_s);
             row.median_ledger_records_s = median(&row.ledger_records_s);
             row.median_sqlite_s = median(&row.sqlite_s);
+            row.median_ledger_cold_s = median(&row.ledger_cold_s);
+            row.median_sqlite_cold_s = median(&row.sqlite_cold_s);
             row.max_ledger_hwm_kib = row.ledger_hwm_kib.iter().copied().max().unwrap_or(0);
             row.max_ledger_records_hwm_kib = row
                 .ledger_records_hwm_kib
@@ -985,6 +1053,22 @@ fn verify_child(kind: ChildKind, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Drops a store's files from the page cache (after syncing them: dirty pages stay), so
+/// that the next reads come from the disk.
+fn evict(path: &Path) -> Result<()> {
+    if std::fs::metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            evict(&entry?.path())?;
+        }
+        return Ok(());
+    }
+    let file = std::fs::File::open(path)?;
+    file.sync_all()?;
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)
+        .with_context(|| format!("evicting {} from the page cache", path.display()))?;
+    Ok(())
+}
+
 /// Peak resident set size of this process so far.
 fn vm_hwm_kib() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -1011,6 +1095,15 @@ fn median(values: &[f64]) -> f64 {
     } else {
         (v.get(n / 2 - 1).copied().unwrap_or(f64::NAN) + hi) / 2.0
     }
+}
+
+/// The position of the slowest time.
+fn slowest(times: &[Duration]) -> usize {
+    times
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, t)| **t)
+        .map_or(0, |(i, _)| i)
 }
 
 /// p50, p99 and max in microseconds.
@@ -1117,12 +1210,12 @@ fn tables(r: &Report) -> String {
         r.runs
     );
     if !r.append.is_empty() {
-        s.push_str("| writers | appends (ledger / SQLite) | ledger appends/s | SQLite appends/s | ledger / SQLite | ledger entries per commit | CPU µs per append (ledger / SQLite) |\n");
-        s.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("| writers | appends (ledger / SQLite) | ledger appends/s | SQLite appends/s | ledger / SQLite | ledger entries per commit | CPU µs per append (ledger / SQLite) | p99 ms (ledger / SQLite) | max ms (ledger / SQLite) |\n");
+        s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for row in &r.append {
             let _ = writeln!(
                 s,
-                "| {} | {} / {} | {:.0} | {:.0} | {:.1}× | {:.0} | {:.1} / {:.1} |",
+                "| {} | {} / {} | {:.0} | {:.0} | {:.1}× | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
                 row.threads,
                 row.count,
                 row.sqlite_count,
@@ -1131,7 +1224,11 @@ fn tables(r: &Report) -> String {
                 row.ratio_median,
                 median(&row.ledger_entries_per_commit),
                 median(&row.ledger_cpu_us),
-                median(&row.sqlite_cpu_us)
+                median(&row.sqlite_cpu_us),
+                median(&row.ledger_p99_ms),
+                median(&row.sqlite_p99_ms),
+                median(&row.ledger_max_ms),
+                median(&row.sqlite_max_ms)
             );
         }
         s.push('\n');
@@ -1156,26 +1253,28 @@ fn tables(r: &Report) -> String {
         s.push('\n');
     }
     if !r.verify.is_empty() {
-        s.push_str("| entries | ledger MiB | full verification s | with record checks s | peak RSS KiB | SQLite MiB | SQLite integrity_check s | peak RSS KiB |\n");
-        s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("| entries | ledger MiB | full verification s | with record checks s | cold cache s | peak RSS KiB | SQLite MiB | SQLite integrity_check s | cold cache s | peak RSS KiB |\n");
+        s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for row in &r.verify {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {:.2} | {:.2} | {} / {} | {:.0} | {:.2} | {} |",
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} / {} | {:.0} | {:.2} | {:.2} | {} |",
                 row.size,
                 row.ledger_bytes as f64 / 1048576.0,
                 row.median_ledger_s,
                 row.median_ledger_records_s,
+                row.median_ledger_cold_s,
                 row.max_ledger_hwm_kib,
                 row.max_ledger_records_hwm_kib,
                 row.sqlite_bytes as f64 / 1048576.0,
                 row.median_sqlite_s,
+                row.median_sqlite_cold_s,
                 row.max_sqlite_hwm_kib
             );
         }
         let _ = writeln!(
             s,
-            "\n(peak RSS: largest VmHWM over the runs, without / with record checks; the child starts at {} KiB)\n",
+            "\n(peak RSS: largest VmHWM of the verifying process over the runs, without / with record checks; the process starts at {} KiB)\n",
             r.verify.iter().map(|v| v.child_start_hwm_kib).max().unwrap_or(0)
         );
     }
@@ -1223,6 +1322,20 @@ fn targets(r: &Report) -> String {
             v.median_ledger_s,
             met(v.median_ledger_s < 3.0)
         );
+        let _ = writeln!(
+            s,
+            "| the same, with record checks (`warden ledger verify`) | {:.2} s | {} |",
+            v.median_ledger_records_s,
+            met(v.median_ledger_records_s < 3.0)
+        );
+        if v.median_ledger_cold_s.is_finite() {
+            let _ = writeln!(
+                s,
+                "| the same, cold page cache | {:.2} s | {} |",
+                v.median_ledger_cold_s,
+                met(v.median_ledger_cold_s < 3.0)
+            );
+        }
     }
     if let (Some(small), Some(big)) = (r.verify.first(), r.verify.last()) {
         if big.size > small.size {
