@@ -2,11 +2,13 @@
 //!
 //! - `append`: durable appends per second with 1, 8, 64 and 256 writer threads, against
 //!   SQLite in WAL mode with `synchronous=FULL` (one row and one transaction per record,
-//!   one connection per thread) on the same records and the same disk;
+//!   one connection per thread) on the same records and the same disk, with the CPU time
+//!   per append and the latency of single appends under that load;
 //! - `latency`: one writer appending sequentially, p50/p99/max of each append, both stores;
 //! - `verify`: full verification of ledgers of 100,000 and 1,000,000 entries, each in a
-//!   child process that reports its own peak RSS (VmHWM), beside SQLite's
-//!   `PRAGMA integrity_check` on a database of the same records;
+//!   child process that reports its own peak RSS (VmHWM), with a warm page cache and with
+//!   the files evicted from it, beside SQLite's `PRAGMA integrity_check` on a database of
+//!   the same records;
 //! - `proof`: inclusion proofs, generated and checked, at random indexes, beside SQLite
 //!   reading the same rows by primary key.
 //!
