@@ -33,7 +33,7 @@ pub struct Manifest {
 pub fn backup(
     ledger_dir: &Path,
     dest: &Path,
-    check_entry: impl Fn(&[u8]) -> std::result::Result<(), String> + Copy,
+    check_entry: impl Fn(&[u8]) -> std::result::Result<(), String> + Copy + Sync,
 ) -> Result<Report> {
     if dest.exists() {
         return Err(Error::AlreadyExists(dest.to_path_buf()));
@@ -141,7 +141,7 @@ pub fn restore(
     backup_dir: &Path,
     ledger_dir: &Path,
     vkey: Option<&str>,
-    check_entry: impl Fn(&[u8]) -> std::result::Result<(), String>,
+    check_entry: impl Fn(&[u8]) -> std::result::Result<(), String> + Sync,
 ) -> Result<Restored> {
     let copy = backup_dir.join("ledger");
     if !copy.join(layout::CHECKPOINT).exists() {
