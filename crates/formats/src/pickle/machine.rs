@@ -54,6 +54,10 @@ pub struct Machine<'a, 'b> {
     pub(super) saw_joblib_wrapper: bool,
     /// Treat anomalies (input Python would refuse, read leniently here) as errors.
     pub(super) strict: bool,
+    /// Stop after the first opcode at which this holds (see [`Machine::stop_when`]).
+    stop_when: Option<fn(&Trace<'a>) -> bool>,
+    /// `stop_when` held, and the machine stopped there.
+    stopped_early: bool,
 }
 
 impl<'a, 'b> Machine<'a, 'b> {
@@ -82,6 +86,8 @@ impl<'a, 'b> Machine<'a, 'b> {
             t,
             saw_joblib_wrapper: false,
             strict: false,
+            stop_when: None,
+            stopped_early: false,
         }
     }
 
@@ -92,14 +98,34 @@ impl<'a, 'b> Machine<'a, 'b> {
         self
     }
 
+    /// Stops as soon as `done` holds after an opcode, even before `STOP` (for sniffing,
+    /// which needs a verdict, not the whole trace). See [`Machine::run_until_decided`].
+    pub fn stop_when(mut self, done: fn(&Trace<'a>) -> bool) -> Self {
+        self.stop_when = Some(done);
+        self
+    }
+
     /// Runs to `STOP` or the first error. Returns the trace, and whether a joblib
     /// `NumpyArrayWrapper` was built (in plain mode, a hint to read again as joblib).
-    pub fn run(mut self) -> (Trace<'a>, bool) {
+    pub fn run(self) -> (Trace<'a>, bool) {
+        let (t, joblib, _) = self.run_all();
+        (t, joblib)
+    }
+
+    /// Runs to `STOP`, the first error, or the first opcode after which the
+    /// [`Machine::stop_when`] condition holds. Returns the trace so far, and whether it
+    /// stopped for that condition.
+    pub fn run_until_decided(self) -> (Trace<'a>, bool) {
+        let (t, _, early) = self.run_all();
+        (t, early)
+    }
+
+    fn run_all(mut self) -> (Trace<'a>, bool, bool) {
         if let Err(e) = self.exec() {
             self.t.error = Some(e);
         }
         self.t.end = self.input.file_pos() as u64;
-        (self.t, self.saw_joblib_wrapper)
+        (self.t, self.saw_joblib_wrapper, self.stopped_early)
     }
 
     fn exec(&mut self) -> Result<()> {
@@ -137,6 +163,10 @@ impl<'a, 'b> Machine<'a, 'b> {
                     live,
                     self.limits.max_pickle_values,
                 ));
+            }
+            if self.stop_when.is_some_and(|done| done(&self.t)) {
+                self.stopped_early = true;
+                return Ok(());
             }
         }
     }
