@@ -97,14 +97,24 @@ fn well_formed(g: &Global) -> bool {
 
 /// A dotted Python identifier path (`os.path`, `OrderedDict`).
 pub fn identifier_path(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.').all(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-                && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-        })
+    // Byte by byte: a non-ASCII character is refused whichever of its bytes is seen.
+    let mut part_start = true;
+    for &b in s.as_bytes() {
+        let ok = match b {
+            b'.' if !part_start => {
+                part_start = true;
+                continue;
+            }
+            b'_' | b'a'..=b'z' | b'A'..=b'Z' => true,
+            b'0'..=b'9' => !part_start,
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        part_start = false;
+    }
+    !part_start
 }
 
 #[cfg(test)]
@@ -229,5 +239,12 @@ mod tests {
         assert!(!identifier_path("a b"));
         assert!(!identifier_path("1x"));
         assert!(!identifier_path(""));
+        assert!(identifier_path("a.b_2._c"));
+        assert!(!identifier_path("a..b"));
+        assert!(!identifier_path(".a"));
+        assert!(!identifier_path("a."));
+        assert!(!identifier_path("a.1"));
+        assert!(!identifier_path("caf\u{e9}"));
+        assert!(!identifier_path("\u{e9}t\u{e9}"));
     }
 }
