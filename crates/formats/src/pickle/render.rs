@@ -345,6 +345,12 @@ pub fn bytes_literal(bytes: &[u8]) -> String {
 
 /// A name from the stream, shown so that newlines and control characters are visible.
 pub fn name_literal(bytes: &[u8]) -> String {
+    // The usual name: printable ASCII, copied as it is.
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return text.to_owned();
+        }
+    }
     let text = String::from_utf8_lossy(bytes);
     if text.chars().all(|c| !c.is_control()) {
         return text.into_owned();

@@ -132,21 +132,17 @@ pub fn escape_decode(data: &[u8]) -> Vec<u8> {
 
 /// `str(data, 'raw-unicode-escape')`: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX`, as UTF-8.
 pub fn raw_unicode_escape(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
+    // Every input byte becomes at most two output bytes (an escape shrinks), so the
+    // output never grows past this.
+    let mut out = Vec::with_capacity(data.len().saturating_mul(2));
     let mut utf8 = [0u8; 4];
     let mut i = 0usize;
-    while let Some(rest) = data.get(i..) {
-        // ASCII other than `\` stands for itself: copy it in runs.
-        let run = rest
-            .iter()
-            .position(|&b| b == b'\\' || b >= 0x80)
-            .unwrap_or(rest.len());
-        out.extend_from_slice(rest.get(..run).unwrap_or_default());
-        i = i.saturating_add(run);
-        let Some(&b) = data.get(i) else {
-            break;
-        };
+    while let Some(&b) = data.get(i) {
         i = i.saturating_add(1);
+        if b < 0x80 && b != b'\\' {
+            out.push(b);
+            continue;
+        }
         if b == b'\\' {
             let width = match data.get(i) {
                 Some(b'u') => 4,
@@ -166,6 +162,7 @@ pub fn raw_unicode_escape(data: &[u8]) -> Vec<u8> {
                 }
             }
         }
+        // Latin-1: the byte is the code point.
         out.extend_from_slice(char::from(b).encode_utf8(&mut utf8).as_bytes());
     }
     out

@@ -48,7 +48,16 @@ pub struct Global {
 impl Global {
     /// `module.name`, the full dotted path judged by policies.
     pub fn path(&self) -> String {
-        format!("{}.{}", self.module, self.name)
+        let mut path = String::with_capacity(
+            self.module
+                .len()
+                .saturating_add(self.name.len())
+                .saturating_add(1),
+        );
+        path.push_str(&self.module);
+        path.push('.');
+        path.push_str(&self.name);
+        path
     }
 }
 
