@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use formats::Limits;
-use rayon::prelude::*;
 
 use crate::analyze::{self, generic};
 use crate::context::{Cx, Target};
@@ -184,27 +185,45 @@ pub(crate) fn special_kind(ft: &fs::FileType) -> &'static str {
 
 /// Scans every input in parallel, calling `on_done` as each file finishes (for progress),
 /// and returns the reports in input order.
+///
+/// The calling thread scans too, beside `threads - 1` helpers; each takes the next
+/// unscanned input in turn, so one large file cannot leave the others idle behind a fixed
+/// split.
 pub fn scan_paths<F>(inputs: &[Input], opts: &ScanOptions, on_done: F) -> Vec<FileReport>
 where
     F: Fn(&FileReport) + Sync,
 {
-    let run = || {
-        inputs
-            .par_iter()
-            .map(|input| {
-                let report = scan_input(input, opts);
-                on_done(&report);
-                report
-            })
-            .collect::<Vec<_>>()
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        n => n,
+    }
+    .clamp(1, inputs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(input) = inputs.get(i) else {
+                return done;
+            };
+            let report = scan_input(input, opts);
+            on_done(&report);
+            done.push((i, report));
+        }
     };
-    let mut reports = match rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-    {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
+    let mut done = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for helper in helpers {
+            match helper.join() {
+                Ok(mut theirs) => done.append(&mut theirs),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut reports: Vec<FileReport> = done.into_iter().map(|(_, r)| r).collect();
     settle_claims(&mut reports);
     reports
 }
