@@ -18,8 +18,9 @@ use crate::policy::Policy;
 use crate::severity::Severity;
 
 /// Files below this size are read into memory; larger ones are memory-mapped so that
-/// header-only formats (safetensors, GGUF) cost their header, not their size.
-const MMAP_THRESHOLD: u64 = 1 << 20;
+/// header-only formats (safetensors, GGUF, a zip's directory) cost their header, not their
+/// size, and so that no fresh heap pages are faulted in and copied into for them.
+const MMAP_THRESHOLD: u64 = 64 << 10;
 
 #[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
