@@ -106,7 +106,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, PathError> {
             source,
         })?;
         if !meta.is_dir() {
-            out.push(classify(root.clone(), &meta));
+            out.push(classify(root.clone(), meta.file_type()));
             continue;
         }
         let walker = walkdir::WalkDir::new(root)
@@ -116,14 +116,10 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, PathError> {
             match entry {
                 Ok(e) if e.file_type().is_dir() => {}
                 Ok(e) => {
-                    let path = e.into_path();
-                    match fs::symlink_metadata(&path) {
-                        Ok(meta) => out.push(classify(path, &meta)),
-                        Err(err) => out.push(Input::Unreadable {
-                            path,
-                            error: err.to_string(),
-                        }),
-                    }
+                    // The walk's own file type: the entry itself, not a link's target
+                    // (from the directory listing, without another stat).
+                    let ft = e.file_type();
+                    out.push(classify(e.into_path(), ft));
                 }
                 Err(err) => {
                     let path = err
@@ -141,8 +137,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, PathError> {
     Ok(out)
 }
 
-fn classify(path: PathBuf, meta: &fs::Metadata) -> Input {
-    let ft = meta.file_type();
+fn classify(path: PathBuf, ft: fs::FileType) -> Input {
     if ft.is_file() {
         return Input::File(path);
     }
