@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use formats::pickle::{
-    identifier_path, looks_like, Call, CallKind, Obj, ObjId, Stream, Trace, Uses, Value,
+    identifier_path, looks_like, Call, CallKind, Obj, Stream, Trace, Uses, Value,
 };
 
 use super::policy::{self, Allow};
@@ -91,7 +91,10 @@ struct Ctx<'j, 't, 'a> {
     verdicts: Vec<Verdict>,
     /// Scratch space of `mark_arguments`, kept between calls.
     arg_stack: Vec<(Value<'a>, u32)>,
-    arg_seen: HashSet<ObjId>,
+    /// Per heap object of the trace being judged: the number of the last call whose
+    /// arguments reached it (a visited-set that is cleared by counting up).
+    arg_seen: Vec<u32>,
+    arg_call: u32,
 }
 
 impl<'t, 'a> Ctx<'_, 't, 'a> {
@@ -154,7 +157,8 @@ pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>, data_len: usize)
         index: HashMap::new(),
         verdicts: Vec::new(),
         arg_stack: Vec::new(),
-        arg_seen: HashSet::new(),
+        arg_seen: Vec::new(),
+        arg_call: 0,
     };
     let mut blobs = Vec::new();
     for t in stream.traces() {
@@ -191,6 +195,9 @@ impl Names {
 }
 
 fn collect<'t, 'a>(cx: &mut Ctx<'_, 't, 'a>, t: &'t Trace<'a>, blobs: &mut Vec<Blob<'a>>) {
+    cx.arg_seen.clear();
+    cx.arg_seen.resize(t.heap().len(), 0);
+    cx.arg_call = 0;
     let mut names = Names {
         paths: Vec::with_capacity(t.globals.len()),
         facts: Vec::with_capacity(t.globals.len()),
@@ -403,9 +410,14 @@ fn mark_arguments<'a>(
     let mut stack = std::mem::take(&mut cx.arg_stack);
     let mut seen = std::mem::take(&mut cx.arg_seen);
     stack.clear();
-    seen.clear();
     stack.extend(roots.map(|v| (v, ARG_DEPTH)));
-    mark_reachable(cx, t, names, &mut stack, &mut seen);
+    cx.arg_call = cx.arg_call.wrapping_add(1);
+    if cx.arg_call == 0 {
+        seen.fill(0);
+        cx.arg_call = 1;
+    }
+    let call = cx.arg_call;
+    mark_reachable(cx, t, names, &mut stack, &mut seen, call);
     cx.arg_stack = stack;
     cx.arg_seen = seen;
 }
@@ -415,7 +427,8 @@ fn mark_reachable<'a>(
     t: &Trace<'a>,
     names: &Names,
     stack: &mut Vec<(Value<'a>, u32)>,
-    seen: &mut HashSet<ObjId>,
+    seen: &mut [u32],
+    call: u32,
 ) {
     let mut visits = 0usize;
     while let Some((v, depth)) = stack.pop() {
@@ -429,8 +442,13 @@ fn mark_reachable<'a>(
             continue;
         }
         let Value::Obj(id) = v else { continue };
-        if depth == 0 || !seen.insert(id) {
+        if depth == 0 {
             continue;
+        }
+        // Every object id of the trace has a slot (see `collect`).
+        match usize::try_from(id).ok().and_then(|i| seen.get_mut(i)) {
+            Some(last) if *last != call => *last = call,
+            _ => continue,
         }
         let next = depth.saturating_sub(1);
         match t.obj(v) {
@@ -521,13 +539,13 @@ fn what(f: &Facts<'_, '_>, path: &str) -> String {
 }
 
 fn judge_global(cx: &mut Ctx<'_, '_, '_>, path: &str, f: &Facts<'_, '_>) {
-    let object = Some(path.to_string());
+    let object = || Some(path.to_string());
     if policy::denied(path) {
         cx.verdict(
             &DANGEROUS_CALLABLE,
             DANGEROUS_CALLABLE.severity,
             f.offset,
-            object,
+            object(),
             what(f, path),
         );
         return;
@@ -537,7 +555,7 @@ fn judge_global(cx: &mut Ctx<'_, '_, '_>, path: &str, f: &Facts<'_, '_>) {
             &UNLISTED_CALL,
             UNLISTED_CALL.severity,
             f.offset,
-            object,
+            object(),
             format!("import whose module and name are computed at load time: {path}"),
         );
         return;
@@ -563,7 +581,7 @@ fn judge_global(cx: &mut Ctx<'_, '_, '_>, path: &str, f: &Facts<'_, '_>) {
             &UNLISTED_CALL,
             UNLISTED_CALL.severity,
             f.offset,
-            object,
+            object(),
             what(f, path),
         );
     } else {
@@ -571,7 +589,7 @@ fn judge_global(cx: &mut Ctx<'_, '_, '_>, path: &str, f: &Facts<'_, '_>) {
             &UNLISTED_GLOBAL,
             UNLISTED_GLOBAL.severity,
             f.offset,
-            object,
+            object(),
             what(f, path),
         );
     }
