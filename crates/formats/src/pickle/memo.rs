@@ -39,6 +39,12 @@ impl<'a> Memo<'a> {
 
     pub fn insert(&mut self, key: u64, v: Value<'a>) {
         let dense_len = self.dense.len() as u64;
+        // The usual case: the next key in sequence.
+        if key == dense_len {
+            self.dense.push(Some(v));
+            self.len = self.len.saturating_add(1);
+            return;
+        }
         let slot = if key < dense_len.saturating_add(DENSE_SLACK) {
             usize::try_from(key).ok()
         } else {

@@ -1,6 +1,8 @@
 //! What each opcode does: CPython's `_Unpickler.load_*` methods, recording calls instead
 //! of making them.
 
+use std::borrow::Cow;
+
 use crate::error::{ParseError, Result};
 
 use super::joblib;
@@ -438,8 +440,14 @@ impl<'a> Machine<'a, '_> {
         module: Value<'a>,
         name: Value<'a>,
     ) -> Result<Value<'a>> {
-        let m = self.t.str_bytes(module).map(|s| bounded_name(s).to_vec());
-        let n = self.t.str_bytes(name).map(|s| bounded_name(s).to_vec());
+        // Names read from the stream are borrowed; only unescaped protocol-0 text (held by
+        // the trace, which `import` changes) is copied.
+        let name_of = |v: Value<'a>, t: &Trace<'a>| match v {
+            Value::Str(s) => Some(Cow::Borrowed(bounded_name(s))),
+            _ => t.str_bytes(v).map(|s| Cow::Owned(bounded_name(s).to_vec())),
+        };
+        let m = name_of(module, &self.t);
+        let n = name_of(name, &self.t);
         if let (Some(m), Some(n)) = (&m, &n) {
             return self.import(offset, "STACK_GLOBAL", m, n);
         }
