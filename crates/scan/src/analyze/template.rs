@@ -131,7 +131,7 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, source: &str) {
         );
     }
     let source = source.get(..cut).unwrap_or_default();
-    for issue in inspect(source) {
+    for issue in inspect_once(source) {
         cx.report_at(
             issue.rule,
             issue.severity,
@@ -139,6 +139,43 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, source: &str) {
             format!("{} (template byte {})", issue.evidence, issue.pos),
         );
     }
+}
+
+/// Templates at most this long are remembered with their issues (see [`inspect_once`]).
+const REMEMBERED_TEMPLATE: usize = 256 << 10;
+/// Bytes of template text remembered per process at most.
+const REMEMBERED_TOTAL: usize = 8 << 20;
+
+/// What [`inspect_once`] remembers: each template's exact text and its issues.
+#[derive(Default)]
+struct Seen {
+    issues: HashMap<String, Vec<Issue>>,
+    bytes: usize,
+}
+
+/// [`inspect`], computed once per distinct template text in the process. The same chat
+/// template ships in `tokenizer_config.json`, `chat_template.jinja` and in every GGUF
+/// quantization of a model; `inspect` is a function of the text alone, so the issues
+/// found the first time are the issues.
+fn inspect_once(source: &str) -> Vec<Issue> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<Seen>> = std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if source.len() > REMEMBERED_TEMPLATE {
+        return inspect(source);
+    }
+    if let Some(issues) = seen.lock().ok().and_then(|s| s.issues.get(source).cloned()) {
+        return issues;
+    }
+    let issues = inspect(source);
+    if let Ok(mut s) = seen.lock() {
+        if s.bytes.saturating_add(source.len()) <= REMEMBERED_TOTAL
+            && !s.issues.contains_key(source)
+        {
+            s.bytes = s.bytes.saturating_add(source.len());
+            s.issues.insert(source.to_string(), issues.clone());
+        }
+    }
+    issues
 }
 
 /// Inspects a template; no findings for a benign template.
@@ -3595,6 +3632,24 @@ mod tests {
             "expected {id} at {sev} for {src:?}, got {issues:#?}"
         );
         issues
+    }
+
+    #[test]
+    fn a_template_seen_again_has_the_same_issues() {
+        let src = "{{ cycler.__init__.__globals__.os.popen('id').read() }} {{ x";
+        let first = inspect_once(src);
+        let again = inspect_once(src);
+        let fresh = inspect(src);
+        assert!(!first.is_empty());
+        for issues in [&again, &fresh] {
+            assert_eq!(issues.len(), first.len());
+            for (a, b) in first.iter().zip(issues.iter()) {
+                assert_eq!(
+                    (a.rule.id, a.severity, &a.evidence, a.pos),
+                    (b.rule.id, b.severity, &b.evidence, b.pos)
+                );
+            }
+        }
     }
 
     #[test]
