@@ -65,6 +65,16 @@ fn plain_decimal(text: &[u8]) -> Option<i64> {
 
 /// `float(text)`.
 pub fn parse_float(text: &[u8]) -> Option<f64> {
+    // What picklers write (`F2.5`, `F1e-05`): digits, dots, signs and exponents only, which
+    // the general path below would pass to `str::parse` unchanged (but for `E`, which
+    // `parse` reads as `e`).
+    if !text.is_empty()
+        && text
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return std::str::from_utf8(text).ok()?.parse().ok();
+    }
     let s = std::str::from_utf8(text).ok()?.trim();
     let clean: String = s.chars().filter(|&c| c != '_').collect();
     match clean.to_ascii_lowercase().as_str() {
@@ -209,6 +219,12 @@ mod tests {
         assert_eq!(parse_float(b"inf"), Some(f64::INFINITY));
         assert!(parse_float(b"nan").is_some_and(f64::is_nan));
         assert_eq!(parse_float(b"x"), None);
+        assert_eq!(parse_float(b"1E5"), Some(1e5));
+        assert_eq!(parse_float(b"-2.5e-3"), Some(-2.5e-3));
+        assert_eq!(parse_float(b" 1.5 "), Some(1.5));
+        assert_eq!(parse_float(b"1_0.5"), Some(10.5));
+        assert_eq!(parse_float(b"1..5"), None);
+        assert_eq!(parse_float(b"-"), None);
     }
 
     #[test]
