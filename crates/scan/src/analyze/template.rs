@@ -3042,11 +3042,19 @@ fn slice_chars(s: &str, start: usize, end: usize) -> &str {
 
 /// At most `n` characters of `s`, with an ellipsis when cut.
 pub fn clip(s: &str, n: usize) -> String {
-    let mut out: String = s.chars().take(n).collect();
-    if s.chars().nth(n).is_some() {
-        out.push('…');
+    // At most `n` bytes is at most `n` characters.
+    if s.len() <= n {
+        return s.to_string();
     }
-    out
+    match s.char_indices().nth(n) {
+        Some((cut, _)) => {
+            let mut out = String::with_capacity(cut.saturating_add('…'.len_utf8()));
+            out.push_str(s.get(..cut).unwrap_or_default());
+            out.push('…');
+            out
+        }
+        None => s.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -3632,6 +3640,16 @@ mod tests {
             "expected {id} at {sev} for {src:?}, got {issues:#?}"
         );
         issues
+    }
+
+    #[test]
+    fn clip_counts_characters() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "abc…");
+        assert_eq!(clip("ééé", 3), "ééé");
+        assert_eq!(clip("éééé", 3), "ééé…");
+        assert_eq!(clip("", 0), "");
+        assert_eq!(clip("a", 0), "…");
     }
 
     #[test]
