@@ -816,7 +816,15 @@ fn lex_string(src: &str, i: usize) -> Result<(usize, String, bool), (&'static st
 
 /// Python's `unicode-escape` decoding, which Jinja applies to string literals.
 fn unescape(raw: &str) -> Result<(String, bool), &'static str> {
-    let raw = raw.replace("\r\n", "\n").replace('\r', "\n");
+    let raw: std::borrow::Cow<'_, str> = if raw.contains('\r') {
+        raw.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        raw.into()
+    };
+    // Nothing to decode: the literal is its value.
+    if !raw.contains('\\') {
+        return Ok((raw.into_owned(), false));
+    }
     let mut out = String::with_capacity(raw.len());
     let mut obf = false;
     let mut it = raw.chars().peekable();
