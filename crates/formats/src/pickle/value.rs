@@ -57,19 +57,19 @@ pub enum Obj<'a> {
 /// The objects of one pickle, with the nesting depth of each.
 #[derive(Debug, Default, Clone)]
 pub struct Heap<'a> {
-    objs: Vec<Obj<'a>>,
-    depth: Vec<u32>,
+    /// Each object with its nesting depth.
+    objs: Vec<(Obj<'a>, u32)>,
     /// Objects plus the elements they hold: what the values limit counts.
     cells: u64,
 }
 
 impl<'a> Heap<'a> {
     pub fn get(&self, id: ObjId) -> Option<&Obj<'a>> {
-        self.objs.get(usize::try_from(id).ok()?)
+        self.objs.get(usize::try_from(id).ok()?).map(|(o, _)| o)
     }
 
     pub(crate) fn get_mut(&mut self, id: ObjId) -> Option<&mut Obj<'a>> {
-        self.objs.get_mut(usize::try_from(id).ok()?)
+        self.objs.get_mut(usize::try_from(id).ok()?).map(|(o, _)| o)
     }
 
     /// Number of objects.
@@ -91,7 +91,8 @@ impl<'a> Heap<'a> {
         match v {
             Value::Obj(id) => usize::try_from(*id)
                 .ok()
-                .and_then(|i| self.depth.get(i))
+                .and_then(|i| self.objs.get(i))
+                .map(|(_, d)| d)
                 .copied()
                 .unwrap_or(0),
             _ => 0,
@@ -113,8 +114,7 @@ impl<'a> Heap<'a> {
             .saturating_add(1)
             .saturating_add(elements(&obj) as u64);
         let id = ObjId::try_from(self.objs.len()).unwrap_or(ObjId::MAX);
-        self.objs.push(obj);
-        self.depth.push(depth);
+        self.objs.push((obj, depth));
         (Value::Obj(id), depth)
     }
 
@@ -134,8 +134,8 @@ impl<'a> Heap<'a> {
     /// Returns the object's new depth.
     pub(crate) fn grew(&mut self, id: ObjId, n: usize, child_depth: u32) -> u32 {
         self.cells = self.cells.saturating_add(n as u64);
-        match usize::try_from(id).ok().and_then(|i| self.depth.get_mut(i)) {
-            Some(d) => {
+        match usize::try_from(id).ok().and_then(|i| self.objs.get_mut(i)) {
+            Some((_, d)) => {
                 *d = (*d).max(child_depth.saturating_add(1));
                 *d
             }
