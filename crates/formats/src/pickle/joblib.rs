@@ -76,8 +76,8 @@ pub fn array_spec<'a>(t: &Trace<'a>, state: Value<'a>) -> Result<ArraySpec, Stri
     if !is_dtype {
         return Err("dtype is not a numpy.dtype(...) call".into());
     }
-    let typestr = call
-        .args
+    let typestr = t
+        .args(call)
         .first()
         .and_then(|v| t.str_bytes(*v))
         .and_then(|s| std::str::from_utf8(s).ok())

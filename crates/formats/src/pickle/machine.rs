@@ -24,7 +24,7 @@ use super::memo::Memo;
 use super::opcodes::Op;
 use super::render::name_literal;
 use super::trace::{Anomaly, Call, CallKind, Global, Trace};
-use super::value::{Obj, Value};
+use super::value::{Items, Obj, Value};
 
 /// How the bytes are read; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,14 +207,27 @@ impl<'a, 'b> Machine<'a, 'b> {
         }
     }
 
-    pub(super) fn pop_mark(&mut self, offset: u64, op: Op) -> Result<Vec<Value<'a>>> {
+    /// Pops the last MARK; returns the stack length it marked.
+    pub(super) fn pop_mark_index(&mut self, offset: u64, op: Op) -> Result<usize> {
         let mark = self.marks.pop().ok_or_else(|| {
             ParseError::malformed(offset, format!("{} without a MARK", op.name()))
         })?;
         if mark > self.stack.len() {
             return Err(ParseError::malformed(offset, "MARK above the stack"));
         }
+        Ok(mark)
+    }
+
+    pub(super) fn pop_mark(&mut self, offset: u64, op: Op) -> Result<Vec<Value<'a>>> {
+        let mark = self.pop_mark_index(offset, op)?;
         Ok(self.stack.split_off(mark))
+    }
+
+    /// The values above the last MARK, moved into the heap's store (for a tuple, a
+    /// frozenset or call arguments, which never change).
+    pub(super) fn pop_mark_items(&mut self, offset: u64, op: Op) -> Result<Items> {
+        let mark = self.pop_mark_index(offset, op)?;
+        Ok(self.t.heap.store(self.stack.drain(mark..)))
     }
 
     pub(super) fn alloc(&mut self, obj: Obj<'a>, offset: u64) -> Result<Value<'a>> {
@@ -289,7 +302,7 @@ impl<'a, 'b> Machine<'a, 'b> {
         offset: u64,
         kind: CallKind,
         callee: Value<'a>,
-        args: Vec<Value<'a>>,
+        args: Items,
         args_opaque: bool,
         kwargs: Option<Value<'a>>,
     ) -> usize {
@@ -305,8 +318,8 @@ impl<'a, 'b> Machine<'a, 'b> {
                 }
             }
         }
-        // Arguments are copied out of their tuple: charge them, so that one big memoized
-        // tuple passed to many calls counts against the values limit.
+        // Arguments count as copied out of their tuple: charge them, so that one big
+        // memoized tuple passed to many calls counts against the values limit.
         self.t.heap.charge(args.len().saturating_add(1));
         let idx = self.t.calls.len();
         self.t.calls.push(Call {
@@ -327,11 +340,14 @@ impl<'a, 'b> Machine<'a, 'b> {
         offset: u64,
         kind: CallKind,
         callee: Value<'a>,
-        args: Vec<Value<'a>>,
+        args: Items,
         args_opaque: bool,
         kwargs: Option<Value<'a>>,
     ) -> Result<Value<'a>> {
-        let depth = args
+        let depth = self
+            .t
+            .heap
+            .items(args)
             .iter()
             .chain(kwargs.iter())
             .map(|v| self.t.heap.depth_of(v))
@@ -342,11 +358,16 @@ impl<'a, 'b> Machine<'a, 'b> {
         self.alloc(Obj::Instance(idx), offset)
     }
 
-    /// The positional arguments a `REDUCE`/`NEWOBJ` passes: a tuple's items.
-    pub(super) fn spread(&self, args: Value<'a>) -> (Vec<Value<'a>>, bool) {
+    /// The positional arguments a `REDUCE`/`NEWOBJ` passes: a tuple's items (shared: a
+    /// tuple never changes), or a list's as they are now.
+    pub(super) fn spread(&mut self, args: Value<'a>) -> (Items, bool) {
         match self.t.obj(args) {
-            Some(Obj::Tuple(items)) | Some(Obj::List(items)) => (items.clone(), false),
-            _ => (vec![args], true),
+            Some(Obj::Tuple(items)) => (*items, false),
+            Some(Obj::List(items)) => {
+                let items = items.clone();
+                (self.t.heap.store(items), false)
+            }
+            _ => (self.t.heap.store([args]), true),
         }
     }
 }

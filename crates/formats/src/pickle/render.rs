@@ -109,7 +109,7 @@ impl<'a> Trace<'a> {
         if call.args_opaque {
             out.push("*");
         }
-        self.seq(out, &call.args, d);
+        self.seq(out, self.args(call), d);
         if let Some(kw) = call.kwargs {
             out.push(", **");
             self.value(out, kw, d);
@@ -162,6 +162,7 @@ impl<'a> Trace<'a> {
         let deep = depth >= MAX_DEPTH;
         match obj {
             Obj::Tuple(items) => {
+                let items = self.heap.items(*items);
                 out.push("(");
                 if deep && !items.is_empty() {
                     out.push("…");
@@ -182,7 +183,8 @@ impl<'a> Trace<'a> {
                 }
                 out.push("]");
             }
-            Obj::Set(items) | Obj::FrozenSet(items) => {
+            Obj::Set(_) | Obj::FrozenSet(_) => {
+                let items = self.heap.elements(obj).unwrap_or_default();
                 let frozen = matches!(obj, Obj::FrozenSet(_));
                 out.push(if frozen { "frozenset({" } else { "{" });
                 if deep && !items.is_empty() {

@@ -10,7 +10,7 @@ use super::machine::{bounded_name, Container, Flow, Machine, Mode};
 use super::opcodes::Op;
 use super::text;
 use super::trace::{Build, CallKind, Extension, Global, JoblibArray, PersistentId, Trace};
-use super::value::{Obj, Value};
+use super::value::{Items, Obj, Value};
 
 impl<'a> Machine<'a, '_> {
     pub(super) fn step(&mut self, op: Op, offset: u64) -> Result<Flow> {
@@ -44,7 +44,8 @@ impl<'a> Machine<'a, '_> {
                 }
             }
             Op::PopMark => {
-                self.pop_mark(offset, op)?;
+                let mark = self.pop_mark_index(offset, op)?;
+                self.stack.truncate(mark);
             }
             Op::Dup => {
                 let v = self.top(offset, op)?;
@@ -223,11 +224,11 @@ impl<'a> Machine<'a, '_> {
                 }
             }
             Op::EmptyTuple => {
-                let v = self.alloc(Obj::Tuple(Vec::new()), offset)?;
+                let v = self.alloc(Obj::Tuple(Items::default()), offset)?;
                 self.stack.push(v);
             }
             Op::Tuple => {
-                let items = self.pop_mark(offset, op)?;
+                let items = self.pop_mark_items(offset, op)?;
                 let v = self.alloc(Obj::Tuple(items), offset)?;
                 self.stack.push(v);
             }
@@ -240,7 +241,8 @@ impl<'a> Machine<'a, '_> {
                 if self.stack.len() < self.fence().saturating_add(n) {
                     return Err(Self::underflow(offset, op));
                 }
-                let items = self.stack.split_off(self.stack.len().saturating_sub(n));
+                let start = self.stack.len().saturating_sub(n);
+                let items = self.t.heap.store(self.stack.drain(start..));
                 let v = self.alloc(Obj::Tuple(items), offset)?;
                 self.stack.push(v);
             }
@@ -274,7 +276,7 @@ impl<'a> Machine<'a, '_> {
                 self.stack.push(v);
             }
             Op::FrozenSet => {
-                let items = self.pop_mark(offset, op)?;
+                let items = self.pop_mark_items(offset, op)?;
                 let v = self.alloc(Obj::FrozenSet(items), offset)?;
                 self.stack.push(v);
             }
@@ -329,16 +331,16 @@ impl<'a> Machine<'a, '_> {
                 let module = self.input.line("INST module")?;
                 let name = self.input.line("INST name")?;
                 let class = self.import(offset, "INST", module, name)?;
-                let args = self.pop_mark(offset, op)?;
+                let args = self.pop_mark_items(offset, op)?;
                 let v = self.call(offset, CallKind::Inst, class, args, false, None)?;
                 self.stack.push(v);
             }
             Op::Obj => {
-                let mut args = self.pop_mark(offset, op)?;
-                if args.is_empty() {
+                let mut args = self.pop_mark_items(offset, op)?;
+                let Some(&class) = self.t.heap.items(args).first() else {
                     return Err(ParseError::malformed(offset, "OBJ without a class"));
-                }
-                let class = args.remove(0);
+                };
+                args = args.after_first();
                 let v = self.call(offset, CallKind::Obj, class, args, false, None)?;
                 self.stack.push(v);
             }
@@ -546,7 +548,7 @@ impl<'a> Machine<'a, '_> {
                     Container::Dict => "__setitem__",
                     Container::Set => "add",
                 };
-                let items = self.stack.split_off(start);
+                let items = self.t.heap.store(self.stack.drain(start..));
                 self.record_call(offset, CallKind::Method(method), target, items, false, None);
             }
         }

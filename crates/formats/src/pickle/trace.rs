@@ -3,7 +3,7 @@
 
 use crate::error::ParseError;
 
-use super::value::{Heap, Obj, ObjId, Value};
+use super::value::{Heap, Items, Obj, ObjId, Value};
 
 /// How an imported global was used by the stream itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,9 +87,9 @@ pub struct Call<'a> {
     pub kind: CallKind,
     /// What is called: usually a global, possibly the result of another call.
     pub callee: Value<'a>,
-    /// Positional arguments. When the stream passed something other than a tuple
-    /// (`args_opaque`), this holds that one value.
-    pub args: Vec<Value<'a>>,
+    /// Positional arguments (read them with [`Trace::args`]). When the stream passed
+    /// something other than a tuple (`args_opaque`), this holds that one value.
+    pub args: Items,
     pub args_opaque: bool,
     /// `NEWOBJ_EX` keyword arguments.
     pub kwargs: Option<Value<'a>>,
@@ -224,7 +224,7 @@ impl<'a> Trace<'a> {
                 "_reconstructor" | "__newobj__" | "__newobj_ex__"
             );
         if maker {
-            self.global_of(*call.args.first()?)
+            self.global_of(*self.args(call).first()?)
         } else {
             Some(callee)
         }
@@ -257,9 +257,15 @@ impl<'a> Trace<'a> {
     /// Elements of a tuple or list.
     pub fn items(&self, v: Value<'a>) -> Option<&[Value<'a>]> {
         match self.obj(v)? {
-            Obj::Tuple(items) | Obj::List(items) => Some(items),
+            Obj::Tuple(items) => Some(self.heap.items(*items)),
+            Obj::List(items) => Some(items),
             _ => None,
         }
+    }
+
+    /// A call's positional arguments.
+    pub fn args(&self, call: &Call<'a>) -> &[Value<'a>] {
+        self.heap.items(call.args)
     }
 
     /// The value of key `key` (a `str`) in a dict.

@@ -295,7 +295,8 @@ fn judge_call<'t, 'a>(
         Some("copyreg._reconstructor" | "copyreg.__newobj__" | "copyreg.__newobj_ex__")
     );
     // `_reconstructor(cls, base, state)` / `__newobj__(cls, *args)` instantiate `cls`.
-    if let Some(cls) = call.args.first().filter(|_| class_maker) {
+    let args = t.args(call);
+    if let Some(cls) = args.first().filter(|_| class_maker) {
         match names.of(t, *cls) {
             Some((_, i)) => cx.facts_at(i).uses.instantiated = true,
             None => cx.verdict(
@@ -315,12 +316,12 @@ fn judge_call<'t, 'a>(
         cx,
         t,
         names,
-        call.args.iter().skip(skip).copied().chain(call.kwargs),
+        args.iter().skip(skip).copied().chain(call.kwargs),
     );
     if callee == Some("_codecs.encode") {
-        let encoding = call.args.get(1).and_then(|v| t.str_bytes(*v));
+        let encoding = args.get(1).and_then(|v| t.str_bytes(*v));
         let ok = match encoding {
-            None => call.args.len() == 1,
+            None => args.len() == 1,
             Some(e) => policy::SAFE_ENCODINGS
                 .iter()
                 .any(|s| s.as_bytes().eq_ignore_ascii_case(e)),
@@ -339,7 +340,7 @@ fn judge_call<'t, 'a>(
         p.starts_with("numpy.") && (p.ends_with(".scalar") || p.ends_with("._frombuffer"))
     });
     if !raw_data_receiver {
-        for arg in &call.args {
+        for arg in args {
             let Some((key, data)) = blob_of(t, *arg) else {
                 continue;
             };
@@ -452,9 +453,8 @@ fn mark_reachable<'a>(
         }
         let next = depth.saturating_sub(1);
         match t.obj(v) {
-            Some(
-                Obj::Tuple(items) | Obj::List(items) | Obj::Set(items) | Obj::FrozenSet(items),
-            ) => {
+            Some(obj @ (Obj::Tuple(_) | Obj::List(_) | Obj::Set(_) | Obj::FrozenSet(_))) => {
+                let items = t.heap().elements(obj).unwrap_or_default();
                 stack.extend(items.iter().take(ARG_VISITS_PER_CALL).map(|c| (*c, next)));
             }
             Some(Obj::Dict(pairs)) => {
@@ -487,7 +487,7 @@ fn blob_of<'a>(t: &Trace<'a>, v: Value<'a>) -> Option<(BlobKey, Cow<'a, [u8]>)> 
     if callee.module != "_codecs" || callee.name != "encode" {
         return None;
     }
-    let text = std::str::from_utf8(t.str_bytes(*call.args.first()?)?).ok()?;
+    let text = std::str::from_utf8(t.str_bytes(*t.args(call).first()?)?).ok()?;
     let latin1: Option<Vec<u8>> = text
         .chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
