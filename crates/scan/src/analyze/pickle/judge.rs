@@ -99,13 +99,13 @@ struct Ctx<'j, 't, 'a> {
 
 impl<'t, 'a> Ctx<'_, 't, 'a> {
     /// The index of the facts about `path`, created empty when new.
-    fn fact_index(&mut self, path: String) -> usize {
-        if let Some(i) = self.index.get(&path) {
+    fn fact_index(&mut self, path: &str) -> usize {
+        if let Some(i) = self.index.get(path) {
             return *i;
         }
         let i = self.facts.len();
-        self.index.insert(path.clone(), i);
-        self.facts.push((path, Facts::default()));
+        self.index.insert(path.to_string(), i);
+        self.facts.push((path.to_string(), Facts::default()));
         i
     }
 
@@ -204,7 +204,7 @@ fn collect<'t, 'a>(cx: &mut Ctx<'_, 't, 'a>, t: &'t Trace<'a>, blobs: &mut Vec<B
     };
     for g in &t.globals {
         let path = g.path();
-        let i = cx.fact_index(path.clone());
+        let i = cx.fact_index(&path);
         names.paths.push(path);
         names.facts.push(i);
         let names_ok = identifier_path(&g.module) && identifier_path(&g.name);
