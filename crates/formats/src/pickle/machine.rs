@@ -121,6 +121,13 @@ impl<'a, 'b> Machine<'a, 'b> {
     }
 
     fn run_all(mut self) -> (Trace<'a>, bool, bool) {
+        if self.stop_when.is_none() {
+            // A pickle read whole usually grows these well past their first sizes: start
+            // them at a few dozen entries (under 1 KiB each) instead of growing from 4.
+            self.stack.reserve(32);
+            self.memo.reserve(32);
+            self.t.heap.reserve(24, 32);
+        }
         if let Err(e) = self.exec() {
             self.t.error = Some(e);
         }

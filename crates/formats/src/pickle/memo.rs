@@ -30,6 +30,11 @@ impl<'a> Memo<'a> {
         (self.dense.len() as u64).saturating_add(self.sparse.len() as u64)
     }
 
+    /// Makes room for `n` keys in sequence.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.dense.reserve(n);
+    }
+
     pub fn get(&self, key: u64) -> Option<Value<'a>> {
         match usize::try_from(key).ok().and_then(|k| self.dense.get(k)) {
             Some(slot) => *slot,

@@ -117,6 +117,12 @@ impl<'a> Heap<'a> {
         }
     }
 
+    /// Makes room for `objs` objects and `items` stored values.
+    pub(crate) fn reserve(&mut self, objs: usize, items: usize) {
+        self.objs.reserve(objs);
+        self.items.reserve(items);
+    }
+
     /// Stores values for good; returns their handle.
     pub(crate) fn store(&mut self, values: impl IntoIterator<Item = Value<'a>>) -> Items {
         let start = self.items.len();
