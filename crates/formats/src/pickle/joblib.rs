@@ -69,7 +69,7 @@ pub fn array_spec<'a>(t: &Trace<'a>, state: Value<'a>) -> Result<ArraySpec, Stri
     let is_dtype = t.callee_global(call).is_some_and(|g| {
         g.name == "dtype"
             && matches!(
-                g.module.as_str(),
+                &*g.module,
                 "numpy" | "numpy.core.multiarray" | "numpy._core.multiarray"
             )
     });

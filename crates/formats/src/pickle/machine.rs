@@ -15,6 +15,8 @@
 //!   the raw array bytes (or, for object arrays, a nested pickle) are read from the
 //!   underlying file, as `NumpyArrayWrapper.read_array` does.
 
+use std::borrow::Cow;
+
 use crate::error::{ParseError, Result};
 use crate::limits::Limits;
 
@@ -271,8 +273,8 @@ impl<'a, 'b> Machine<'a, 'b> {
         &mut self,
         offset: u64,
         opcode: &'static str,
-        module: &[u8],
-        name: &[u8],
+        module: Cow<'a, [u8]>,
+        name: Cow<'a, [u8]>,
     ) -> Result<Value<'a>> {
         // No real module or attribute name is this long; keeping a bounded prefix stops a
         // memoized giant string from being copied into every STACK_GLOBAL. The cut name
@@ -280,7 +282,11 @@ impl<'a, 'b> Machine<'a, 'b> {
         let m = cut_name(module);
         let n = cut_name(name);
         let (module, name, written) = match fix_imports(&m, &n, self.proto) {
-            Some((fm, fname)) => (fm.to_string(), fname, Some((m, n))),
+            Some((fm, fname)) => (
+                Cow::Borrowed(fm),
+                Cow::Owned(fname),
+                Some((m.into_owned(), n.into_owned())),
+            ),
             None => (m, n, None),
         };
         self.push_global(
@@ -297,7 +303,7 @@ impl<'a, 'b> Machine<'a, 'b> {
         )
     }
 
-    pub(super) fn push_global(&mut self, g: Global, offset: u64) -> Result<Value<'a>> {
+    pub(super) fn push_global(&mut self, g: Global<'a>, offset: u64) -> Result<Value<'a>> {
         let idx = self.t.globals.len();
         self.t.globals.push(g);
         self.alloc(Obj::Global(idx), offset)
@@ -394,9 +400,17 @@ pub(super) fn bounded_name(s: &[u8]) -> &[u8] {
 }
 
 /// A name as text, cut at [`MAX_NAME`] bytes with a `…` that no identifier contains.
-pub(super) fn cut_name(s: &[u8]) -> String {
-    match s.get(..MAX_NAME) {
-        Some(head) if s.len() > MAX_NAME => format!("{}…", name_literal(head)),
-        _ => name_literal(s),
+/// A name of printable ASCII from the stream is borrowed as it is.
+pub(super) fn cut_name(s: Cow<'_, [u8]>) -> Cow<'_, str> {
+    if let Cow::Borrowed(b) = s {
+        if b.len() <= MAX_NAME && b.iter().all(|c| (0x20..0x7f).contains(c)) {
+            if let Ok(text) = std::str::from_utf8(b) {
+                return Cow::Borrowed(text);
+            }
+        }
     }
+    Cow::Owned(match s.get(..MAX_NAME) {
+        Some(head) if s.len() > MAX_NAME => format!("{}…", name_literal(head)),
+        _ => name_literal(&s),
+    })
 }

@@ -91,7 +91,7 @@ fn imported(t: &Trace<'_>) -> bool {
     t.globals.iter().any(well_formed)
 }
 
-fn well_formed(g: &Global) -> bool {
+fn well_formed(g: &Global<'_>) -> bool {
     identifier_path(&g.module) && identifier_path(&g.name)
 }
 

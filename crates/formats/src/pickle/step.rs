@@ -318,7 +318,8 @@ impl<'a> Machine<'a, '_> {
             Op::Global => {
                 let module = self.input.line("GLOBAL module")?;
                 let name = self.input.line("GLOBAL name")?;
-                let v = self.import(offset, "GLOBAL", module, name)?;
+                let v =
+                    self.import(offset, "GLOBAL", Cow::Borrowed(module), Cow::Borrowed(name))?;
                 self.stack.push(v);
             }
             Op::StackGlobal => {
@@ -330,7 +331,8 @@ impl<'a> Machine<'a, '_> {
             Op::Inst => {
                 let module = self.input.line("INST module")?;
                 let name = self.input.line("INST name")?;
-                let class = self.import(offset, "INST", module, name)?;
+                let class =
+                    self.import(offset, "INST", Cow::Borrowed(module), Cow::Borrowed(name))?;
                 let args = self.pop_mark_items(offset, op)?;
                 let v = self.call(offset, CallKind::Inst, class, args, false, None)?;
                 self.stack.push(v);
@@ -448,9 +450,7 @@ impl<'a> Machine<'a, '_> {
             Value::Str(s) => Some(Cow::Borrowed(bounded_name(s))),
             _ => t.str_bytes(v).map(|s| Cow::Owned(bounded_name(s).to_vec())),
         };
-        let m = name_of(module, &self.t);
-        let n = name_of(name, &self.t);
-        if let (Some(m), Some(n)) = (&m, &n) {
+        if let (Some(m), Some(n)) = (name_of(module, &self.t), name_of(name, &self.t)) {
             return self.import(offset, "STACK_GLOBAL", m, n);
         }
         // Python accepts any `str`, including one a call returned: the name is then
@@ -471,8 +471,8 @@ impl<'a> Machine<'a, '_> {
         let g = Global {
             offset,
             opcode: "STACK_GLOBAL",
-            module: self.t.render(module),
-            name: self.t.render(name),
+            module: Cow::Owned(self.t.render(module)),
+            name: Cow::Owned(self.t.render(name)),
             written: None,
             dynamic: true,
             uses: Default::default(),
