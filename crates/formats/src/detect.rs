@@ -201,13 +201,30 @@ fn text_kind(data: &[u8]) -> Option<Format> {
 /// continuation byte.
 fn has_control(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| match b {
+    let control_at = |i: usize, b: u8| match b {
         b'\n' | b'\r' | b'\t' | 0x0c => false,
         0x00..=0x1f | 0x7f => true,
         0xc2 => bytes
             .get(i.saturating_add(1))
             .is_some_and(|n| (0x80..=0x9f).contains(n)),
         _ => false,
+    };
+    // Blocks are screened with a branch-free test (which the compiler vectorises); only a
+    // block holding a candidate byte is looked at byte by byte.
+    let mut at = 0usize;
+    bytes.chunks(64).any(|block| {
+        let start = at;
+        at = at.saturating_add(block.len());
+        let candidate = block.iter().fold(false, |acc, &b| {
+            acc | ((b < 0x20) & (b != b'\n') & (b != b'\r') & (b != b'\t') & (b != 0x0c))
+                | (b == 0x7f)
+                | (b == 0xc2)
+        });
+        candidate
+            && block
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| control_at(start.saturating_add(i), b))
     })
 }
 
