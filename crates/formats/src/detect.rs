@@ -184,11 +184,7 @@ fn text_kind(data: &[u8]) -> Option<Format> {
         }
         Err(_) => return None,
     };
-    let controls = text
-        .chars()
-        .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0c'))
-        .count();
-    if controls > 0 {
+    if has_control(text) {
         return None;
     }
     let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\n', '\r', '\t']);
@@ -197,6 +193,39 @@ fn text_kind(data: &[u8]) -> Option<Format> {
     } else {
         Some(Format::Text)
     }
+}
+
+/// Whether `text` holds a control character (`char::is_control`: U+0000–U+001F, U+007F,
+/// U+0080–U+009F) other than newline, carriage return, tab and form feed. Byte by byte:
+/// in UTF-8, U+0080–U+009F are exactly the pairs `C2 80`..`C2 9F`, and `C2` is never a
+/// continuation byte.
+fn has_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let control_at = |i: usize, b: u8| match b {
+        b'\n' | b'\r' | b'\t' | 0x0c => false,
+        0x00..=0x1f | 0x7f => true,
+        0xc2 => bytes
+            .get(i.saturating_add(1))
+            .is_some_and(|n| (0x80..=0x9f).contains(n)),
+        _ => false,
+    };
+    // Blocks are screened with a branch-free test (which the compiler vectorises); only a
+    // block holding a candidate byte is looked at byte by byte.
+    let mut at = 0usize;
+    bytes.chunks(64).any(|block| {
+        let start = at;
+        at = at.saturating_add(block.len());
+        let candidate = block.iter().fold(false, |acc, &b| {
+            acc | ((b < 0x20) & (b != b'\n') & (b != b'\r') & (b != b'\t') & (b != 0x0c))
+                | (b == 0x7f)
+                | (b == 0xc2)
+        });
+        candidate
+            && block
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| control_at(start.saturating_add(i), b))
+    })
 }
 
 #[cfg(test)]
@@ -219,6 +248,26 @@ mod tests {
         assert_eq!(detect(b"  {\"a\": 1}"), Format::Json);
         assert_eq!(detect(b"# Model card\nhello"), Format::Text);
         assert_eq!(detect(b""), Format::Text);
+    }
+
+    #[test]
+    fn control_characters_are_found_like_char_is_control() {
+        for c in ['\u{0}', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}'] {
+            assert!(has_control(&format!("ab{c}cd")), "{c:?}");
+        }
+        for c in [
+            '\n', '\r', '\t', '\x0c', '\u{a0}', '\u{c2}', '\u{100}', '\u{2028}', 'é',
+        ] {
+            assert!(!has_control(&format!("ab{c}cd")), "{c:?}");
+        }
+        for cp in 0..0x800u32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let s = format!("x{c}y");
+            let want = c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0c');
+            assert_eq!(has_control(&s), want, "{cp:#x}");
+        }
     }
 
     #[test]

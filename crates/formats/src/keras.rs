@@ -56,6 +56,13 @@ pub fn load_json(data: &[u8], limits: &Limits) -> Result<Value> {
     }
 }
 
+/// Whether [`load_json`] would accept the nesting depth of `data` (it refuses deeper JSON
+/// before parsing it).
+pub fn json_depth_within_limit(data: &[u8], limits: &Limits) -> bool {
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    scan_json(data).max_depth <= limits.max_json_depth
+}
+
 fn json_error(data: &[u8], e: &serde_json::Error) -> ParseError {
     // serde_json reports line and column; turn them into a byte offset.
     let mut line = 1usize;

@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use formats::Limits;
-use rayon::prelude::*;
 
 use crate::analyze::{self, generic};
 use crate::context::{Cx, Target};
@@ -17,8 +18,9 @@ use crate::policy::Policy;
 use crate::severity::Severity;
 
 /// Files below this size are read into memory; larger ones are memory-mapped so that
-/// header-only formats (safetensors, GGUF) cost their header, not their size.
-const MMAP_THRESHOLD: u64 = 1 << 20;
+/// header-only formats (safetensors, GGUF, a zip's directory) cost their header, not their
+/// size, and so that no fresh heap pages are faulted in and copied into for them.
+const MMAP_THRESHOLD: u64 = 64 << 10;
 
 #[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
@@ -104,43 +106,68 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, PathError> {
             source,
         })?;
         if !meta.is_dir() {
-            out.push(classify(root.clone(), &meta));
+            out.push(classify(root.clone(), meta.file_type()));
             continue;
         }
-        let walker = walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name();
-        for entry in walker {
-            match entry {
-                Ok(e) if e.file_type().is_dir() => {}
-                Ok(e) => {
-                    let path = e.into_path();
-                    match fs::symlink_metadata(&path) {
-                        Ok(meta) => out.push(classify(path, &meta)),
-                        Err(err) => out.push(Input::Unreadable {
-                            path,
-                            error: err.to_string(),
-                        }),
-                    }
-                }
-                Err(err) => {
-                    let path = err
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.clone());
-                    out.push(Input::Unreadable {
-                        path,
-                        error: err.to_string(),
-                    });
-                }
-            }
-        }
+        walk(root, &mut out);
     }
     Ok(out)
 }
 
-fn classify(path: PathBuf, meta: &fs::Metadata) -> Input {
-    let ft = meta.file_type();
+/// One directory's entries, sorted by name, as [`walk`] visits them.
+type Listing = std::vec::IntoIter<Result<(PathBuf, fs::FileType), Input>>;
+
+/// Appends everything under the directory `root` to `out`, depth first, each directory's
+/// entries in file-name order, without following links; a directory's contents come right
+/// after it. Entries are classified by the listing's file type (no stat per file). The
+/// order and the error texts are those of `walkdir` (`sort_by_file_name`), which this
+/// replaces: its per-entry path parsing cost more than the listing itself.
+fn walk(root: &Path, out: &mut Vec<Input>) {
+    let mut stack = vec![list_dir(root, root)];
+    while let Some(listing) = stack.last_mut() {
+        let Some(next) = listing.next() else {
+            stack.pop();
+            continue;
+        };
+        match next {
+            Ok((path, ft)) if ft.is_dir() => stack.push(list_dir(&path, root)),
+            Ok((path, ft)) => out.push(classify(path, ft)),
+            Err(unreadable) => out.push(unreadable),
+        }
+    }
+}
+
+/// The entries of `dir`, sorted by name; what could not be read comes first, as errors.
+fn list_dir(dir: &Path, root: &Path) -> Listing {
+    let io_error = |path: &Path, err: std::io::Error| Input::Unreadable {
+        path: path.to_path_buf(),
+        error: format!("IO error for operation on {}: {err}", path.display()),
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => return vec![Err(io_error(dir, err))].into_iter(),
+    };
+    let mut errors = Vec::new();
+    let mut named = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) => match e.file_type() {
+                Ok(ft) => named.push((e.file_name(), ft)),
+                Err(err) => errors.push(Err(io_error(&e.path(), err))),
+            },
+            // An error reading the listing itself names no entry.
+            Err(err) => errors.push(Err(Input::Unreadable {
+                path: root.to_path_buf(),
+                error: err.to_string(),
+            })),
+        }
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    errors.extend(named.into_iter().map(|(name, ft)| Ok((dir.join(name), ft))));
+    errors.into_iter()
+}
+
+fn classify(path: PathBuf, ft: fs::FileType) -> Input {
     if ft.is_file() {
         return Input::File(path);
     }
@@ -184,27 +211,45 @@ pub(crate) fn special_kind(ft: &fs::FileType) -> &'static str {
 
 /// Scans every input in parallel, calling `on_done` as each file finishes (for progress),
 /// and returns the reports in input order.
+///
+/// The calling thread scans too, beside `threads - 1` helpers; each takes the next
+/// unscanned input in turn, so one large file cannot leave the others idle behind a fixed
+/// split.
 pub fn scan_paths<F>(inputs: &[Input], opts: &ScanOptions, on_done: F) -> Vec<FileReport>
 where
     F: Fn(&FileReport) + Sync,
 {
-    let run = || {
-        inputs
-            .par_iter()
-            .map(|input| {
-                let report = scan_input(input, opts);
-                on_done(&report);
-                report
-            })
-            .collect::<Vec<_>>()
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        n => n,
+    }
+    .clamp(1, inputs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(input) = inputs.get(i) else {
+                return done;
+            };
+            let report = scan_input(input, opts);
+            on_done(&report);
+            done.push((i, report));
+        }
     };
-    let mut reports = match rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-    {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
+    let mut done = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for helper in helpers {
+            match helper.join() {
+                Ok(mut theirs) => done.append(&mut theirs),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut reports: Vec<FileReport> = done.into_iter().map(|(_, r)| r).collect();
     settle_claims(&mut reports);
     reports
 }
@@ -390,5 +435,79 @@ impl FileBytes {
             Self::Owned(v) => v,
             Self::Mapped(m) => m,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `walkdir` (sorted by file name, links not followed) yields, as `collect` used to
+    /// turn it into inputs.
+    fn walkdir_inputs(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            match entry {
+                Ok(e) if e.file_type().is_dir() => {}
+                Ok(e) => {
+                    let ft = e.file_type();
+                    out.push(describe(&classify(e.into_path(), ft)));
+                }
+                Err(err) => out.push(format!(
+                    "unreadable {} {err}",
+                    err.path().unwrap_or(root).display()
+                )),
+            }
+        }
+        out
+    }
+
+    fn describe(input: &Input) -> String {
+        match input {
+            Input::File(p) => format!("file {}", p.display()),
+            Input::Symlink { path, target } => {
+                format!("link {} -> {}", path.display(), target.display())
+            }
+            Input::Special { path, kind } => format!("{kind} {}", path.display()),
+            Input::Unreadable { path, error } => format!("unreadable {} {error}", path.display()),
+        }
+    }
+
+    #[test]
+    fn the_walk_matches_walkdir_sorted_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["b", "a/z", "a/B", "c.d/e", "_", "A"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "b/1",
+            "a/z/x.pkl",
+            "a/B/y",
+            "a/a",
+            "a/Z",
+            "c.d/e/f",
+            "c",
+            "C",
+            "_/-",
+            "é",
+        ] {
+            fs::write(root.join(f), b"x").unwrap();
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("a", root.join("link-to-dir")).unwrap();
+            std::os::unix::fs::symlink("missing", root.join("a/dangling")).unwrap();
+        }
+        let ours: Vec<String> = collect(&[root.to_path_buf()])
+            .unwrap()
+            .iter()
+            .map(describe)
+            .collect();
+        assert_eq!(ours, walkdir_inputs(root));
+        assert_eq!(ours.len(), 12);
     }
 }

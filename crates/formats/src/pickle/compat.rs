@@ -269,21 +269,30 @@ pub fn fix_imports(module: &str, name: &str, proto: u8) -> Option<(&'static str,
     if proto >= 3 {
         return None;
     }
+    // Both tables are sorted (a test checks it).
     if let Some((_, (m, n))) = NAME_MAPPING
-        .iter()
-        .find(|((m, n), _)| *m == module && *n == name)
+        .binary_search_by(|((m, n), _)| (*m, *n).cmp(&(module, name)))
+        .ok()
+        .and_then(|i| NAME_MAPPING.get(i))
     {
         return Some((m, (*n).to_string()));
     }
     IMPORT_MAPPING
-        .iter()
-        .find(|(m, _)| *m == module)
+        .binary_search_by(|(m, _)| (*m).cmp(module))
+        .ok()
+        .and_then(|i| IMPORT_MAPPING.get(i))
         .map(|(_, to)| (*to, name.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_are_sorted_for_binary_search() {
+        assert!(NAME_MAPPING.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(IMPORT_MAPPING.windows(2).all(|w| w[0].0 < w[1].0));
+    }
 
     #[test]
     fn python2_names_map_to_python3() {

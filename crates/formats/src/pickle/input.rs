@@ -152,7 +152,7 @@ impl<'a> Input<'a> {
         let max = self.max_line;
         let rest = self.data.get(self.pos..limit).unwrap_or_default();
         let window = rest.get(..max.min(rest.len())).unwrap_or(rest);
-        match window.iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', window) {
             Some(i) => {
                 let line = window.get(..i).unwrap_or_default();
                 self.pos = self.pos.saturating_add(i).saturating_add(1);

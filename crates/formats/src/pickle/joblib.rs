@@ -69,15 +69,15 @@ pub fn array_spec<'a>(t: &Trace<'a>, state: Value<'a>) -> Result<ArraySpec, Stri
     let is_dtype = t.callee_global(call).is_some_and(|g| {
         g.name == "dtype"
             && matches!(
-                g.module.as_str(),
+                &*g.module,
                 "numpy" | "numpy.core.multiarray" | "numpy._core.multiarray"
             )
     });
     if !is_dtype {
         return Err("dtype is not a numpy.dtype(...) call".into());
     }
-    let typestr = call
-        .args
+    let typestr = t
+        .args(call)
         .first()
         .and_then(|v| t.str_bytes(*v))
         .and_then(|s| std::str::from_utf8(s).ok())

@@ -15,6 +15,8 @@
 //!   the raw array bytes (or, for object arrays, a nested pickle) are read from the
 //!   underlying file, as `NumpyArrayWrapper.read_array` does.
 
+use std::borrow::Cow;
+
 use crate::error::{ParseError, Result};
 use crate::limits::Limits;
 
@@ -24,7 +26,7 @@ use super::memo::Memo;
 use super::opcodes::Op;
 use super::render::name_literal;
 use super::trace::{Anomaly, Call, CallKind, Global, Trace};
-use super::value::{Obj, Value};
+use super::value::{Items, Obj, Value};
 
 /// How the bytes are read; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,10 @@ pub struct Machine<'a, 'b> {
     pub(super) saw_joblib_wrapper: bool,
     /// Treat anomalies (input Python would refuse, read leniently here) as errors.
     pub(super) strict: bool,
+    /// Stop after the first opcode at which this holds (see [`Machine::stop_when`]).
+    stop_when: Option<fn(&Trace<'a>) -> bool>,
+    /// `stop_when` held, and the machine stopped there.
+    stopped_early: bool,
 }
 
 impl<'a, 'b> Machine<'a, 'b> {
@@ -82,6 +88,8 @@ impl<'a, 'b> Machine<'a, 'b> {
             t,
             saw_joblib_wrapper: false,
             strict: false,
+            stop_when: None,
+            stopped_early: false,
         }
     }
 
@@ -92,14 +100,41 @@ impl<'a, 'b> Machine<'a, 'b> {
         self
     }
 
+    /// Stops as soon as `done` holds after an opcode, even before `STOP` (for sniffing,
+    /// which needs a verdict, not the whole trace). See [`Machine::run_until_decided`].
+    pub fn stop_when(mut self, done: fn(&Trace<'a>) -> bool) -> Self {
+        self.stop_when = Some(done);
+        self
+    }
+
     /// Runs to `STOP` or the first error. Returns the trace, and whether a joblib
     /// `NumpyArrayWrapper` was built (in plain mode, a hint to read again as joblib).
-    pub fn run(mut self) -> (Trace<'a>, bool) {
+    pub fn run(self) -> (Trace<'a>, bool) {
+        let (t, joblib, _) = self.run_all();
+        (t, joblib)
+    }
+
+    /// Runs to `STOP`, the first error, or the first opcode after which the
+    /// [`Machine::stop_when`] condition holds. Returns the trace so far, and whether it
+    /// stopped for that condition.
+    pub fn run_until_decided(self) -> (Trace<'a>, bool) {
+        let (t, _, early) = self.run_all();
+        (t, early)
+    }
+
+    fn run_all(mut self) -> (Trace<'a>, bool, bool) {
+        if self.stop_when.is_none() {
+            // A pickle read whole usually grows these well past their first sizes: start
+            // them at a few dozen entries (under 1 KiB each) instead of growing from 4.
+            self.stack.reserve(32);
+            self.memo.reserve(32);
+            self.t.heap.reserve(24, 32);
+        }
         if let Err(e) = self.exec() {
             self.t.error = Some(e);
         }
         self.t.end = self.input.file_pos() as u64;
-        (self.t, self.saw_joblib_wrapper)
+        (self.t, self.saw_joblib_wrapper, self.stopped_early)
     }
 
     fn exec(&mut self) -> Result<()> {
@@ -137,6 +172,10 @@ impl<'a, 'b> Machine<'a, 'b> {
                     live,
                     self.limits.max_pickle_values,
                 ));
+            }
+            if self.stop_when.is_some_and(|done| done(&self.t)) {
+                self.stopped_early = true;
+                return Ok(());
             }
         }
     }
@@ -177,14 +216,27 @@ impl<'a, 'b> Machine<'a, 'b> {
         }
     }
 
-    pub(super) fn pop_mark(&mut self, offset: u64, op: Op) -> Result<Vec<Value<'a>>> {
+    /// Pops the last MARK; returns the stack length it marked.
+    pub(super) fn pop_mark_index(&mut self, offset: u64, op: Op) -> Result<usize> {
         let mark = self.marks.pop().ok_or_else(|| {
             ParseError::malformed(offset, format!("{} without a MARK", op.name()))
         })?;
         if mark > self.stack.len() {
             return Err(ParseError::malformed(offset, "MARK above the stack"));
         }
+        Ok(mark)
+    }
+
+    pub(super) fn pop_mark(&mut self, offset: u64, op: Op) -> Result<Vec<Value<'a>>> {
+        let mark = self.pop_mark_index(offset, op)?;
         Ok(self.stack.split_off(mark))
+    }
+
+    /// The values above the last MARK, moved into the heap's store (for a tuple, a
+    /// frozenset or call arguments, which never change).
+    pub(super) fn pop_mark_items(&mut self, offset: u64, op: Op) -> Result<Items> {
+        let mark = self.pop_mark_index(offset, op)?;
+        Ok(self.t.heap.store(self.stack.drain(mark..)))
     }
 
     pub(super) fn alloc(&mut self, obj: Obj<'a>, offset: u64) -> Result<Value<'a>> {
@@ -221,8 +273,8 @@ impl<'a, 'b> Machine<'a, 'b> {
         &mut self,
         offset: u64,
         opcode: &'static str,
-        module: &[u8],
-        name: &[u8],
+        module: Cow<'a, [u8]>,
+        name: Cow<'a, [u8]>,
     ) -> Result<Value<'a>> {
         // No real module or attribute name is this long; keeping a bounded prefix stops a
         // memoized giant string from being copied into every STACK_GLOBAL. The cut name
@@ -230,7 +282,11 @@ impl<'a, 'b> Machine<'a, 'b> {
         let m = cut_name(module);
         let n = cut_name(name);
         let (module, name, written) = match fix_imports(&m, &n, self.proto) {
-            Some((fm, fname)) => (fm.to_string(), fname, Some((m, n))),
+            Some((fm, fname)) => (
+                Cow::Borrowed(fm),
+                Cow::Owned(fname),
+                Some((m.into_owned(), n.into_owned())),
+            ),
             None => (m, n, None),
         };
         self.push_global(
@@ -247,7 +303,7 @@ impl<'a, 'b> Machine<'a, 'b> {
         )
     }
 
-    pub(super) fn push_global(&mut self, g: Global, offset: u64) -> Result<Value<'a>> {
+    pub(super) fn push_global(&mut self, g: Global<'a>, offset: u64) -> Result<Value<'a>> {
         let idx = self.t.globals.len();
         self.t.globals.push(g);
         self.alloc(Obj::Global(idx), offset)
@@ -259,7 +315,7 @@ impl<'a, 'b> Machine<'a, 'b> {
         offset: u64,
         kind: CallKind,
         callee: Value<'a>,
-        args: Vec<Value<'a>>,
+        args: Items,
         args_opaque: bool,
         kwargs: Option<Value<'a>>,
     ) -> usize {
@@ -275,8 +331,8 @@ impl<'a, 'b> Machine<'a, 'b> {
                 }
             }
         }
-        // Arguments are copied out of their tuple: charge them, so that one big memoized
-        // tuple passed to many calls counts against the values limit.
+        // Arguments count as copied out of their tuple: charge them, so that one big
+        // memoized tuple passed to many calls counts against the values limit.
         self.t.heap.charge(args.len().saturating_add(1));
         let idx = self.t.calls.len();
         self.t.calls.push(Call {
@@ -297,11 +353,14 @@ impl<'a, 'b> Machine<'a, 'b> {
         offset: u64,
         kind: CallKind,
         callee: Value<'a>,
-        args: Vec<Value<'a>>,
+        args: Items,
         args_opaque: bool,
         kwargs: Option<Value<'a>>,
     ) -> Result<Value<'a>> {
-        let depth = args
+        let depth = self
+            .t
+            .heap
+            .items(args)
             .iter()
             .chain(kwargs.iter())
             .map(|v| self.t.heap.depth_of(v))
@@ -312,11 +371,16 @@ impl<'a, 'b> Machine<'a, 'b> {
         self.alloc(Obj::Instance(idx), offset)
     }
 
-    /// The positional arguments a `REDUCE`/`NEWOBJ` passes: a tuple's items.
-    pub(super) fn spread(&self, args: Value<'a>) -> (Vec<Value<'a>>, bool) {
+    /// The positional arguments a `REDUCE`/`NEWOBJ` passes: a tuple's items (shared: a
+    /// tuple never changes), or a list's as they are now.
+    pub(super) fn spread(&mut self, args: Value<'a>) -> (Items, bool) {
         match self.t.obj(args) {
-            Some(Obj::Tuple(items)) | Some(Obj::List(items)) => (items.clone(), false),
-            _ => (vec![args], true),
+            Some(Obj::Tuple(items)) => (*items, false),
+            Some(Obj::List(items)) => {
+                let items = items.clone();
+                (self.t.heap.store(items), false)
+            }
+            _ => (self.t.heap.store([args]), true),
         }
     }
 }
@@ -336,9 +400,17 @@ pub(super) fn bounded_name(s: &[u8]) -> &[u8] {
 }
 
 /// A name as text, cut at [`MAX_NAME`] bytes with a `…` that no identifier contains.
-pub(super) fn cut_name(s: &[u8]) -> String {
-    match s.get(..MAX_NAME) {
-        Some(head) if s.len() > MAX_NAME => format!("{}…", name_literal(head)),
-        _ => name_literal(s),
+/// A name of printable ASCII from the stream is borrowed as it is.
+pub(super) fn cut_name(s: Cow<'_, [u8]>) -> Cow<'_, str> {
+    if let Cow::Borrowed(b) = s {
+        if b.len() <= MAX_NAME && b.iter().all(|c| (0x20..0x7f).contains(c)) {
+            if let Ok(text) = std::str::from_utf8(b) {
+                return Cow::Borrowed(text);
+            }
+        }
     }
+    Cow::Owned(match s.get(..MAX_NAME) {
+        Some(head) if s.len() > MAX_NAME => format!("{}…", name_literal(head)),
+        _ => name_literal(&s),
+    })
 }

@@ -30,6 +30,11 @@ impl<'a> Memo<'a> {
         (self.dense.len() as u64).saturating_add(self.sparse.len() as u64)
     }
 
+    /// Makes room for `n` keys in sequence.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.dense.reserve(n);
+    }
+
     pub fn get(&self, key: u64) -> Option<Value<'a>> {
         match usize::try_from(key).ok().and_then(|k| self.dense.get(k)) {
             Some(slot) => *slot,
@@ -39,6 +44,12 @@ impl<'a> Memo<'a> {
 
     pub fn insert(&mut self, key: u64, v: Value<'a>) {
         let dense_len = self.dense.len() as u64;
+        // The usual case: the next key in sequence.
+        if key == dense_len {
+            self.dense.push(Some(v));
+            self.len = self.len.saturating_add(1);
+            return;
+        }
         let slot = if key < dense_len.saturating_add(DENSE_SLACK) {
             usize::try_from(key).ok()
         } else {

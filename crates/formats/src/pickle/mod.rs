@@ -39,7 +39,7 @@ pub use sniff::{identifier_path, looks_like};
 pub use trace::{
     Anomaly, Build, Call, CallKind, Extension, Global, JoblibArray, PersistentId, Trace, Uses,
 };
-pub use value::{Heap, Obj, ObjId, Value};
+pub use value::{Heap, Items, Obj, ObjId, Value};
 
 /// Most pickles read back to back from one input.
 pub const MAX_PICKLES: usize = 1024;

@@ -109,7 +109,7 @@ impl<'a> Trace<'a> {
         if call.args_opaque {
             out.push("*");
         }
-        self.seq(out, &call.args, d);
+        self.seq(out, self.args(call), d);
         if let Some(kw) = call.kwargs {
             out.push(", **");
             self.value(out, kw, d);
@@ -162,6 +162,7 @@ impl<'a> Trace<'a> {
         let deep = depth >= MAX_DEPTH;
         match obj {
             Obj::Tuple(items) => {
+                let items = self.heap.items(*items);
                 out.push("(");
                 if deep && !items.is_empty() {
                     out.push("…");
@@ -182,7 +183,8 @@ impl<'a> Trace<'a> {
                 }
                 out.push("]");
             }
-            Obj::Set(items) | Obj::FrozenSet(items) => {
+            Obj::Set(_) | Obj::FrozenSet(_) => {
+                let items = self.heap.elements(obj).unwrap_or_default();
                 let frozen = matches!(obj, Obj::FrozenSet(_));
                 out.push(if frozen { "frozenset({" } else { "{" });
                 if deep && !items.is_empty() {
@@ -345,6 +347,12 @@ pub fn bytes_literal(bytes: &[u8]) -> String {
 
 /// A name from the stream, shown so that newlines and control characters are visible.
 pub fn name_literal(bytes: &[u8]) -> String {
+    // The usual name: printable ASCII, copied as it is.
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return text.to_owned();
+        }
+    }
     let text = String::from_utf8_lossy(bytes);
     if text.chars().all(|c| !c.is_control()) {
         return text.into_owned();

@@ -1,6 +1,8 @@
 //! What each opcode does: CPython's `_Unpickler.load_*` methods, recording calls instead
 //! of making them.
 
+use std::borrow::Cow;
+
 use crate::error::{ParseError, Result};
 
 use super::joblib;
@@ -8,7 +10,7 @@ use super::machine::{bounded_name, Container, Flow, Machine, Mode};
 use super::opcodes::Op;
 use super::text;
 use super::trace::{Build, CallKind, Extension, Global, JoblibArray, PersistentId, Trace};
-use super::value::{Obj, Value};
+use super::value::{Items, Obj, Value};
 
 impl<'a> Machine<'a, '_> {
     pub(super) fn step(&mut self, op: Op, offset: u64) -> Result<Flow> {
@@ -42,7 +44,8 @@ impl<'a> Machine<'a, '_> {
                 }
             }
             Op::PopMark => {
-                self.pop_mark(offset, op)?;
+                let mark = self.pop_mark_index(offset, op)?;
+                self.stack.truncate(mark);
             }
             Op::Dup => {
                 let v = self.top(offset, op)?;
@@ -221,11 +224,11 @@ impl<'a> Machine<'a, '_> {
                 }
             }
             Op::EmptyTuple => {
-                let v = self.alloc(Obj::Tuple(Vec::new()), offset)?;
+                let v = self.alloc(Obj::Tuple(Items::default()), offset)?;
                 self.stack.push(v);
             }
             Op::Tuple => {
-                let items = self.pop_mark(offset, op)?;
+                let items = self.pop_mark_items(offset, op)?;
                 let v = self.alloc(Obj::Tuple(items), offset)?;
                 self.stack.push(v);
             }
@@ -238,7 +241,8 @@ impl<'a> Machine<'a, '_> {
                 if self.stack.len() < self.fence().saturating_add(n) {
                     return Err(Self::underflow(offset, op));
                 }
-                let items = self.stack.split_off(self.stack.len().saturating_sub(n));
+                let start = self.stack.len().saturating_sub(n);
+                let items = self.t.heap.store(self.stack.drain(start..));
                 let v = self.alloc(Obj::Tuple(items), offset)?;
                 self.stack.push(v);
             }
@@ -272,7 +276,7 @@ impl<'a> Machine<'a, '_> {
                 self.stack.push(v);
             }
             Op::FrozenSet => {
-                let items = self.pop_mark(offset, op)?;
+                let items = self.pop_mark_items(offset, op)?;
                 let v = self.alloc(Obj::FrozenSet(items), offset)?;
                 self.stack.push(v);
             }
@@ -314,7 +318,8 @@ impl<'a> Machine<'a, '_> {
             Op::Global => {
                 let module = self.input.line("GLOBAL module")?;
                 let name = self.input.line("GLOBAL name")?;
-                let v = self.import(offset, "GLOBAL", module, name)?;
+                let v =
+                    self.import(offset, "GLOBAL", Cow::Borrowed(module), Cow::Borrowed(name))?;
                 self.stack.push(v);
             }
             Op::StackGlobal => {
@@ -326,17 +331,18 @@ impl<'a> Machine<'a, '_> {
             Op::Inst => {
                 let module = self.input.line("INST module")?;
                 let name = self.input.line("INST name")?;
-                let class = self.import(offset, "INST", module, name)?;
-                let args = self.pop_mark(offset, op)?;
+                let class =
+                    self.import(offset, "INST", Cow::Borrowed(module), Cow::Borrowed(name))?;
+                let args = self.pop_mark_items(offset, op)?;
                 let v = self.call(offset, CallKind::Inst, class, args, false, None)?;
                 self.stack.push(v);
             }
             Op::Obj => {
-                let mut args = self.pop_mark(offset, op)?;
-                if args.is_empty() {
+                let mut args = self.pop_mark_items(offset, op)?;
+                let Some(&class) = self.t.heap.items(args).first() else {
                     return Err(ParseError::malformed(offset, "OBJ without a class"));
-                }
-                let class = args.remove(0);
+                };
+                args = args.after_first();
                 let v = self.call(offset, CallKind::Obj, class, args, false, None)?;
                 self.stack.push(v);
             }
@@ -438,9 +444,13 @@ impl<'a> Machine<'a, '_> {
         module: Value<'a>,
         name: Value<'a>,
     ) -> Result<Value<'a>> {
-        let m = self.t.str_bytes(module).map(|s| bounded_name(s).to_vec());
-        let n = self.t.str_bytes(name).map(|s| bounded_name(s).to_vec());
-        if let (Some(m), Some(n)) = (&m, &n) {
+        // Names read from the stream are borrowed; only unescaped protocol-0 text (held by
+        // the trace, which `import` changes) is copied.
+        let name_of = |v: Value<'a>, t: &Trace<'a>| match v {
+            Value::Str(s) => Some(Cow::Borrowed(bounded_name(s))),
+            _ => t.str_bytes(v).map(|s| Cow::Owned(bounded_name(s).to_vec())),
+        };
+        if let (Some(m), Some(n)) = (name_of(module, &self.t), name_of(name, &self.t)) {
             return self.import(offset, "STACK_GLOBAL", m, n);
         }
         // Python accepts any `str`, including one a call returned: the name is then
@@ -461,8 +471,8 @@ impl<'a> Machine<'a, '_> {
         let g = Global {
             offset,
             opcode: "STACK_GLOBAL",
-            module: self.t.render(module),
-            name: self.t.render(name),
+            module: Cow::Owned(self.t.render(module)),
+            name: Cow::Owned(self.t.render(name)),
             written: None,
             dynamic: true,
             uses: Default::default(),
@@ -538,7 +548,7 @@ impl<'a> Machine<'a, '_> {
                     Container::Dict => "__setitem__",
                     Container::Set => "add",
                 };
-                let items = self.stack.split_off(start);
+                let items = self.t.heap.store(self.stack.drain(start..));
                 self.record_call(offset, CallKind::Method(method), target, items, false, None);
             }
         }

@@ -5,6 +5,9 @@
 /// `int(text, 0)` for values that fit in `i64`: optional sign, `0x`/`0o`/`0b` prefix,
 /// underscores between digits, surrounding whitespace.
 pub fn parse_int(text: &[u8]) -> Option<i64> {
+    if let Some(v) = plain_decimal(text) {
+        return Some(v);
+    }
     let s = std::str::from_utf8(text).ok()?.trim();
     let (negative, digits) = match s.as_bytes().first() {
         Some(b'-') => (true, s.get(1..)?),
@@ -34,8 +37,44 @@ pub fn parse_int(text: &[u8]) -> Option<i64> {
     i64::try_from(value).ok()
 }
 
+/// What picklers write (`I42`, `p17`, `L-3L`): at most 18 decimal digits after an optional
+/// minus, which always fit in `i64`. Parsed without the general path's copies.
+fn plain_decimal(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v = 0i64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v
+            .checked_mul(10)?
+            .checked_add(i64::from(d.wrapping_sub(b'0')))?;
+    }
+    if negative {
+        v.checked_neg()
+    } else {
+        Some(v)
+    }
+}
+
 /// `float(text)`.
 pub fn parse_float(text: &[u8]) -> Option<f64> {
+    // What picklers write (`F2.5`, `F1e-05`): digits, dots, signs and exponents only, which
+    // the general path below would pass to `str::parse` unchanged (but for `E`, which
+    // `parse` reads as `e`).
+    if !text.is_empty()
+        && text
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return std::str::from_utf8(text).ok()?.parse().ok();
+    }
     let s = std::str::from_utf8(text).ok()?.trim();
     let clean: String = s.chars().filter(|&c| c != '_').collect();
     match clean.to_ascii_lowercase().as_str() {
@@ -103,10 +142,17 @@ pub fn escape_decode(data: &[u8]) -> Vec<u8> {
 
 /// `str(data, 'raw-unicode-escape')`: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX`, as UTF-8.
 pub fn raw_unicode_escape(data: &[u8]) -> Vec<u8> {
-    let mut out = String::with_capacity(data.len());
+    // Every input byte becomes at most two output bytes (an escape shrinks), so the
+    // output never grows past this.
+    let mut out = Vec::with_capacity(data.len().saturating_mul(2));
+    let mut utf8 = [0u8; 4];
     let mut i = 0usize;
     while let Some(&b) = data.get(i) {
         i = i.saturating_add(1);
+        if b < 0x80 && b != b'\\' {
+            out.push(b);
+            continue;
+        }
         if b == b'\\' {
             let width = match data.get(i) {
                 Some(b'u') => 4,
@@ -119,15 +165,17 @@ pub fn raw_unicode_escape(data: &[u8]) -> Vec<u8> {
                     Some(acc.checked_mul(16)? | u32::from(hex(d)?))
                 });
                 if let Some(code) = code {
-                    out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                    let c = char::from_u32(code).unwrap_or('\u{fffd}');
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
                     i = i.saturating_add(1).saturating_add(width);
                     continue;
                 }
             }
         }
-        out.push(char::from(b));
+        // Latin-1: the byte is the code point.
+        out.extend_from_slice(char::from(b).encode_utf8(&mut utf8).as_bytes());
     }
-    out.into_bytes()
+    out
 }
 
 fn hex(d: u8) -> Option<u8> {
@@ -152,6 +200,17 @@ mod tests {
         assert_eq!(parse_int(b"99999999999999999999"), None);
         assert_eq!(parse_int(b"abc"), None);
         assert_eq!(parse_int(b""), None);
+        assert_eq!(parse_int(b"007"), Some(7));
+        assert_eq!(parse_int(b"-0"), Some(0));
+        assert_eq!(
+            parse_int(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_int(b"--5"), Some(5));
+        assert_eq!(parse_int(b" 12 "), Some(12));
+        assert_eq!(parse_int(b"-"), None);
     }
 
     #[test]
@@ -160,6 +219,12 @@ mod tests {
         assert_eq!(parse_float(b"inf"), Some(f64::INFINITY));
         assert!(parse_float(b"nan").is_some_and(f64::is_nan));
         assert_eq!(parse_float(b"x"), None);
+        assert_eq!(parse_float(b"1E5"), Some(1e5));
+        assert_eq!(parse_float(b"-2.5e-3"), Some(-2.5e-3));
+        assert_eq!(parse_float(b" 1.5 "), Some(1.5));
+        assert_eq!(parse_float(b"1_0.5"), Some(10.5));
+        assert_eq!(parse_float(b"1..5"), None);
+        assert_eq!(parse_float(b"-"), None);
     }
 
     #[test]
@@ -175,5 +240,12 @@ mod tests {
         assert_eq!(raw_unicode_escape(b"\xe9"), "é".as_bytes());
         assert_eq!(raw_unicode_escape(br"\U0001F600"), "😀".as_bytes());
         assert_eq!(raw_unicode_escape(br"\u12"), br"\u12");
+        assert_eq!(raw_unicode_escape(b"ab\\"), b"ab\\");
+        assert_eq!(raw_unicode_escape(br"\x41\u0041"), br"\x41A");
+        assert_eq!(
+            raw_unicode_escape(b"\xff\\u00ff"),
+            "\u{ff}\u{ff}".as_bytes()
+        );
+        assert_eq!(raw_unicode_escape(br"\ud800"), "\u{fffd}".as_bytes());
     }
 }

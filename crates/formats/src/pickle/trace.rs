@@ -1,9 +1,11 @@
 //! What one pickle stream does when it is loaded: the globals it imports, the calls it makes
 //! and the objects it builds, in the order the unpickler would perform them.
 
+use std::borrow::Cow;
+
 use crate::error::ParseError;
 
-use super::value::{Heap, Obj, ObjId, Value};
+use super::value::{Heap, Items, Obj, ObjId, Value};
 
 /// How an imported global was used by the stream itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,17 +28,18 @@ impl Uses {
 }
 
 /// One import performed by `GLOBAL`, `STACK_GLOBAL` or `INST` (`find_class(module, name)`).
+/// Names are borrowed from the stream when they are printed as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Global {
+pub struct Global<'a> {
     /// Offset of the opcode.
     pub offset: u64,
     /// `GLOBAL`, `STACK_GLOBAL` or `INST`.
     pub opcode: &'static str,
     /// Module imported, after `fix_imports` (Python 2 names mapped to Python 3 for
     /// protocols below 3).
-    pub module: String,
+    pub module: Cow<'a, str>,
     /// Attribute looked up in the module; may be dotted (`Class.method`).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// The names as written, when `fix_imports` changed them.
     pub written: Option<(String, String)>,
     /// The names were computed by calls at load time (`STACK_GLOBAL` over call results),
@@ -45,10 +48,19 @@ pub struct Global {
     pub uses: Uses,
 }
 
-impl Global {
+impl Global<'_> {
     /// `module.name`, the full dotted path judged by policies.
     pub fn path(&self) -> String {
-        format!("{}.{}", self.module, self.name)
+        let mut path = String::with_capacity(
+            self.module
+                .len()
+                .saturating_add(self.name.len())
+                .saturating_add(1),
+        );
+        path.push_str(&self.module);
+        path.push('.');
+        path.push_str(&self.name);
+        path
     }
 }
 
@@ -78,9 +90,9 @@ pub struct Call<'a> {
     pub kind: CallKind,
     /// What is called: usually a global, possibly the result of another call.
     pub callee: Value<'a>,
-    /// Positional arguments. When the stream passed something other than a tuple
-    /// (`args_opaque`), this holds that one value.
-    pub args: Vec<Value<'a>>,
+    /// Positional arguments (read them with [`Trace::args`]). When the stream passed
+    /// something other than a tuple (`args_opaque`), this holds that one value.
+    pub args: Items,
     pub args_opaque: bool,
     /// `NEWOBJ_EX` keyword arguments.
     pub kwargs: Option<Value<'a>>,
@@ -144,7 +156,7 @@ pub struct Trace<'a> {
     pub protocol: u8,
     /// Opcodes executed.
     pub ops: u64,
-    pub globals: Vec<Global>,
+    pub globals: Vec<Global<'a>>,
     pub calls: Vec<Call<'a>>,
     pub builds: Vec<Build<'a>>,
     pub persistent_ids: Vec<PersistentId<'a>>,
@@ -187,7 +199,7 @@ impl<'a> Trace<'a> {
         }
     }
 
-    pub fn global_of(&self, v: Value<'a>) -> Option<&Global> {
+    pub fn global_of(&self, v: Value<'a>) -> Option<&Global<'a>> {
         self.globals.get(self.global_index(v)?)
     }
 
@@ -200,22 +212,22 @@ impl<'a> Trace<'a> {
     }
 
     /// The global a call calls, when the callee is a global.
-    pub fn callee_global(&self, call: &Call<'a>) -> Option<&Global> {
+    pub fn callee_global(&self, call: &Call<'a>) -> Option<&Global<'a>> {
         self.global_of(call.callee)
     }
 
     /// The class a call instantiates: its callee for `NEWOBJ`/`REDUCE` of a class, or the
     /// first argument of `copyreg._reconstructor` / `copyreg.__newobj__` /
     /// `copyreg.__newobj_ex__` (how protocols 0 and 1 build instances).
-    pub fn class_of_instance(&self, call: &Call<'a>) -> Option<&Global> {
+    pub fn class_of_instance(&self, call: &Call<'a>) -> Option<&Global<'a>> {
         let callee = self.callee_global(call)?;
         let maker = callee.module == "copyreg"
             && matches!(
-                callee.name.as_str(),
+                &*callee.name,
                 "_reconstructor" | "__newobj__" | "__newobj_ex__"
             );
         if maker {
-            self.global_of(*call.args.first()?)
+            self.global_of(*self.args(call).first()?)
         } else {
             Some(callee)
         }
@@ -248,9 +260,15 @@ impl<'a> Trace<'a> {
     /// Elements of a tuple or list.
     pub fn items(&self, v: Value<'a>) -> Option<&[Value<'a>]> {
         match self.obj(v)? {
-            Obj::Tuple(items) | Obj::List(items) => Some(items),
+            Obj::Tuple(items) => Some(self.heap.items(*items)),
+            Obj::List(items) => Some(items),
             _ => None,
         }
+    }
+
+    /// A call's positional arguments.
+    pub fn args(&self, call: &Call<'a>) -> &[Value<'a>] {
+        self.heap.items(call.args)
     }
 
     /// The value of key `key` (a `str`) in a dict.

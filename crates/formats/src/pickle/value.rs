@@ -28,14 +28,41 @@ pub enum Value<'a> {
     Obj(ObjId),
 }
 
+/// Values that never change once stored (a tuple's or frozenset's elements, a call's
+/// arguments), kept in the [`Heap`]'s shared store rather than one allocation each: read
+/// them with [`Heap::items`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Items {
+    start: usize,
+    len: usize,
+}
+
+impl Items {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// All but the first value (none when there are none).
+    pub(crate) fn after_first(self) -> Self {
+        Self {
+            start: self.start.saturating_add(usize::from(self.len > 0)),
+            len: self.len.saturating_sub(1),
+        }
+    }
+}
+
 /// An object with identity.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Obj<'a> {
-    Tuple(Vec<Value<'a>>),
+    Tuple(Items),
     List(Vec<Value<'a>>),
     Dict(Vec<(Value<'a>, Value<'a>)>),
     Set(Vec<Value<'a>>),
-    FrozenSet(Vec<Value<'a>>),
+    FrozenSet(Items),
     /// A protocol-0 `STRING`/`UNICODE` that needed unescaping, as UTF-8.
     Text(Box<[u8]>),
     ByteArray(&'a [u8]),
@@ -57,19 +84,53 @@ pub enum Obj<'a> {
 /// The objects of one pickle, with the nesting depth of each.
 #[derive(Debug, Default, Clone)]
 pub struct Heap<'a> {
-    objs: Vec<Obj<'a>>,
-    depth: Vec<u32>,
+    /// Each object with its nesting depth.
+    objs: Vec<(Obj<'a>, u32)>,
+    /// The store behind every [`Items`].
+    items: Vec<Value<'a>>,
     /// Objects plus the elements they hold: what the values limit counts.
     cells: u64,
 }
 
 impl<'a> Heap<'a> {
     pub fn get(&self, id: ObjId) -> Option<&Obj<'a>> {
-        self.objs.get(usize::try_from(id).ok()?)
+        self.objs.get(usize::try_from(id).ok()?).map(|(o, _)| o)
     }
 
     pub(crate) fn get_mut(&mut self, id: ObjId) -> Option<&mut Obj<'a>> {
-        self.objs.get_mut(usize::try_from(id).ok()?)
+        self.objs.get_mut(usize::try_from(id).ok()?).map(|(o, _)| o)
+    }
+
+    /// The values of `items`.
+    pub fn items(&self, items: Items) -> &[Value<'a>] {
+        self.items
+            .get(items.start..items.start.saturating_add(items.len))
+            .unwrap_or_default()
+    }
+
+    /// The elements of a tuple, list, set or frozenset.
+    pub fn elements<'h>(&'h self, obj: &'h Obj<'a>) -> Option<&'h [Value<'a>]> {
+        match obj {
+            Obj::Tuple(items) | Obj::FrozenSet(items) => Some(self.items(*items)),
+            Obj::List(v) | Obj::Set(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Makes room for `objs` objects and `items` stored values.
+    pub(crate) fn reserve(&mut self, objs: usize, items: usize) {
+        self.objs.reserve(objs);
+        self.items.reserve(items);
+    }
+
+    /// Stores values for good; returns their handle.
+    pub(crate) fn store(&mut self, values: impl IntoIterator<Item = Value<'a>>) -> Items {
+        let start = self.items.len();
+        self.items.extend(values);
+        Items {
+            start,
+            len: self.items.len().saturating_sub(start),
+        }
     }
 
     /// Number of objects.
@@ -91,7 +152,8 @@ impl<'a> Heap<'a> {
         match v {
             Value::Obj(id) => usize::try_from(*id)
                 .ok()
-                .and_then(|i| self.depth.get(i))
+                .and_then(|i| self.objs.get(i))
+                .map(|(_, d)| d)
                 .copied()
                 .unwrap_or(0),
             _ => 0,
@@ -101,20 +163,17 @@ impl<'a> Heap<'a> {
     /// Adds an object whose elements are `children`; returns its value and depth.
     pub(crate) fn alloc(&mut self, obj: Obj<'a>) -> (Value<'a>, u32) {
         let depth = match &obj {
-            Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) | Obj::FrozenSet(v) => {
-                self.max_depth(v.iter())
-            }
             Obj::Dict(pairs) => self.max_depth(pairs.iter().flat_map(|(k, v)| [k, v])),
-            _ => 0,
+            _ => self.elements(&obj).map_or(0, |v| self.max_depth(v.iter())),
         }
         .saturating_add(1);
-        self.cells = self
-            .cells
-            .saturating_add(1)
-            .saturating_add(elements(&obj) as u64);
+        let elements = match &obj {
+            Obj::Dict(p) => p.len().saturating_mul(2),
+            _ => self.elements(&obj).map_or(0, <[Value<'a>]>::len),
+        };
+        self.cells = self.cells.saturating_add(1).saturating_add(elements as u64);
         let id = ObjId::try_from(self.objs.len()).unwrap_or(ObjId::MAX);
-        self.objs.push(obj);
-        self.depth.push(depth);
+        self.objs.push((obj, depth));
         (Value::Obj(id), depth)
     }
 
@@ -134,20 +193,12 @@ impl<'a> Heap<'a> {
     /// Returns the object's new depth.
     pub(crate) fn grew(&mut self, id: ObjId, n: usize, child_depth: u32) -> u32 {
         self.cells = self.cells.saturating_add(n as u64);
-        match usize::try_from(id).ok().and_then(|i| self.depth.get_mut(i)) {
-            Some(d) => {
+        match usize::try_from(id).ok().and_then(|i| self.objs.get_mut(i)) {
+            Some((_, d)) => {
                 *d = (*d).max(child_depth.saturating_add(1));
                 *d
             }
             None => 0,
         }
-    }
-}
-
-fn elements(obj: &Obj<'_>) -> usize {
-    match obj {
-        Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) | Obj::FrozenSet(v) => v.len(),
-        Obj::Dict(p) => p.len().saturating_mul(2),
-        _ => 0,
     }
 }

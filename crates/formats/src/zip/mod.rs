@@ -44,8 +44,9 @@ pub(crate) const ZIP64_LOCATOR_SIG: &[u8; 4] = b"PK\x06\x07";
 /// True when an end-of-central-directory record sits within the last 64 KiB + 22 bytes.
 pub fn has_end_of_central_directory(data: &[u8]) -> bool {
     let start = data.len().saturating_sub(65_535 + 22);
+    // Only presence matters: the forward search is the vectorised one.
     data.get(start..)
-        .is_some_and(|tail| memchr::memmem::rfind(tail, EOCD_SIG).is_some())
+        .is_some_and(|tail| memchr::memmem::find(tail, EOCD_SIG).is_some())
 }
 
 /// Everything the readers of a ZIP archive would see in it.

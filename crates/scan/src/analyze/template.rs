@@ -131,7 +131,7 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, source: &str) {
         );
     }
     let source = source.get(..cut).unwrap_or_default();
-    for issue in inspect(source) {
+    for issue in inspect_once(source) {
         cx.report_at(
             issue.rule,
             issue.severity,
@@ -139,6 +139,43 @@ pub fn check(cx: &mut Cx<'_>, loc: &Location, source: &str) {
             format!("{} (template byte {})", issue.evidence, issue.pos),
         );
     }
+}
+
+/// Templates at most this long are remembered with their issues (see [`inspect_once`]).
+const REMEMBERED_TEMPLATE: usize = 256 << 10;
+/// Bytes of template text remembered per process at most.
+const REMEMBERED_TOTAL: usize = 8 << 20;
+
+/// What [`inspect_once`] remembers: each template's exact text and its issues.
+#[derive(Default)]
+struct Seen {
+    issues: HashMap<String, Vec<Issue>>,
+    bytes: usize,
+}
+
+/// [`inspect`], computed once per distinct template text in the process. The same chat
+/// template ships in `tokenizer_config.json`, `chat_template.jinja` and in every GGUF
+/// quantization of a model; `inspect` is a function of the text alone, so the issues
+/// found the first time are the issues.
+fn inspect_once(source: &str) -> Vec<Issue> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<Seen>> = std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if source.len() > REMEMBERED_TEMPLATE {
+        return inspect(source);
+    }
+    if let Some(issues) = seen.lock().ok().and_then(|s| s.issues.get(source).cloned()) {
+        return issues;
+    }
+    let issues = inspect(source);
+    if let Ok(mut s) = seen.lock() {
+        if s.bytes.saturating_add(source.len()) <= REMEMBERED_TOTAL
+            && !s.issues.contains_key(source)
+        {
+            s.bytes = s.bytes.saturating_add(source.len());
+            s.issues.insert(source.to_string(), issues.clone());
+        }
+    }
+    issues
 }
 
 /// Inspects a template; no findings for a benign template.
@@ -779,7 +816,15 @@ fn lex_string(src: &str, i: usize) -> Result<(usize, String, bool), (&'static st
 
 /// Python's `unicode-escape` decoding, which Jinja applies to string literals.
 fn unescape(raw: &str) -> Result<(String, bool), &'static str> {
-    let raw = raw.replace("\r\n", "\n").replace('\r', "\n");
+    let raw: std::borrow::Cow<'_, str> = if raw.contains('\r') {
+        raw.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        raw.into()
+    };
+    // Nothing to decode: the literal is its value.
+    if !raw.contains('\\') {
+        return Ok((raw.into_owned(), false));
+    }
     let mut out = String::with_capacity(raw.len());
     let mut obf = false;
     let mut it = raw.chars().peekable();
@@ -3005,11 +3050,19 @@ fn slice_chars(s: &str, start: usize, end: usize) -> &str {
 
 /// At most `n` characters of `s`, with an ellipsis when cut.
 pub fn clip(s: &str, n: usize) -> String {
-    let mut out: String = s.chars().take(n).collect();
-    if s.chars().nth(n).is_some() {
-        out.push('…');
+    // At most `n` bytes is at most `n` characters.
+    if s.len() <= n {
+        return s.to_string();
     }
-    out
+    match s.char_indices().nth(n) {
+        Some((cut, _)) => {
+            let mut out = String::with_capacity(cut.saturating_add('…'.len_utf8()));
+            out.push_str(s.get(..cut).unwrap_or_default());
+            out.push('…');
+            out
+        }
+        None => s.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -3595,6 +3648,34 @@ mod tests {
             "expected {id} at {sev} for {src:?}, got {issues:#?}"
         );
         issues
+    }
+
+    #[test]
+    fn clip_counts_characters() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "abc…");
+        assert_eq!(clip("ééé", 3), "ééé");
+        assert_eq!(clip("éééé", 3), "ééé…");
+        assert_eq!(clip("", 0), "");
+        assert_eq!(clip("a", 0), "…");
+    }
+
+    #[test]
+    fn a_template_seen_again_has_the_same_issues() {
+        let src = "{{ cycler.__init__.__globals__.os.popen('id').read() }} {{ x";
+        let first = inspect_once(src);
+        let again = inspect_once(src);
+        let fresh = inspect(src);
+        assert!(!first.is_empty());
+        for issues in [&again, &fresh] {
+            assert_eq!(issues.len(), first.len());
+            for (a, b) in first.iter().zip(issues.iter()) {
+                assert_eq!(
+                    (a.rule.id, a.severity, &a.evidence, a.pos),
+                    (b.rule.id, b.severity, &b.evidence, b.pos)
+                );
+            }
+        }
     }
 
     #[test]

@@ -75,20 +75,120 @@ const MARKERS: &[&[u8]] = &[
     b"\"module\"",
 ];
 
+/// The keys [`inspect_json`] acts on (`chat_template` also as a prefix), as they start in
+/// the text when no `\u` escape spells them.
+const KEYS: &[&[u8]] = &[b"chat_template", b"class_name", b"auto_map", b"module"];
+
 fn contains(data: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(data, needle).is_some()
 }
 
+/// Whether a string starting `"name` may be an object key: a real (unescaped) quote opens
+/// it and its closing quote is followed by a colon, or there is no closing quote. A key
+/// spelled without `\u` escapes always shows this way, since no other escape produces the
+/// letters of `name`. (In valid JSON a quote after an odd run of backslashes is escaped,
+/// inside a string; the caller parses the JSON as well.)
+fn may_be_key(data: &[u8], name: &[u8]) -> bool {
+    let escaped = |at: usize| {
+        let before = data.get(..at).unwrap_or_default();
+        before.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+    };
+    let mut quoted = Vec::with_capacity(name.len().saturating_add(1));
+    quoted.push(b'"');
+    quoted.extend_from_slice(name);
+    memchr::memmem::find_iter(data, &quoted).any(|at| {
+        if escaped(at) {
+            return false;
+        }
+        let mut from = at.saturating_add(quoted.len());
+        let close = loop {
+            let rest = data.get(from..).unwrap_or_default();
+            match memchr::memchr(b'"', rest) {
+                None => return true,
+                Some(q) if escaped(from.saturating_add(q)) => {
+                    from = from.saturating_add(q).saturating_add(1)
+                }
+                Some(q) => break from.saturating_add(q),
+            }
+        };
+        data.get(close.saturating_add(1)..)
+            .unwrap_or_default()
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            == Some(&b':')
+    })
+}
+
+/// Accepts exactly the JSON that `serde_json::Value` accepts (every value through
+/// `deserialize_any`, numbers range-checked), building nothing.
+struct AnyJson;
+
+impl<'de> serde::Deserialize<'de> for AnyJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AnyJsonVisitor)
+    }
+}
+
+struct AnyJsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AnyJsonVisitor {
+    type Value = AnyJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+    fn visit_unit<E>(self) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyJson, A::Error> {
+        while seq.next_element::<AnyJson>()?.is_some() {}
+        Ok(AnyJson)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AnyJson, A::Error> {
+        while map.next_key::<AnyJson>()?.is_some() {
+            map.next_value::<AnyJson>()?;
+        }
+        Ok(AnyJson)
+    }
+}
+
+/// JSON in which the full analysis would find nothing, told without building a value
+/// tree. Most JSON in a model directory (tokenizer.json, vocab.json: megabytes) has
+/// nothing this analyzer looks at. Keys spelled with `\u` escapes take the full path,
+/// since Python decodes them.
+fn nothing_to_inspect(data: &[u8], cx: &Cx<'_>) -> bool {
+    if data.len() as u64 > cx.limits.max_header_bytes {
+        return false;
+    }
+    if !MARKERS.iter().any(|m| contains(data, m)) {
+        return serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+    }
+    // The marker words occur, but none starts an object key: the full path would load
+    // the same JSON (same depth limit, same grammar) and find no key to act on.
+    !contains(data, b"\\u")
+        && !KEYS.iter().any(|k| may_be_key(data, k))
+        && keras::json_depth_within_limit(data, cx.limits)
+        && serde_json::from_slice::<AnyJson>(data).is_ok()
+}
+
 pub fn analyze_json(cx: &mut Cx<'_>, t: Target<'_>) {
     let name = file_name(t.loc);
-    // Most JSON in a model directory (tokenizer.json, vocab.json: megabytes) has nothing
-    // this analyzer looks at; validate it without building a value tree. Keys spelled
-    // with `\u` escapes take the full path, since Python decodes them.
-    let small = t.data.len() as u64 <= cx.limits.max_header_bytes;
-    if small
-        && !MARKERS.iter().any(|m| contains(t.data, m))
-        && serde_json::from_slice::<serde::de::IgnoredAny>(t.data).is_ok()
-    {
+    if nothing_to_inspect(t.data, cx) {
         return;
     }
     match keras::load_json(t.data, cx.limits) {
@@ -453,6 +553,74 @@ fn dangerous_python(text: &str) -> Option<(usize, String)> {
 mod tests {
     use super::*;
     use crate::{scan_bytes, ScanOptions};
+
+    #[test]
+    fn keys_are_told_from_words_in_values() {
+        assert!(may_be_key(br#"{"chat_template": "x"}"#, b"chat_template"));
+        assert!(may_be_key(
+            br#"{"chat_template.tool" :"x"}"#,
+            b"chat_template"
+        ));
+        assert!(may_be_key(b"{\"module\"\n\t: 1}", b"module"));
+        assert!(may_be_key(br#"{"chat_template\"x": 1}"#, b"chat_template"));
+        assert!(may_be_key(br#"{"chat_template\\": 1}"#, b"chat_template"));
+        assert!(!may_be_key(
+            br#"{"x": "chat_template\": 1"}"#,
+            b"chat_template"
+        ));
+        // No closing quote: undecidable, counted as a key.
+        assert!(may_be_key(br#"["chat_template"#, b"chat_template"));
+        assert!(!may_be_key(
+            br#"{"note": "chat_template here"}"#,
+            b"chat_template"
+        ));
+        assert!(!may_be_key(br#"["class_name", "auto_map"]"#, b"class_name"));
+        assert!(!may_be_key(br#"{"m": ["module"]}"#, b"module"));
+        // Matched as a prefix: a longer key counts too (the full path then decides).
+        assert!(may_be_key(br#"{"modules": 1}"#, b"module"));
+        // A quoted word inside a string opens with an escaped quote.
+        assert!(!may_be_key(br#"{"a": "x \"module\": y"}"#, b"module"));
+        assert!(may_be_key(br#"{"a\\": 1, "module": 2}"#, b"module"));
+    }
+
+    #[test]
+    fn any_json_accepts_what_value_accepts() {
+        for doc in [
+            &br#"{"a": [1, -2, 3.5, 1e308, true, null, "s\n"], "a": {}}"#[..],
+            b"[1e400]",
+            b"[-1e400]",
+            b"[18446744073709551616]",
+            b"[-9223372036854775809]",
+            b"[NaN]",
+            b"{\"a\": 1,}",
+            b"[\"\x01\"]",
+            b"[\"\\ud800\"]",
+            b"[1] x",
+            b"",
+            br#""plain""#,
+        ] {
+            assert_eq!(
+                serde_json::from_slice::<AnyJson>(doc).is_ok(),
+                serde_json::from_slice::<Value>(doc).is_ok(),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            serde_json::from_slice::<AnyJson>(deep.as_bytes()).is_ok(),
+            serde_json::from_slice::<Value>(deep.as_bytes()).is_ok()
+        );
+    }
+
+    #[test]
+    fn words_in_values_are_not_inspected_but_keys_are() {
+        // An out-of-range number fails the shortcut's parse (as it fails serde_json's
+        // Value); the full path reads it as Python does, and finds nothing either.
+        assert!(scan("x.json", br#"{"note": "chat_template", "n": 1e400}"#).is_empty());
+        assert!(scan("x.json", br#"{"note": "see chat_template and auto_map"}"#).is_empty());
+        assert!(!scan("x.json", br#"{"auto_map": {"AutoModel": "a--b.C"}}"#).is_empty());
+    }
 
     fn scan(name: &str, data: &[u8]) -> Vec<(&'static str, Severity, String)> {
         let r = scan_bytes(data, name, &ScanOptions::default());

@@ -3,6 +3,7 @@
 //! a stream that expands more than `max_compression_ratio` times past a floor is stopped
 //! as a bomb.
 
+use std::cell::Cell;
 use std::io::{self, Read};
 
 use crate::context::Cx;
@@ -54,10 +55,30 @@ pub(super) fn drain<R: Read>(
     out: &mut Vec<u8>,
     loc: &Location,
 ) -> End {
-    let mut buf = vec![0u8; CHUNK];
+    // The chunk buffer is the thread's, kept from one stream to the next: a small stream
+    // then costs no 64 KiB allocation and zeroing. `drain` never runs inside itself.
+    let mut buf = SCRATCH.take();
+    buf.resize(CHUNK, 0);
+    let end = drain_with(cx, reader, consumed, out, loc, &mut buf);
+    SCRATCH.set(buf);
+    end
+}
+
+thread_local! {
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+fn drain_with<R: Read>(
+    cx: &mut Cx<'_>,
+    reader: &mut R,
+    consumed: impl Fn(&R) -> u64,
+    out: &mut Vec<u8>,
+    loc: &Location,
+    buf: &mut [u8],
+) -> End {
     let start = out.len() as u64;
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => return End::Complete,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -8,6 +8,9 @@
 //! included because nearly every fine-tuned model repository ships one.
 //! Exact matching only: `numpy.core.multiarray._reconstruct` does not allow
 //! `numpy.core.multiarray.os`.
+//!
+//! Each list is kept sorted (byte order) and the lists are disjoint: lookups binary-search
+//! them, and a test checks both.
 
 /// Functions and classes safe to call with any arguments.
 pub(super) const CALLABLES: &[&str] = &[

@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use formats::pickle::{identifier_path, looks_like, CallKind, Obj, Stream, Trace, Uses, Value};
+use formats::pickle::{
+    identifier_path, looks_like, Call, CallKind, Obj, Stream, Trace, Uses, Value,
+};
 
 use super::policy::{self, Allow};
 use super::{
@@ -52,18 +54,21 @@ pub struct Judgement<'a> {
     pub blobs: Vec<Blob<'a>>,
 }
 
-/// Everything known about one global path across the stream.
+/// Everything known about one global path across the stream. What only evidence needs
+/// (the names as written, the first call) is kept by reference and rendered only when a
+/// verdict quotes it.
 #[derive(Debug, Default)]
-struct Facts {
+struct Facts<'t, 'a> {
     offset: u64,
     opcode: &'static str,
     uses: Uses,
     /// Passed as an argument to a call (which may call it).
     as_argument: bool,
     dynamic: bool,
-    written: Option<String>,
+    /// The names as written, when `fix_imports` changed them (of the first import).
+    written: Option<&'t (String, String)>,
     names_ok: bool,
-    first_call: Option<String>,
+    first_call: Option<(&'t Trace<'a>, &'t Call<'a>)>,
     calls: usize,
 }
 
@@ -75,29 +80,37 @@ enum BlobKey {
     Encoded(usize, usize),
 }
 
-struct Ctx<'j> {
+struct Ctx<'j, 't, 'a> {
     extra: &'j BTreeSet<String>,
     arg_visits: u64,
     blobs_seen: HashSet<BlobKey>,
     blob_budget: u64,
     blob_limit_hit: bool,
-    facts: Vec<(String, Facts)>,
+    facts: Vec<(String, Facts<'t, 'a>)>,
     index: HashMap<String, usize>,
     verdicts: Vec<Verdict>,
+    /// Scratch space of `mark_arguments`, kept between calls.
+    arg_stack: Vec<(Value<'a>, u32)>,
+    /// Per heap object of the trace being judged: the number of the last call whose
+    /// arguments reached it (a visited-set that is cleared by counting up).
+    arg_seen: Vec<u32>,
+    arg_call: u32,
 }
 
-impl Ctx<'_> {
-    fn facts(&mut self, path: &str) -> &mut Facts {
-        let i = match self.index.get(path) {
-            Some(i) => *i,
-            None => {
-                self.facts.push((path.to_string(), Facts::default()));
-                let i = self.facts.len().saturating_sub(1);
-                self.index.insert(path.to_string(), i);
-                i
-            }
-        };
-        // The index always points into `facts`.
+impl<'t, 'a> Ctx<'_, 't, 'a> {
+    /// The index of the facts about `path`, created empty when new.
+    fn fact_index(&mut self, path: &str) -> usize {
+        if let Some(i) = self.index.get(path) {
+            return *i;
+        }
+        let i = self.facts.len();
+        self.index.insert(path.to_string(), i);
+        self.facts.push((path.to_string(), Facts::default()));
+        i
+    }
+
+    fn facts_at(&mut self, i: usize) -> &mut Facts<'t, 'a> {
+        // Indices come from `fact_index` and always point into `facts`.
         &mut self.facts[i].1
     }
 
@@ -118,7 +131,7 @@ impl Ctx<'_> {
         });
     }
 
-    fn allowed(&self, path: &str, f: &Facts) -> bool {
+    fn allowed(&self, path: &str, f: &Facts<'_, '_>) -> bool {
         if self.extra.contains(path) {
             return true;
         }
@@ -143,6 +156,9 @@ pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>, data_len: usize)
         facts: Vec::new(),
         index: HashMap::new(),
         verdicts: Vec::new(),
+        arg_stack: Vec::new(),
+        arg_seen: Vec::new(),
+        arg_call: 0,
     };
     let mut blobs = Vec::new();
     for t in stream.traces() {
@@ -164,25 +180,50 @@ pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>, data_len: usize)
     }
 }
 
-fn collect<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, blobs: &mut Vec<Blob<'a>>) {
+/// One trace's globals: each one's path, and the index of the facts about that path.
+struct Names {
+    paths: Vec<String>,
+    facts: Vec<usize>,
+}
+
+impl Names {
+    /// The path and facts index of the global `v` is, if it is one.
+    fn of(&self, t: &Trace<'_>, v: Value<'_>) -> Option<(&str, usize)> {
+        let g = t.global_index(v)?;
+        Some((self.paths.get(g)?.as_str(), *self.facts.get(g)?))
+    }
+}
+
+fn collect<'t, 'a>(cx: &mut Ctx<'_, 't, 'a>, t: &'t Trace<'a>, blobs: &mut Vec<Blob<'a>>) {
+    cx.arg_seen.clear();
+    cx.arg_seen.resize(t.heap().len(), 0);
+    cx.arg_call = 0;
+    let mut names = Names {
+        paths: Vec::with_capacity(t.globals.len()),
+        facts: Vec::with_capacity(t.globals.len()),
+    };
     for g in &t.globals {
         let path = g.path();
-        let f = cx.facts(&path);
+        let i = cx.fact_index(&path);
+        names.paths.push(path);
+        names.facts.push(i);
+        let names_ok = identifier_path(&g.module) && identifier_path(&g.name);
+        let f = cx.facts_at(i);
         if f.opcode.is_empty() {
             f.offset = g.offset;
             f.opcode = g.opcode;
-            f.names_ok = identifier_path(&g.module) && identifier_path(&g.name);
-            f.written = g.written.as_ref().map(|(m, n)| format!("{m}.{n}"));
+            f.names_ok = names_ok;
+            f.written = g.written.as_ref();
         }
         f.uses.called |= g.uses.called;
         f.uses.instantiated |= g.uses.instantiated;
         f.uses.built |= g.uses.built;
         f.uses.mutated |= g.uses.mutated;
         f.dynamic |= g.dynamic;
-        f.names_ok &= identifier_path(&g.module) && identifier_path(&g.name);
+        f.names_ok &= names_ok;
     }
     for call in &t.calls {
-        judge_call(cx, t, call, blobs);
+        judge_call(cx, t, &names, call, blobs);
     }
     for p in &t.persistent_ids {
         if !torch_like_pid(t, p.pid) {
@@ -230,38 +271,39 @@ fn collect<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, blobs: &mut Vec<Blob<'a>>) {
     }
 }
 
-fn judge_call<'a>(
-    cx: &mut Ctx<'_>,
-    t: &Trace<'a>,
-    call: &formats::pickle::Call<'a>,
+fn judge_call<'t, 'a>(
+    cx: &mut Ctx<'_, 't, 'a>,
+    t: &'t Trace<'a>,
+    names: &Names,
+    call: &'t Call<'a>,
     blobs: &mut Vec<Blob<'a>>,
 ) {
-    let callee = t.global_of(call.callee).map(|g| g.path());
-    match &callee {
-        Some(path) => {
-            let first = cx.facts(path).first_call.is_none();
-            let rendered = first.then(|| t.render_call(call));
-            let f = cx.facts(path);
+    let callee = names.of(t, call.callee);
+    match callee {
+        Some((_, i)) => {
+            let f = cx.facts_at(i);
             f.calls = f.calls.saturating_add(1);
-            if rendered.is_some() {
-                f.first_call = rendered;
+            if f.first_call.is_none() {
+                f.first_call = Some((t, call));
             }
         }
         None => judge_dynamic_call(cx, t, call),
     }
+    let callee = callee.map(|(path, _)| path);
     let class_maker = matches!(
-        callee.as_deref(),
+        callee,
         Some("copyreg._reconstructor" | "copyreg.__newobj__" | "copyreg.__newobj_ex__")
     );
     // `_reconstructor(cls, base, state)` / `__newobj__(cls, *args)` instantiate `cls`.
-    if let Some(cls) = call.args.first().filter(|_| class_maker) {
-        match t.global_of(*cls) {
-            Some(g) => cx.facts(&g.path()).uses.instantiated = true,
+    let args = t.args(call);
+    if let Some(cls) = args.first().filter(|_| class_maker) {
+        match names.of(t, *cls) {
+            Some((_, i)) => cx.facts_at(i).uses.instantiated = true,
             None => cx.verdict(
                 &UNLISTED_CALL,
                 UNLISTED_CALL.severity,
                 call.offset,
-                callee.clone(),
+                callee.map(str::to_string),
                 format!(
                     "builds an instance of a class computed at load time: {}",
                     t.render_call(call)
@@ -273,12 +315,13 @@ fn judge_call<'a>(
     mark_arguments(
         cx,
         t,
-        call.args.iter().skip(skip).copied().chain(call.kwargs),
+        names,
+        args.iter().skip(skip).copied().chain(call.kwargs),
     );
-    if callee.as_deref() == Some("_codecs.encode") {
-        let encoding = call.args.get(1).and_then(|v| t.str_bytes(*v));
+    if callee == Some("_codecs.encode") {
+        let encoding = args.get(1).and_then(|v| t.str_bytes(*v));
         let ok = match encoding {
-            None => call.args.len() == 1,
+            None => args.len() == 1,
             Some(e) => policy::SAFE_ENCODINGS
                 .iter()
                 .any(|s| s.as_bytes().eq_ignore_ascii_case(e)),
@@ -288,16 +331,16 @@ fn judge_call<'a>(
                 &UNLISTED_CALL,
                 UNLISTED_CALL.severity,
                 call.offset,
-                callee.clone(),
+                callee.map(str::to_string),
                 format!("unusual codec: {}", t.render_call(call)),
             );
         }
     }
-    let raw_data_receiver = callee.as_deref().is_some_and(|p| {
+    let raw_data_receiver = callee.is_some_and(|p| {
         p.starts_with("numpy.") && (p.ends_with(".scalar") || p.ends_with("._frombuffer"))
     });
     if !raw_data_receiver {
-        for arg in &call.args {
+        for arg in args {
             let Some((key, data)) = blob_of(t, *arg) else {
                 continue;
             };
@@ -331,7 +374,7 @@ fn judge_call<'a>(
 
 /// A call whose callee is not a global: the result of another call, a persistent or
 /// extension object, a method the unpickler invokes on an object.
-fn judge_dynamic_call(cx: &mut Ctx<'_>, t: &Trace<'_>, call: &formats::pickle::Call<'_>) {
+fn judge_dynamic_call(cx: &mut Ctx<'_, '_, '_>, t: &Trace<'_>, call: &Call<'_>) {
     if let CallKind::Method(_) = call.kind {
         // Methods of objects built from allowed classes (OrderedDict.__setitem__) are
         // theirs to run; objects of unlisted classes are reported with their class.
@@ -359,9 +402,35 @@ fn judge_dynamic_call(cx: &mut Ctx<'_>, t: &Trace<'_>, call: &formats::pickle::C
 
 /// Marks globals reachable in a call's arguments as passed to the call. Iterative and
 /// budgeted: a memoized structure may be passed to every call of the stream.
-fn mark_arguments<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, roots: impl Iterator<Item = Value<'a>>) {
-    let mut stack: Vec<(Value<'a>, u32)> = roots.map(|v| (v, ARG_DEPTH)).collect();
-    let mut seen = HashSet::new();
+fn mark_arguments<'a>(
+    cx: &mut Ctx<'_, '_, 'a>,
+    t: &Trace<'a>,
+    names: &Names,
+    roots: impl Iterator<Item = Value<'a>>,
+) {
+    let mut stack = std::mem::take(&mut cx.arg_stack);
+    let mut seen = std::mem::take(&mut cx.arg_seen);
+    stack.clear();
+    stack.extend(roots.map(|v| (v, ARG_DEPTH)));
+    cx.arg_call = cx.arg_call.wrapping_add(1);
+    if cx.arg_call == 0 {
+        seen.fill(0);
+        cx.arg_call = 1;
+    }
+    let call = cx.arg_call;
+    mark_reachable(cx, t, names, &mut stack, &mut seen, call);
+    cx.arg_stack = stack;
+    cx.arg_seen = seen;
+}
+
+fn mark_reachable<'a>(
+    cx: &mut Ctx<'_, '_, 'a>,
+    t: &Trace<'a>,
+    names: &Names,
+    stack: &mut Vec<(Value<'a>, u32)>,
+    seen: &mut [u32],
+    call: u32,
+) {
     let mut visits = 0usize;
     while let Some((v, depth)) = stack.pop() {
         if visits >= ARG_VISITS_PER_CALL || cx.arg_visits == 0 {
@@ -369,19 +438,23 @@ fn mark_arguments<'a>(cx: &mut Ctx<'_>, t: &Trace<'a>, roots: impl Iterator<Item
         }
         visits = visits.saturating_add(1);
         cx.arg_visits = cx.arg_visits.saturating_sub(1);
-        if let Some(g) = t.global_of(v) {
-            cx.facts(&g.path()).as_argument = true;
+        if let Some((_, i)) = names.of(t, v) {
+            cx.facts_at(i).as_argument = true;
             continue;
         }
         let Value::Obj(id) = v else { continue };
-        if depth == 0 || !seen.insert(id) {
+        if depth == 0 {
             continue;
+        }
+        // Every object id of the trace has a slot (see `collect`).
+        match usize::try_from(id).ok().and_then(|i| seen.get_mut(i)) {
+            Some(last) if *last != call => *last = call,
+            _ => continue,
         }
         let next = depth.saturating_sub(1);
         match t.obj(v) {
-            Some(
-                Obj::Tuple(items) | Obj::List(items) | Obj::Set(items) | Obj::FrozenSet(items),
-            ) => {
+            Some(obj @ (Obj::Tuple(_) | Obj::List(_) | Obj::Set(_) | Obj::FrozenSet(_))) => {
+                let items = t.heap().elements(obj).unwrap_or_default();
                 stack.extend(items.iter().take(ARG_VISITS_PER_CALL).map(|c| (*c, next)));
             }
             Some(Obj::Dict(pairs)) => {
@@ -409,10 +482,12 @@ fn blob_of<'a>(t: &Trace<'a>, v: Value<'a>) -> Option<(BlobKey, Cow<'a, [u8]>)> 
     }
     let index = t.call_index(v)?;
     let call = t.calls.get(index)?;
-    if t.callee_global(call)?.path() != "_codecs.encode" {
+    let callee = t.callee_global(call)?;
+    // `module.name` is `_codecs.encode` exactly when these are the two parts.
+    if callee.module != "_codecs" || callee.name != "encode" {
         return None;
     }
-    let text = std::str::from_utf8(t.str_bytes(*call.args.first()?)?).ok()?;
+    let text = std::str::from_utf8(t.str_bytes(*t.args(call).first()?)?).ok()?;
     let latin1: Option<Vec<u8>> = text
         .chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
@@ -447,28 +522,31 @@ fn torch_like_pid(t: &Trace<'_>, pid: Value<'_>) -> bool {
     }
 }
 
-fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
-    let object = Some(path.to_string());
+/// The evidence for a verdict about a global: its first call, or how it was used.
+fn what(f: &Facts<'_, '_>, path: &str) -> String {
     let written = f
         .written
-        .as_ref()
-        .map(|w| format!(" (written {w})"))
+        .map(|(m, n)| format!(" (written {m}.{n})"))
         .unwrap_or_default();
     let more = match f.calls {
         0 | 1 => String::new(),
         n => format!(" (+{} more call(s))", n.saturating_sub(1)),
     };
-    let what = match &f.first_call {
-        Some(call) => format!("{call}{written}{more}"),
+    match f.first_call {
+        Some((t, call)) => format!("{}{written}{more}", t.render_call(call)),
         None => format!("{}{written}", describe_use(f, path)),
-    };
+    }
+}
+
+fn judge_global(cx: &mut Ctx<'_, '_, '_>, path: &str, f: &Facts<'_, '_>) {
+    let object = || Some(path.to_string());
     if policy::denied(path) {
         cx.verdict(
             &DANGEROUS_CALLABLE,
             DANGEROUS_CALLABLE.severity,
             f.offset,
-            object,
-            what,
+            object(),
+            what(f, path),
         );
         return;
     }
@@ -477,7 +555,7 @@ fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
             &UNLISTED_CALL,
             UNLISTED_CALL.severity,
             f.offset,
-            object,
+            object(),
             format!("import whose module and name are computed at load time: {path}"),
         );
         return;
@@ -503,22 +581,22 @@ fn judge_global(cx: &mut Ctx<'_>, path: &str, f: &Facts) {
             &UNLISTED_CALL,
             UNLISTED_CALL.severity,
             f.offset,
-            object,
-            what,
+            object(),
+            what(f, path),
         );
     } else {
         cx.verdict(
             &UNLISTED_GLOBAL,
             UNLISTED_GLOBAL.severity,
             f.offset,
-            object,
-            what,
+            object(),
+            what(f, path),
         );
     }
 }
 
 /// How a global was used, for evidence when no call of it can be quoted.
-fn describe_use(f: &Facts, path: &str) -> String {
+fn describe_use(f: &Facts<'_, '_>, path: &str) -> String {
     let u = &f.uses;
     let op = f.opcode;
     if u.built {
@@ -536,7 +614,11 @@ fn describe_use(f: &Facts, path: &str) -> String {
     }
 }
 
-fn pickle_load_view(cx: &mut Ctx<'_>, view: &Trace<'_>, primary: &[(String, Facts)]) {
+fn pickle_load_view(
+    cx: &mut Ctx<'_, '_, '_>,
+    view: &Trace<'_>,
+    primary: &[(String, Facts<'_, '_>)],
+) {
     let mut seen = BTreeSet::new();
     for g in &view.globals {
         let path = g.path();

@@ -5,9 +5,6 @@
 //! (`__builtin__.eval` is `builtins.eval`). The allow-list says how a name may be used:
 //! a class that is safe to instantiate for `BUILD` is not thereby safe to call.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
 use super::allowlist::{CALLABLES, CLASSES, VALUES};
 
 /// How an allow-listed global may be used.
@@ -22,26 +19,19 @@ pub enum Allow {
     Value,
 }
 
-fn table() -> &'static HashMap<&'static str, Allow> {
-    static TABLE: OnceLock<HashMap<&'static str, Allow>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut m = HashMap::new();
-        for v in VALUES {
-            m.insert(*v, Allow::Value);
-        }
-        for c in CLASSES {
-            m.insert(*c, Allow::Class);
-        }
-        for c in CALLABLES {
-            m.insert(*c, Allow::Call);
-        }
-        m
-    })
-}
-
-/// The built-in allow-list entry for a path.
+/// The built-in allow-list entry for a path. The lists are sorted (a test checks it), so
+/// each is searched in place: no table is built at start-up.
 pub fn builtin_allow(path: &str) -> Option<Allow> {
-    table().get(path).copied()
+    let found = |list: &[&str]| list.binary_search(&path).is_ok();
+    if found(CALLABLES) {
+        Some(Allow::Call)
+    } else if found(CLASSES) {
+        Some(Allow::Class)
+    } else if found(VALUES) {
+        Some(Allow::Value)
+    } else {
+        None
+    }
 }
 
 /// Modules whose every name is dangerous to import from a pickle: they run commands,
@@ -480,6 +470,30 @@ mod tests {
         assert!(denied("torch.serialization.load"));
         for name in CALLABLES.iter().chain(CLASSES).chain(VALUES) {
             assert!(!denied(name), "{name} is both allowed and denied");
+        }
+    }
+
+    #[test]
+    fn allow_lists_are_sorted_and_disjoint() {
+        // `builtin_allow` binary-searches each list and relies on this order.
+        for list in [CALLABLES, CLASSES, VALUES] {
+            for pair in list.windows(2) {
+                assert!(
+                    pair[0] < pair[1],
+                    "{:?} must sort before {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+        for name in CLASSES.iter().chain(VALUES) {
+            assert!(
+                CALLABLES.binary_search(name).is_err(),
+                "{name} listed twice"
+            );
+        }
+        for name in VALUES {
+            assert!(CLASSES.binary_search(name).is_err(), "{name} listed twice");
         }
     }
 }
