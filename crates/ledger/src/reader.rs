@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use tlog_tiles::{Tile, TileHashReader, TileReader};
+use tlog_tiles::{HashReader, Tile, TileHashReader, TileReader};
 
 use crate::checkpoint::{self, SignedCheckpoint};
 use crate::error::{Error, Result};
@@ -205,7 +205,15 @@ impl Published {
         let reader = TileHashReader::new(size, tlog_tiles::Hash(self.checkpoint.root), self);
         let proof =
             tlog_tiles::prove_record(size, index, &reader).map_err(|e| self.tlog_error(e))?;
-        let leaf = leaf_hash(&self.entry(index)?);
+        // The leaf hash from the level-0 tile is proved by the check below: a proof that
+        // leads from it to the signed root authenticates it.
+        let leaf = reader
+            .read_hashes(&[tlog_tiles::stored_hash_index(0, index)])
+            .map_err(|e| self.tlog_error(e))?;
+        let leaf = leaf
+            .first()
+            .map(|h| h.0)
+            .ok_or_else(|| Error::Proof("no leaf hash".into()))?;
         check_inclusion(
             &proof_hashes(&proof),
             size,
