@@ -99,27 +99,32 @@ fn scan_json(data: &[u8]) -> Scan {
         deepest_at: 0,
         pythonisms: false,
     };
-    let mut in_str = false;
-    let mut esc = false;
-    for (i, &b) in data.iter().enumerate() {
-        if in_str {
-            if esc {
-                esc = false;
-                if b == b'u' {
-                    let hex = data.get(i.saturating_add(1)..i.saturating_add(5));
-                    if hex.is_some_and(|h| matches!(h.first(), Some(b'd' | b'D'))) {
+    let mut i = 0usize;
+    while let Some(&b) = data.get(i) {
+        match b {
+            b'"' => {
+                // Inside a string only escapes and the closing quote matter: jump to them.
+                let mut j = i.saturating_add(1);
+                loop {
+                    let rest = data.get(j..).unwrap_or_default();
+                    let Some(k) = memchr::memchr2(b'"', b'\\', rest) else {
+                        return s;
+                    };
+                    j = j.saturating_add(k);
+                    if rest.get(k) == Some(&b'"') {
+                        break;
+                    }
+                    // A backslash: `\uD...` is a surrogate escape Python accepts alone.
+                    if data.get(j.saturating_add(1)) == Some(&b'u')
+                        && matches!(data.get(j.saturating_add(2)), Some(b'd' | b'D'))
+                        && data.len() >= j.saturating_add(6)
+                    {
                         s.pythonisms = true;
                     }
+                    j = j.saturating_add(2);
                 }
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
+                i = j;
             }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
             b'{' | b'[' => {
                 depth = depth.saturating_add(1);
                 if depth > s.max_depth {
@@ -131,6 +136,7 @@ fn scan_json(data: &[u8]) -> Scan {
             b'N' | b'I' | b'e' | b'E' => s.pythonisms = true,
             _ => {}
         }
+        i = i.saturating_add(1);
     }
     s
 }
@@ -465,6 +471,73 @@ pub fn marshal_strings(code: &[u8], max: usize) -> Vec<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `scan_json` as first written, byte by byte: the reference for the faster one.
+    fn scan_json_bytewise(data: &[u8]) -> (u32, u64, bool) {
+        let (mut depth, mut max, mut at, mut py) = (0u32, 0u32, 0u64, false);
+        let (mut in_str, mut esc) = (false, false);
+        for (i, &b) in data.iter().enumerate() {
+            if in_str {
+                if esc {
+                    esc = false;
+                    if b == b'u' {
+                        let hex = data.get(i + 1..i + 5);
+                        if hex.is_some_and(|h| matches!(h.first(), Some(b'd' | b'D'))) {
+                            py = true;
+                        }
+                    }
+                } else if b == b'\\' {
+                    esc = true;
+                } else if b == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > max {
+                        max = depth;
+                        at = i as u64;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                b'N' | b'I' | b'e' | b'E' => py = true,
+                _ => {}
+            }
+        }
+        (max, at, py)
+    }
+
+    #[test]
+    fn scan_json_skips_strings_like_the_bytewise_scan() {
+        let seeds: [&[u8]; 4] = [
+            br#"{"a": [1, {"b": "x\"y{["}], "c": "\ud800", "d": NaN, "e": [[[]]]}"#,
+            br#"["\\", "\"", "{", "\uD83D\uDE00", 1e5, Infinity]"#,
+            br#"{"k": "unterminated \"#,
+            br#"[{"x": "\u00e9"}, {"y": [true, false, null]}]"#,
+        ];
+        for (n, seed) in seeds.iter().enumerate() {
+            for cut in 0..=seed.len() {
+                let d = &seed[..cut];
+                let s = scan_json(d);
+                assert_eq!(
+                    (s.max_depth, s.deepest_at, s.pythonisms),
+                    scan_json_bytewise(d)
+                );
+            }
+            for d in crate::mutate::mutations(seed, 0xa11 + n as u64, 2000) {
+                let s = scan_json(&d);
+                assert_eq!(
+                    (s.max_depth, s.deepest_at, s.pythonisms),
+                    scan_json_bytewise(&d),
+                    "{}",
+                    String::from_utf8_lossy(&d)
+                );
+            }
+        }
+    }
 
     #[test]
     fn python_json_is_accepted() {

@@ -147,14 +147,16 @@ impl<'t, 'a> Ctx<'_, 't, 'a> {
 
 /// Judges every trace of `stream`. `extra` is the operator's allow-list.
 pub fn judge<'a>(stream: &Stream<'a>, extra: &BTreeSet<String>, data_len: usize) -> Judgement<'a> {
+    // At most one entry per import: sized once instead of grown (and rehashed).
+    let imports: usize = stream.traces().map(|t| t.globals.len()).sum();
     let mut cx = Ctx {
         extra,
         arg_visits: ARG_VISITS,
         blobs_seen: HashSet::new(),
         blob_budget: (data_len as u64).saturating_mul(2).saturating_add(1 << 20),
         blob_limit_hit: false,
-        facts: Vec::new(),
-        index: HashMap::new(),
+        facts: Vec::with_capacity(imports),
+        index: HashMap::with_capacity(imports),
         verdicts: Vec::new(),
         arg_stack: Vec::new(),
         arg_seen: Vec::new(),
