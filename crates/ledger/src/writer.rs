@@ -250,8 +250,8 @@ struct Writer {
     /// Entries of the partial entry bundle.
     tail: Vec<Vec<u8>>,
     checkpoint: SignedCheckpoint,
-    /// Full tiles written since the last rotation and not yet synced.
-    unsynced: Vec<PathBuf>,
+    /// Whether full tiles were written since the last rotation (synced when it rotates).
+    unsynced: bool,
     /// Partial tiles of the published checkpoint.
     published: Vec<PathBuf>,
     published_size: Option<u64>,
@@ -388,7 +388,7 @@ impl Writer {
             state,
             tail: writer_tail,
             checkpoint: cp,
-            unsynced: Vec::new(),
+            unsynced: false,
             published: Vec::new(),
             published_size: None,
             last_publish: Instant::now(),
@@ -606,7 +606,7 @@ impl Writer {
                 }
             }
             fsio::write_atomic(&path, &data, false)?;
-            self.unsynced.push(path);
+            self.unsynced = true;
         }
         Ok(())
     }
@@ -657,7 +657,7 @@ impl Writer {
     fn rotate(&mut self) -> Result<()> {
         // One syncfs makes every tile written since the last rotation durable (and their
         // directories), instead of one fsync per file.
-        if !std::mem::take(&mut self.unsynced).is_empty() {
+        if std::mem::take(&mut self.unsynced) {
             let dir = File::open(&self.dir).map_err(Error::io(&self.dir))?;
             rustix::fs::syncfs(&dir).map_err(|e| Error::io(&self.dir)(e.into()))?;
         }

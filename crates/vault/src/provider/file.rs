@@ -7,7 +7,7 @@ use std::path::Path;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use zeroize::Zeroizing;
 
-use super::{decode_hex, KeyProvider, WrappedKey};
+use super::{check_owner, decode_hex, KeyProvider, WrappedKey};
 use crate::datakey::{random, DataKey};
 use crate::error::{Error, Result};
 
@@ -94,15 +94,7 @@ impl KeyProvider for FileKek {
     }
 
     fn unwrap_key(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {
-        if wrapped.provider != self.provider() || wrapped.kek != self.kek_id() {
-            return Err(Error::Key(format!(
-                "the data key is wrapped by {} key {}, not by this {} key {}",
-                wrapped.provider,
-                wrapped.kek,
-                self.provider(),
-                self.kek_id()
-            )));
-        }
+        check_owner(self, wrapped)?;
         let iv = decode_hex::<12>(&wrapped.iv).ok_or(Error::Unwrap)?;
         let mut buf = Zeroizing::new(hex::decode(&wrapped.wrapped).map_err(|_| Error::Unwrap)?);
         let plain = self

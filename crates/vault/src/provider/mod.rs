@@ -10,7 +10,7 @@ pub mod pkcs11;
 use serde::{Deserialize, Serialize};
 
 use crate::datakey::DataKey;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A data key encrypted under a KEK (AES-256-GCM, with the artifact's identity as
 /// associated data, so a wrapped key cannot be moved to another artifact).
@@ -42,4 +42,18 @@ pub trait KeyProvider: Send + Sync {
 
 pub(crate) fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     hex::decode(s).ok()?.try_into().ok()
+}
+
+/// Refuses a wrapped key that names another provider or KEK, with both named.
+pub(crate) fn check_owner(provider: &dyn KeyProvider, wrapped: &WrappedKey) -> Result<()> {
+    if wrapped.provider == provider.provider() && wrapped.kek == provider.kek_id() {
+        return Ok(());
+    }
+    Err(Error::Key(format!(
+        "the data key is wrapped by {} key {}, not by this {} key {}",
+        wrapped.provider,
+        wrapped.kek,
+        provider.provider(),
+        provider.kek_id()
+    )))
 }

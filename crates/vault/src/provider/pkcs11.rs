@@ -14,7 +14,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
-use super::{decode_hex, KeyProvider, WrappedKey};
+use super::{check_owner, decode_hex, KeyProvider, WrappedKey};
 use crate::datakey::{random, DataKey};
 use crate::error::{Error, Result};
 
@@ -221,15 +221,7 @@ impl KeyProvider for Pkcs11Kek {
     }
 
     fn unwrap_key(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {
-        if wrapped.provider != self.provider() || wrapped.kek != self.kek_id() {
-            return Err(Error::Key(format!(
-                "the data key is wrapped by {} key {}, not by this {} key {}",
-                wrapped.provider,
-                wrapped.kek,
-                self.provider(),
-                self.kek_id()
-            )));
-        }
+        check_owner(self, wrapped)?;
         let mut iv = decode_hex::<12>(&wrapped.iv).ok_or(Error::Unwrap)?;
         let data = hex::decode(&wrapped.wrapped).map_err(|_| Error::Unwrap)?;
         let session = self.lock()?;
