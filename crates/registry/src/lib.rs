@@ -1,9 +1,16 @@
-//! Warden's releases: what state each is in, which moves between states are allowed, and
-//! who may approve them. Storage, and the ledger entry each transition writes, are wired
-//! by the callers; this crate holds the rules so that every caller applies the same ones.
+//! Warden's releases: what state each is in, which moves between states are allowed, who
+//! may approve them, the principals of the admin plane, and the database that stores it
+//! all. The ledger entry each change writes is appended by the callers, inside the
+//! change's transaction (see [`store::Registry::write`]).
 
 pub mod approval;
+pub mod identity;
 pub mod lifecycle;
+pub mod release;
+pub mod store;
 
 pub use approval::{Approval, ApprovalError, Approvals, Policy};
+pub use identity::{Principal, Role};
 pub use lifecycle::{State, TransitionError};
+pub use release::ReleaseId;
+pub use store::{FileRow, Live, Purpose, Registry, Release, Step, StoreError};

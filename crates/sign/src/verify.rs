@@ -63,6 +63,8 @@ pub enum Failure {
     BadSignature(SignatureError),
     #[error("untrusted certificate: {0}")]
     Untrusted(#[from] CertError),
+    #[error("the trusted public key cannot be encoded: {0}")]
+    BadKey(String),
     #[error("the bundle was signed with a bare key, not a certificate: verify it with --key")]
     NotCertificateSigned,
     #[error("the model differs from the signed manifest: {}", describe(.0))]
@@ -90,6 +92,59 @@ fn describe(d: &Diff) -> String {
     parts.join("; ")
 }
 
+/// A statement whose signature and signer checked out; the model is not yet compared.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignedStatement {
+    pub statement: statement::Statement,
+    /// Who signed: `key <hint>` or the certificate subject.
+    pub signer: String,
+}
+
+/// Checks the bundle's signature under `trust` and parses the signed statement, without
+/// reading the model: for callers that hash the model themselves (admission hashes while
+/// it seals) and compare with [`manifest::diff`].
+pub fn verify_signature(bundle: &[u8], trust: &Trust) -> Result<SignedStatement, Failure> {
+    let bundle = Bundle::parse(bundle)?;
+    let message = pae(PAYLOAD_TYPE, &bundle.payload);
+    let hint = |key: &PublicKey| key.hint().map_err(|e| Failure::BadKey(e.to_string()));
+    let signer = match (&bundle.material, trust) {
+        (Material::KeyHint(bundle_hint), Trust::Key(key)) => {
+            let given = hint(key)?;
+            if let Some(h) = bundle_hint {
+                if !h.eq_ignore_ascii_case(&given) {
+                    return Err(Failure::WrongKey {
+                        bundle: h.clone(),
+                        given,
+                    });
+                }
+            }
+            key.verify(&message, &bundle.signature)
+                .map_err(Failure::BadSignature)?;
+            format!("key {given}")
+        }
+        (Material::Chain(_), Trust::Key(key)) => {
+            // The caller trusts this key outright; the certificates add nothing.
+            key.verify(&message, &bundle.signature)
+                .map_err(Failure::BadSignature)?;
+            format!("key {}", hint(key)?)
+        }
+        (Material::Chain(chain), Trust::Certificates { anchors, at }) => {
+            let leaf = cert::verify_chain(chain, anchors, *at)?;
+            leaf.key
+                .verify(&message, &bundle.signature)
+                .map_err(Failure::BadSignature)?;
+            leaf.subject
+        }
+        (Material::KeyHint(_), Trust::Certificates { .. }) => {
+            return Err(Failure::NotCertificateSigned)
+        }
+    };
+    // Only now, with the signature checked, is the payload worth reading.
+    let statement = statement::parse(&bundle.payload)?;
+    Ok(SignedStatement { statement, signer })
+}
+
 /// Verifies `model` against the bundle bytes under `trust`.
 pub fn verify(
     model: &Path,
@@ -99,53 +154,12 @@ pub fn verify(
     total: &dyn Fn(u64),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Verdict, Error> {
-    let fail = |f: Failure| Ok(Verdict::Failed(f));
-    let bundle = match Bundle::parse(bundle) {
-        Ok(b) => b,
-        Err(e) => return fail(e.into()),
-    };
-    let message = pae(PAYLOAD_TYPE, &bundle.payload);
-    let signer = match (&bundle.material, trust) {
-        (Material::KeyHint(hint), Trust::Key(key)) => {
-            let given = key.hint()?;
-            if let Some(h) = hint {
-                if !h.eq_ignore_ascii_case(&given) {
-                    return fail(Failure::WrongKey {
-                        bundle: h.clone(),
-                        given,
-                    });
-                }
-            }
-            if let Err(e) = key.verify(&message, &bundle.signature) {
-                return fail(Failure::BadSignature(e));
-            }
-            format!("key {given}")
-        }
-        (Material::Chain(_), Trust::Key(key)) => {
-            // The caller trusts this key outright; the certificates add nothing.
-            if let Err(e) = key.verify(&message, &bundle.signature) {
-                return fail(Failure::BadSignature(e));
-            }
-            format!("key {}", key.hint()?)
-        }
-        (Material::Chain(chain), Trust::Certificates { anchors, at }) => {
-            let leaf = match cert::verify_chain(chain, anchors, *at) {
-                Ok(l) => l,
-                Err(e) => return fail(e.into()),
-            };
-            if let Err(e) = leaf.key.verify(&message, &bundle.signature) {
-                return fail(Failure::BadSignature(e));
-            }
-            leaf.subject
-        }
-        (Material::KeyHint(_), Trust::Certificates { .. }) => {
-            return fail(Failure::NotCertificateSigned)
-        }
-    };
-    // Only now, with the signature checked, is the payload worth reading.
-    let st = match statement::parse(&bundle.payload) {
+    let SignedStatement {
+        statement: st,
+        signer,
+    } = match verify_signature(bundle, trust) {
         Ok(s) => s,
-        Err(e) => return fail(e.into()),
+        Err(f) => return Ok(Verdict::Failed(f)),
     };
     let mut ser = st.serialization.clone();
     for p in &opts.ignore_paths {
@@ -159,7 +173,7 @@ pub fn verify(
     let actual = manifest::build(model, &ser, opts.hashing, total, progress)?;
     let diff = manifest::diff(&st.items, &actual.items);
     if !diff.is_empty() {
-        return fail(Failure::Mismatch(diff));
+        return Ok(Verdict::Failed(Failure::Mismatch(diff)));
     }
     Ok(Verdict::Verified(Verified {
         manifest: actual,

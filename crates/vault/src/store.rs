@@ -115,6 +115,15 @@ impl Vault {
     /// to a temporary name, synced, then renamed: a crash leaves either nothing usable or
     /// both. Refuses to replace a sealed file (releases are immutable).
     pub fn seal_file(&self, ctx: &Context, source: &Path) -> Result<Sealed> {
+        let input = File::open(source).map_err(Error::io(source))?;
+        let size = input.metadata().map_err(Error::io(source))?.len();
+        self.seal_from(ctx, BufReader::with_capacity(1 << 20, input), size)
+    }
+
+    /// Seals exactly `size` bytes read from `input` (see [`Vault::seal_file`]). Callers that
+    /// must know what was sealed hash `input` as it is read: the bytes hashed are the bytes
+    /// sealed, whatever happens to the source meanwhile.
+    pub fn seal_from(&self, ctx: &Context, input: impl std::io::Read, size: u64) -> Result<Sealed> {
         check_release(&ctx.release)?;
         let blob = self.blob_path(ctx);
         let key_path = self.key_path(ctx);
@@ -127,8 +136,6 @@ impl Vault {
         for dir in [blob.parent(), key_path.parent()].into_iter().flatten() {
             fs::create_dir_all(dir).map_err(Error::io(dir))?;
         }
-        let input = File::open(source).map_err(Error::io(source))?;
-        let size = input.metadata().map_err(Error::io(source))?.len();
         let key = DataKey::generate();
         let wrapped = self.provider.wrap(&key, &key_aad(ctx))?;
         let tmp = blob.with_extension("tmp");
@@ -136,7 +143,7 @@ impl Vault {
             let out = File::create(&tmp).map_err(Error::io(&tmp))?;
             let mut writer = BufWriter::with_capacity(1 << 20, out);
             format::seal(
-                BufReader::with_capacity(1 << 20, input),
+                input,
                 size,
                 &mut writer,
                 &key,
@@ -205,6 +212,21 @@ impl Vault {
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let opened = Opened::new(&mut reader, &key, ctx)?;
         opened.decrypt_to(reader, out)
+    }
+
+    /// Removes everything stored for `release` (blobs and wrapped keys): the clean-up of
+    /// an admission that failed before the release was recorded. Never used on a recorded
+    /// release, whose blobs are kept and whose keys only [`Vault::shred`] destroys.
+    pub fn discard(&self, release: &str) -> Result<()> {
+        check_release(release)?;
+        for dir in [self.dir.join("keys").join(release), self.dir.join("blobs").join(release)] {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => sync_parent(&dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&dir)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Crypto-shredding: destroys every wrapped data key of `release`, here and in the

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use scan::Severity;
 
 pub mod ledger;
+pub mod release;
 
 /// Warden carries an externally developed ML model through its whole life on premises:
 /// admit, seal, approve, serve, watch, respond.
@@ -23,6 +24,15 @@ pub struct Cli {
         default_value = "warden-data"
     )]
     pub data_dir: PathBuf,
+
+    /// The configuration file (default: `warden.toml` in the data directory).
+    #[arg(long, global = true, env = "WARDEN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// A file holding this principal's token (or set WARDEN_TOKEN). Tokens are never
+    /// taken on the command line, where other users could read them.
+    #[arg(long, global = true, env = "WARDEN_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -50,6 +60,32 @@ pub enum Command {
     Backup(ledger::BackupArgs),
     /// Restore the ledger from a backup; refuses older or forked copies.
     Restore(ledger::RestoreArgs),
+
+    // --- releases (crates/registry, crates/vault) ---
+    /// Create a data directory: configuration, keys, ledger, registry, first admin.
+    Init(release::InitArgs),
+    /// Admit a model: scan, verify its signature, seal it, write its AI-BOM, record it.
+    Admit(release::AdmitArgs),
+    /// Approve a release, or an export of its weights (two-person rule).
+    Approve(release::ApproveArgs),
+    /// Reject an admitted release.
+    Reject(release::ReasonArgs),
+    /// Revoke a release: never served again.
+    Revoke(release::ReasonArgs),
+    /// Make an approved release live (integrity checked first); the previous one is kept.
+    Deploy(release::ReleaseArg),
+    /// Put a model's last known good release back live.
+    Rollback(release::RollbackArgs),
+    /// Decrypt a release's weights to a directory (needs two export approvals).
+    Export(release::ExportArgs),
+    /// Destroy a release's data keys: its sealed weights can never be opened again.
+    Shred(release::ReleaseArg),
+    /// List releases and which are live.
+    Releases(release::ReleasesArgs),
+    /// Show a release: state, files, approvals, history, AI-BOM.
+    Show(release::ShowArgs),
+    /// Manage the principals of the admin plane.
+    Principal(release::PrincipalArgs),
 }
 
 /// Scans files, directories (recursively) and archives. The format of every file is

@@ -3,7 +3,9 @@
 
 mod cli;
 mod cmd;
+mod config;
 mod exit;
+mod node;
 mod progress;
 
 use std::process::ExitCode;
@@ -29,6 +31,9 @@ fn main() -> ExitCode {
         Err(err) => {
             if exit::is_broken_pipe(&err) {
                 exit::Code::Ok
+            } else if err.downcast_ref::<node::Denied>().is_some() {
+                eprintln!("denied: {err:#}");
+                exit::Code::Denied
             } else {
                 eprintln!("error: {err:#}");
                 exit::Code::Error

@@ -107,17 +107,9 @@ fn find_key(session: &Session, label: &str) -> Result<Option<ObjectHandle>> {
     }
 }
 
-impl Pkcs11Kek {
-    /// Creates the KEK in the token: AES-256, on the token, sensitive, never extractable,
-    /// usable only to encrypt and decrypt. Refuses if the label is taken.
-    pub fn create(config: &Pkcs11Config, pin: &str) -> Result<Pkcs11Kek> {
-        let (context, session) = login(config, pin)?;
-        if find_key(&session, &config.key_label)?.is_some() {
-            return Err(Error::Pkcs11(format!(
-                "a key labelled {:?} already exists",
-                config.key_label
-            )));
-        }
+/// Generates the KEK in the token: AES-256, on the token, sensitive, never extractable,
+/// usable only to encrypt and decrypt.
+fn generate(session: &Session, label: &str) -> Result<ObjectHandle> {
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
@@ -133,17 +125,48 @@ impl Pkcs11Kek {
             Attribute::Sign(false),
             Attribute::Verify(false),
             Attribute::Derive(false),
-            Attribute::Label(config.key_label.as_bytes().to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
         ];
-        let key = session
+        session
             .generate_key(&Mechanism::AesKeyGen, &template)
-            .map_err(p11("generating the key"))?;
+            .map_err(p11("generating the key"))
+}
+
+impl Pkcs11Kek {
+    /// Creates the KEK in the token: AES-256, on the token, sensitive, never extractable,
+    /// usable only to encrypt and decrypt. Refuses if the label is taken.
+    pub fn create(config: &Pkcs11Config, pin: &str) -> Result<Pkcs11Kek> {
+        let (context, session) = login(config, pin)?;
+        if find_key(&session, &config.key_label)?.is_some() {
+            return Err(Error::Pkcs11(format!(
+                "a key labelled {:?} already exists",
+                config.key_label
+            )));
+        }
+        let key = generate(&session, &config.key_label)?;
         Ok(Pkcs11Kek {
             label: config.key_label.clone(),
             session: Mutex::new(session),
             key,
             _context: context,
         })
+    }
+
+    /// Opens the KEK, creating it first if the token has none with this label; says
+    /// whether it was created.
+    pub fn open_or_create(config: &Pkcs11Config, pin: &str) -> Result<(Pkcs11Kek, bool)> {
+        let (context, session) = login(config, pin)?;
+        let (key, created) = match find_key(&session, &config.key_label)? {
+            Some(key) => (key, false),
+            None => (generate(&session, &config.key_label)?, true),
+        };
+        let kek = Pkcs11Kek {
+            label: config.key_label.clone(),
+            session: Mutex::new(session),
+            key,
+            _context: context,
+        };
+        Ok((kek, created))
     }
 
     /// Opens an existing KEK.

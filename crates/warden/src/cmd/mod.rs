@@ -1,13 +1,15 @@
 //! One module per subcommand.
 
-mod ledger;
+pub mod ledger;
+mod release;
+mod release_show;
 mod scan;
 
 // signing
 mod digest;
 mod keygen;
 mod sign;
-mod signing;
+pub mod signing;
 mod verify;
 
 use crate::cli::{Cli, Command};
@@ -15,6 +17,18 @@ use crate::exit::Code;
 
 pub fn run(cli: Cli) -> anyhow::Result<Code> {
     match cli.command {
+        Command::Init(_)
+        | Command::Admit(_)
+        | Command::Approve(_)
+        | Command::Reject(_)
+        | Command::Revoke(_)
+        | Command::Deploy(_)
+        | Command::Rollback(_)
+        | Command::Export(_)
+        | Command::Shred(_)
+        | Command::Releases(_)
+        | Command::Show(_)
+        | Command::Principal(_) => release::run(cli),
         Command::Scan(args) => scan::run(args),
         // signing
         Command::Keygen(args) => keygen::run(args),

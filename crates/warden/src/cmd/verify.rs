@@ -142,6 +142,7 @@ fn reason(f: &Failure) -> &'static str {
         Failure::BadSignature(_) => "bad_signature",
         Failure::Untrusted(_) => "untrusted_certificate",
         Failure::NotCertificateSigned => "not_certificate_signed",
+        Failure::BadKey(_) => "bad_key",
         Failure::Mismatch(_) => "files_differ",
         _ => "other",
     }

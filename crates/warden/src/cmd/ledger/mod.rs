@@ -7,7 +7,7 @@
 mod backup;
 mod proofs;
 mod read;
-mod write;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 

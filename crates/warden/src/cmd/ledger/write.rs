@@ -13,22 +13,7 @@ use crate::cli::ledger::{AppendArgs, InitArgs};
 use crate::exit::Code;
 
 pub fn init(paths: &Paths, args: InitArgs) -> anyhow::Result<Code> {
-    if paths.ledger.join(ledger::layout::JOURNAL).exists() {
-        bail!("a ledger already exists in {}", paths.ledger.display());
-    }
-    if paths.key.exists() {
-        bail!(
-            "{} exists but there is no ledger next to it; move the key aside first",
-            paths.key.display()
-        );
-    }
-    let origin = match args.origin {
-        Some(o) => o,
-        None => default_origin()?,
-    };
-    let (skey, vkey) = ledger::generate_key(&origin)?;
-    write_private(&paths.key, &skey)?;
-    Ledger::create(&paths.ledger, &skey, &vkey)?;
+    let (origin, vkey) = create(paths, args.origin)?;
     let mut out = std::io::stdout().lock();
     if args.json.json {
         let v = serde_json::json!({
@@ -50,6 +35,27 @@ pub fn init(paths: &Paths, args: InitArgs) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
+/// Creates the ledger and its key; returns the origin and the verifier key.
+pub fn create(paths: &Paths, origin: Option<String>) -> anyhow::Result<(String, String)> {
+    if paths.ledger.join(ledger::layout::JOURNAL).exists() {
+        bail!("a ledger already exists in {}", paths.ledger.display());
+    }
+    if paths.key.exists() {
+        bail!(
+            "{} exists but there is no ledger next to it; move the key aside first",
+            paths.key.display()
+        );
+    }
+    let origin = match origin {
+        Some(o) => o,
+        None => default_origin()?,
+    };
+    let (skey, vkey) = ledger::generate_key(&origin)?;
+    write_private(&paths.key, &skey)?;
+    Ledger::create(&paths.ledger, &skey, &vkey)?;
+    Ok((origin, vkey))
+}
+
 /// `<hostname>/warden-ledger/<8 random hex digits>`: unique, and in the schema-less URL
 /// form origins conventionally take.
 fn default_origin() -> anyhow::Result<String> {
@@ -69,7 +75,7 @@ fn default_origin() -> anyhow::Result<String> {
     Ok(format!("{host}/warden-ledger/{}", hex::encode(random)))
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)

@@ -1,0 +1,270 @@
+//! `warden.toml`: the one configuration file, in the data directory unless `--config`
+//! names another. Every key is documented in `docs/configuration.md`; unknown keys are
+//! refused so that a typo cannot silently leave a protection off. Paths are relative to
+//! the data directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The file's name in the data directory.
+pub const FILE_NAME: &str = "warden.toml";
+const MAX_CONFIG: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub vault: VaultConfig,
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+    #[serde(default)]
+    pub admission: AdmissionConfig,
+    #[serde(default)]
+    pub trust: TrustConfig,
+}
+
+/// Where the key-encryption key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// A key file (development and small sites); `posture` reports it.
+    File,
+    /// An HSM through PKCS#11.
+    Pkcs11,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// No default: the operator chooses, and `warden init` writes the choice.
+    pub provider: Option<Provider>,
+    /// The file provider's key (default `keys/kek.key`).
+    pub kek_file: Option<PathBuf>,
+    pub pkcs11: Option<Pkcs11Config>,
+    /// Directories holding copies of wrapped data keys (laid out like `vault/keys`), which
+    /// `warden shred` destroys too.
+    #[serde(default)]
+    pub backup_key_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// The PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token: String,
+    /// The KEK's label in the token (default `warden-kek`).
+    #[serde(default = "default_key_label")]
+    pub key_label: String,
+    /// The environment variable holding the user PIN (default `WARDEN_HSM_PIN`).
+    #[serde(default = "default_pin_env")]
+    pub pin_env: String,
+    /// Or a file holding it (first line), mode 0600.
+    pub pin_file: Option<PathBuf>,
+}
+
+fn default_key_label() -> String {
+    "warden-kek".into()
+}
+
+fn default_pin_env() -> String {
+    "WARDEN_HSM_PIN".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Distinct approvers needed to promote a release (default 2).
+    #[serde(default = "two")]
+    pub required: usize,
+    /// Distinct approvers needed to export a release's weights (default 2).
+    #[serde(default = "two")]
+    pub export_required: usize,
+}
+
+fn two() -> usize {
+    2
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            required: 2,
+            export_required: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// Scan findings at or above this severity reject the release (default `high`).
+    #[serde(default = "default_reject_at")]
+    pub reject_at: String,
+    /// Largest model admitted, in bytes (default 256 GiB).
+    #[serde(default = "default_max_model_bytes")]
+    pub max_model_bytes: u64,
+}
+
+fn default_reject_at() -> String {
+    "high".into()
+}
+
+fn default_max_model_bytes() -> u64 {
+    256 << 30
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            reject_at: default_reject_at(),
+            max_model_bytes: default_max_model_bytes(),
+        }
+    }
+}
+
+impl AdmissionConfig {
+    pub fn reject_at(&self) -> anyhow::Result<scan::Severity> {
+        self.reject_at
+            .parse()
+            .map_err(|e| anyhow::anyhow!("[admission] reject_at: {e}"))
+    }
+}
+
+/// Who may sign which models.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    #[serde(default)]
+    pub signers: Vec<Signer>,
+    /// Model names (patterns with `*`) admitted without a signature. Empty by default;
+    /// `posture` reports any entry.
+    #[serde(default)]
+    pub unsigned_models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signer {
+    /// A name for reports.
+    pub name: String,
+    /// The signer's public key (PEM): key mode.
+    pub key: Option<PathBuf>,
+    /// Trust anchors (PEM certificates): certificate mode.
+    pub roots: Option<PathBuf>,
+    /// Models this signer may sign (patterns with `*`; default: all).
+    #[serde(default = "all_models")]
+    pub models: Vec<String>,
+}
+
+fn all_models() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let tail: Vec<&str> = parts.collect();
+    let Some((last, middle)) = tail.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+impl Config {
+    /// Reads the configuration; a missing file gives the defaults.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        if text.len() as u64 > MAX_CONFIG {
+            bail!("{} is larger than {MAX_CONFIG} bytes", path.display());
+        }
+        let text = std::str::from_utf8(&text)
+            .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+        let config: Config = toml::from_str(text)
+            .with_context(|| format!("{} (keys are documented in docs/configuration.md)", path.display()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        self.admission.reject_at()?;
+        if self.approvals.required == 0 || self.approvals.export_required == 0 {
+            bail!("[approvals] required and export_required must be at least 1");
+        }
+        for s in &self.trust.signers {
+            if s.key.is_some() == s.roots.is_some() {
+                bail!(
+                    "[[trust.signers]] {:?}: give exactly one of `key` (a public key) or `roots` (certificate anchors)",
+                    s.name
+                );
+            }
+        }
+        if self.vault.provider == Some(Provider::Pkcs11) && self.vault.pkcs11.is_none() {
+            bail!("[vault] provider = \"pkcs11\" needs a [vault.pkcs11] section (module, token)");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        for (p, n, want) in [
+            ("*", "iris", true),
+            ("iris", "iris", true),
+            ("iris", "iris2", false),
+            ("iris*", "iris-v2", true),
+            ("*-demo", "iris-demo", true),
+            ("*-demo", "iris-demo2", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXcYYb", false),
+            ("ab*ba", "aba", false),
+        ] {
+            assert_eq!(pattern_matches(p, n), want, "{p} {n}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        for (text, needle) in [
+            ("[vault]\nprovder = \"file\"\n", "unknown field"),
+            ("[admission]\nreject_at = \"severe\"\n", "reject_at"),
+            ("[approvals]\nrequired = 0\n", "at least 1"),
+            ("[vault]\nprovider = \"pkcs11\"\n", "[vault.pkcs11]"),
+            (
+                "[[trust.signers]]\nname = \"x\"\n",
+                "exactly one of",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", Config::load(&path).unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let missing = Config::load(&dir.path().join("none.toml")).unwrap();
+        assert_eq!(missing.approvals.required, 2);
+        assert!(missing.vault.provider.is_none());
+    }
+}

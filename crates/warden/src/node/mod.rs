@@ -1,0 +1,218 @@
+//! A Warden node's state in its data directory, and the operations on releases that the
+//! command line (and later the admin API) run. Each operation checks who is acting, moves
+//! the release, and appends its ledger entry inside the registry transaction, so that no
+//! change is committed without its record.
+//!
+//! ```text
+//! <data>/warden.toml        configuration (config.rs)
+//! <data>/registry.db        releases, approvals, principals (SQLite)
+//! <data>/ledger/            the ledger; its key in <data>/keys/ledger.key
+//! <data>/vault/             sealed blobs and wrapped data keys
+//! <data>/keys/kek.key       the file provider's key-encryption key (if used)
+//! ```
+
+pub mod admit;
+pub mod digests;
+pub mod init;
+pub mod integrity;
+pub mod lifecycle;
+pub mod principals;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail, Context};
+use ledger::record::Record;
+use ledger::{Ledger, Options};
+use registry::{Principal, Registry, Role};
+use vault::provider::file::FileKek;
+use vault::provider::pkcs11::{Pkcs11Config, Pkcs11Kek};
+use vault::provider::KeyProvider;
+use vault::Vault;
+
+use crate::config::{self, Config, Provider};
+
+/// The registry database's name in the data directory.
+pub const REGISTRY_DB: &str = "registry.db";
+/// How long a command waits for another process holding the ledger.
+const LEDGER_WAIT: Duration = Duration::from_secs(30);
+
+/// A refusal: the request was understood and is not allowed (exit 2), as opposed to an
+/// error (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+pub fn denied(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Denied(msg.into()))
+}
+
+/// The data directory, opened.
+pub struct Node {
+    pub data_dir: PathBuf,
+    pub config: Config,
+    pub registry: Registry,
+}
+
+/// Now, as the ledger writes times (RFC 3339, UTC, milliseconds).
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+impl Node {
+    /// Opens an initialised data directory.
+    pub fn open(data_dir: &Path, config_path: Option<&Path>) -> anyhow::Result<Node> {
+        let db = data_dir.join(REGISTRY_DB);
+        if !db.exists() {
+            bail!(
+                "{} is not a Warden data directory (no {REGISTRY_DB}): create one with `warden init`",
+                data_dir.display()
+            );
+        }
+        let config_path = config_path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| data_dir.join(config::FILE_NAME));
+        let config = Config::load(&config_path)?;
+        let registry = Registry::open(&db)?;
+        Ok(Node {
+            data_dir: data_dir.to_path_buf(),
+            config,
+            registry,
+        })
+    }
+
+    pub fn path(&self, relative: &Path) -> PathBuf {
+        self.data_dir.join(relative)
+    }
+
+    /// The vault with the configured key provider.
+    pub fn vault(&self) -> anyhow::Result<Vault> {
+        let provider: Box<dyn KeyProvider> = match self.config.vault.provider {
+            None => bail!(
+                "no key provider configured: set [vault] provider = \"pkcs11\" (an HSM) or \"file\" (development) in {}",
+                config::FILE_NAME
+            ),
+            Some(Provider::File) => {
+                let path = self.kek_file();
+                Box::new(FileKek::load(&path).with_context(|| {
+                    format!("loading the key-encryption key {}", path.display())
+                })?)
+            }
+            Some(Provider::Pkcs11) => {
+                let p = self
+                    .config
+                    .vault
+                    .pkcs11
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("[vault.pkcs11] is missing"))?;
+                let pin = self.hsm_pin()?;
+                Box::new(
+                    Pkcs11Kek::open(
+                        &Pkcs11Config {
+                            module: p.module.clone(),
+                            token: p.token.clone(),
+                            key_label: p.key_label.clone(),
+                        },
+                        &pin,
+                    )
+                    .context("opening the key-encryption key in the HSM")?,
+                )
+            }
+        };
+        Ok(Vault::new(&self.data_dir.join("vault"), provider))
+    }
+
+    pub fn kek_file(&self) -> PathBuf {
+        self.path(
+            self.config
+                .vault
+                .kek_file
+                .as_deref()
+                .unwrap_or(Path::new("keys/kek.key")),
+        )
+    }
+
+    /// The HSM user PIN from the configured file or environment variable; never echoed.
+    pub fn hsm_pin(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+        let p = self
+            .config
+            .vault
+            .pkcs11
+            .as_ref()
+            .ok_or_else(|| anyhow!("[vault.pkcs11] is missing"))?;
+        if let Some(file) = &p.pin_file {
+            let path = self.path(file);
+            let text = zeroize::Zeroizing::new(
+                crate::cmd::signing::read_small(&path, "HSM PIN file")?,
+            );
+            return Ok(zeroize::Zeroizing::new(
+                text.lines().next().unwrap_or_default().to_string(),
+            ));
+        }
+        std::env::var(&p.pin_env)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| {
+                anyhow!(
+                    "the HSM PIN is not set: put it in the environment variable {} or name a pin_file in [vault.pkcs11]",
+                    p.pin_env
+                )
+            })
+    }
+
+    /// Opens the ledger for writing, waiting while another Warden process holds it.
+    pub fn ledger(&self) -> anyhow::Result<Ledger> {
+        let paths = crate::cmd::ledger::Paths::new(&self.data_dir);
+        let key = paths.read_key()?;
+        let start = Instant::now();
+        loop {
+            match Ledger::open(&paths.ledger, &key, Options::default()) {
+                Ok(l) => return Ok(l),
+                Err(ledger::Error::Locked(_)) if start.elapsed() < LEDGER_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(e).context("opening the ledger (another Warden process may hold it)")
+                }
+            }
+        }
+    }
+
+    /// Who is acting: the principal whose token is presented, if it holds one of `roles`.
+    pub fn authenticate(&mut self, token: Option<&str>, roles: &[Role]) -> anyhow::Result<Principal> {
+        let Some(token) = token else {
+            return Err(denied(
+                "this command acts as a principal: set WARDEN_TOKEN or pass --token-file FILE (the token `warden init` or `warden principal add` printed)",
+            ));
+        };
+        let Some((id, hash)) = registry::identity::parse_token(token) else {
+            return Err(denied("the credential is not a Warden token (wdn_…)"));
+        };
+        let found = self
+            .registry
+            .read(|tx| tx.principal_by_token_id(&id).map_err(anyhow::Error::from))?;
+        let principal = match found {
+            Some(p) if registry::identity::matches(&hash, &p.token_hash) => p,
+            _ => return Err(denied("the credential is not valid (unknown or rotated token)")),
+        };
+        if principal.disabled {
+            return Err(denied(format!("principal {} is disabled", principal.name)));
+        }
+        if !roles.is_empty() && !roles.iter().any(|r| principal.has(*r)) {
+            let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+            return Err(denied(format!(
+                "{} may not do this: it needs the role {}",
+                principal.name,
+                names.join(" or ")
+            )));
+        }
+        Ok(principal)
+    }
+}
+
+/// Appends a record and returns its index.
+pub fn record(ledger: &Ledger, record: &Record) -> anyhow::Result<u64> {
+    Ok(ledger
+        .append_record(record)
+        .context("recording in the ledger (nothing was changed)")?
+        .index)
+}

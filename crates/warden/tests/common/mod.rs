@@ -1,0 +1,45 @@
+//! Running the built `warden` binary and reading what it printed.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Runs `warden` with `args`, in a clean environment for Warden's variables.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
+    c.args(args);
+    for var in ["WARDEN_DATA", "WARDEN_TOKEN", "WARDEN_TOKEN_FILE", "WARDEN_CONFIG"] {
+        c.env_remove(var);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run warden")
+}
+
+/// Stdout and stderr together, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The last line of stdout, as JSON.
+pub fn json(out: &Output) -> Value {
+    let s = String::from_utf8_lossy(&out.stdout);
+    let line = s.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
