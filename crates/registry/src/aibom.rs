@@ -387,10 +387,10 @@ fn iri_reference(path: &str) -> String {
     out
 }
 
-/// SPDX identifiers of the licenses model cards commonly name, by their lowercase form
-/// (Hugging Face writes `apache-2.0`, `mit`, `cc-by-4.0`). Anything else is recorded by
-/// name: the schema accepts only SPDX's own spelling in `id`.
-const SPDX_IDS: &[&str] = &[
+/// The SPDX identifiers recognised in a card's licenses, in any case (Hugging Face writes
+/// `apache-2.0`, `mit`, `cc-by-4.0`) and written in SPDX's spelling, the only one the
+/// schema accepts in `id`. Any other license is recorded by name.
+pub const KNOWN_SPDX_IDS: &[&str] = &[
     "AFL-3.0",
     "AGPL-3.0-only",
     "Apache-2.0",
@@ -442,7 +442,10 @@ fn licenses(names: &[String]) -> Vec<Value> {
         .iter()
         .map(|name| {
             let trimmed = name.trim();
-            match SPDX_IDS.iter().find(|id| id.eq_ignore_ascii_case(trimmed)) {
+            match KNOWN_SPDX_IDS
+                .iter()
+                .find(|id| id.eq_ignore_ascii_case(trimmed))
+            {
                 Some(id) => json!({"license": {"id": id}}),
                 None => json!({"license": {"name": trimmed}}),
             }
