@@ -1,8 +1,9 @@
 //! Warden's releases: what state each is in, which moves between states are allowed, who
-//! may approve them, the principals of the admin plane, and the database that stores it
-//! all. The ledger entry each change writes is appended by the callers, inside the
-//! change's transaction (see [`store::Registry::write`]).
+//! may approve them, the principals of the admin plane, the AI-BOM each release carries,
+//! and the database that stores it all. The ledger entry each change writes is appended by
+//! the callers, inside the change's transaction (see [`store::Registry::write`]).
 
+pub mod aibom;
 pub mod approval;
 pub mod identity;
 pub mod lifecycle;

@@ -384,16 +384,22 @@ fn two_processes_at_once_corrupt_nothing() {
     let out = s.ok(&s.alice, &["releases", "--json"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
     // Concurrent approvals by two approvers of one release.
-    let a = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["--data-dir", p(&data), "approve", "iris@0"])
-        .env("WARDEN_TOKEN", &s.bob)
-        .output();
-    let b = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["--data-dir", p(&data), "approve", "iris@0"])
-        .env("WARDEN_TOKEN", &s.carol)
-        .output();
-    assert_eq!(code(&a.unwrap()), 0);
-    assert_eq!(code(&b.unwrap()), 0);
+    let approvals: Vec<_> = [&s.bob, &s.carol]
+        .into_iter()
+        .map(|token| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+                .args(["--data-dir", p(&data), "approve", "iris@0"])
+                .env("WARDEN_TOKEN", token)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in approvals {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
     assert_eq!(s.show("iris@0")["state"], "approved");
     let out = s.run("", &["ledger", "verify"]);
     assert_eq!(code(&out), 0, "{}", text(&out));

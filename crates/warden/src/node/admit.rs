@@ -19,6 +19,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use ledger::record::Record;
+use registry::aibom;
 use registry::{FileRow, Principal, Release, ReleaseId, State, Step};
 use sign::manifest::{self, Entry, Item, Method, Serialization, GIT_PATHS};
 use sign::{HashAlgorithm, Trust};
@@ -384,7 +385,7 @@ fn scan_summary(
     entries: &[Entry],
     threads: usize,
     reject_at: scan::Severity,
-) -> (registry_bom::ScanSummary, Vec<String>) {
+) -> (aibom::ScanSummary, Vec<String>) {
     let inputs: Vec<scan::engine::Input> = entries
         .iter()
         .map(|e| scan::engine::Input::File(e.abs.clone()))
@@ -394,7 +395,7 @@ fn scan_summary(
         ..Default::default()
     };
     let reports = scan::engine::scan_paths(&inputs, &opts, |_| {});
-    let mut summary = registry_bom::ScanSummary {
+    let mut summary = aibom::ScanSummary {
         files_scanned: reports.len() as u64,
         ..Default::default()
     };
@@ -535,8 +536,8 @@ pub fn admit(
         State::Rejected
     };
     let time = now();
-    let bom_input = registry_bom::BomInput {
-        serial: registry_bom::new_serial(),
+    let bom_input = aibom::BomInput {
+        serial: aibom::new_serial().map_err(|e| anyhow::anyhow!("AI-BOM: {e}"))?,
         timestamp: time.clone(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         name: id.name.clone(),
@@ -544,35 +545,35 @@ pub fn admit(
         manifest_digest: root.clone(),
         files: sealed
             .iter()
-            .map(|s| registry_bom::BomFile {
+            .map(|s| aibom::BomFile {
                 path: s.row.path.clone(),
                 size: s.row.size,
                 sha256: s.row.sha256.clone(),
             })
             .collect(),
-        signature: checked.signer.clone().map(|signer| registry_bom::BomSignature {
+        signature: checked.signer.clone().map(|signer| aibom::BomSignature {
             signer,
             bundle_sha256: checked.signature_sha256.clone().unwrap_or_default(),
             method: "oms".into(),
         }),
-        scan: registry_bom::ScanSummary {
+        scan: aibom::ScanSummary {
             accepted: false,
             ..scan.clone()
         },
         model_card: match &card {
             Some((path, bytes)) => Some(
-                registry_bom::parse_model_card(bytes, &path.display().to_string())
+                aibom::parse_model_card(bytes, &path.display().to_string())
                     .map_err(|e| anyhow::anyhow!("model card {}: {e}", path.display()))?,
             ),
             None => None,
         },
-        threat_model: threat.as_ref().map(|(path, bytes)| registry_bom::BomDocument {
+        threat_model: threat.as_ref().map(|(path, bytes)| aibom::BomDocument {
             path: path.display().to_string(),
             sha256: sha256_hex(bytes),
         }),
         admitted_by: actor.name.clone(),
     };
-    let aibom = serde_json::to_string_pretty(&registry_bom::build(&bom_input))?;
+    let aibom = serde_json::to_string_pretty(&aibom::build(&bom_input))?;
 
     let release = Release {
         id: id.clone(),
