@@ -13,8 +13,7 @@ fn part_ok(s: &str, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && !s.starts_with(['.', '-'])
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || extra.contains(&b))
 }
 

@@ -189,7 +189,10 @@ impl Registry {
     }
 
     /// Runs `f` in a write transaction: committed if it returns `Ok`, rolled back otherwise.
-    pub fn write<T, E>(&mut self, f: impl FnOnce(&Tx) -> std::result::Result<T, E>) -> std::result::Result<T, E>
+    pub fn write<T, E>(
+        &mut self,
+        f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -203,7 +206,10 @@ impl Registry {
     }
 
     /// A consistent read view.
-    pub fn read<T, E>(&mut self, f: impl FnOnce(&Tx) -> std::result::Result<T, E>) -> std::result::Result<T, E>
+    pub fn read<T, E>(
+        &mut self,
+        f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -458,7 +464,18 @@ impl Tx<'_> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(
-                |((name, version), state, manifest, ser, (by, at), signer, findings, sev, reasons, aibom)| {
+                |(
+                    (name, version),
+                    state,
+                    manifest,
+                    ser,
+                    (by, at),
+                    signer,
+                    findings,
+                    sev,
+                    reasons,
+                    aibom,
+                )| {
                     Ok(Release {
                         id: ReleaseId { name, version },
                         state: state_of(&state)?,
@@ -505,7 +522,13 @@ impl Tx<'_> {
 
     /// Moves a release from `from` to `to` (checked against the lifecycle by the caller),
     /// failing if another process moved it first.
-    pub fn set_state(&self, id: &ReleaseId, from: State, to: State, reasons: &[String]) -> Result<bool> {
+    pub fn set_state(
+        &self,
+        id: &ReleaseId,
+        from: State,
+        to: State,
+        reasons: &[String],
+    ) -> Result<bool> {
         let n = if reasons.is_empty() {
             self.c.execute(
                 "UPDATE releases SET state = ?4 WHERE name = ?1 AND version = ?2 AND state = ?3",
@@ -592,7 +615,14 @@ impl Tx<'_> {
         self.c.execute(
             "INSERT INTO approvals (name, version, purpose, approver, accepts_findings, time)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id.name, id.version, purpose.name(), a.approver, a.accepts_findings, a.time],
+            params![
+                id.name,
+                id.version,
+                purpose.name(),
+                a.approver,
+                a.accepts_findings,
+                a.time
+            ],
         )?;
         Ok(())
     }
@@ -652,7 +682,8 @@ impl Tx<'_> {
     }
 
     pub fn clear_live(&self, model: &str) -> Result<()> {
-        self.c.execute("DELETE FROM live WHERE model = ?1", [model])?;
+        self.c
+            .execute("DELETE FROM live WHERE model = ?1", [model])?;
         Ok(())
     }
 }

@@ -26,4 +26,6 @@ pub use keys::{Curve, PublicKey, SigningKey};
 pub use manifest::{Diff, HashOptions, Manifest, Method, Serialization};
 pub use pkcs8::der::zeroize;
 pub use sign::{sign, SignOptions, Signed};
-pub use verify::{verify, verify_signature, Failure, SignedStatement, Trust, Verdict, Verified, VerifyOptions};
+pub use verify::{
+    verify, verify_signature, Failure, SignedStatement, Trust, Verdict, Verified, VerifyOptions,
+};

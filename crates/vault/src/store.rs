@@ -142,13 +142,7 @@ impl Vault {
         let result = (|| {
             let out = File::create(&tmp).map_err(Error::io(&tmp))?;
             let mut writer = BufWriter::with_capacity(1 << 20, out);
-            format::seal(
-                input,
-                size,
-                &mut writer,
-                &key,
-                ctx,
-            )?;
+            format::seal(input, size, &mut writer, &key, ctx)?;
             let out = writer
                 .into_inner()
                 .map_err(|e| Error::io(&tmp)(e.into_error()))?;
@@ -219,7 +213,10 @@ impl Vault {
     /// release, whose blobs are kept and whose keys only [`Vault::shred`] destroys.
     pub fn discard(&self, release: &str) -> Result<()> {
         check_release(release)?;
-        for dir in [self.dir.join("keys").join(release), self.dir.join("blobs").join(release)] {
+        for dir in [
+            self.dir.join("keys").join(release),
+            self.dir.join("blobs").join(release),
+        ] {
             match fs::remove_dir_all(&dir) {
                 Ok(()) => sync_parent(&dir)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -197,8 +197,12 @@ impl Config {
         }
         let text = std::str::from_utf8(&text)
             .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
-        let config: Config = toml::from_str(text)
-            .with_context(|| format!("{} (keys are documented in docs/configuration.md)", path.display()))?;
+        let config: Config = toml::from_str(text).with_context(|| {
+            format!(
+                "{} (keys are documented in docs/configuration.md)",
+                path.display()
+            )
+        })?;
         config.check()?;
         Ok(config)
     }
@@ -254,10 +258,7 @@ mod tests {
             ("[admission]\nreject_at = \"severe\"\n", "reject_at"),
             ("[approvals]\nrequired = 0\n", "at least 1"),
             ("[vault]\nprovider = \"pkcs11\"\n", "[vault.pkcs11]"),
-            (
-                "[[trust.signers]]\nname = \"x\"\n",
-                "exactly one of",
-            ),
+            ("[[trust.signers]]\nname = \"x\"\n", "exactly one of"),
         ] {
             std::fs::write(&path, text).unwrap();
             let err = format!("{:#}", Config::load(&path).unwrap_err());

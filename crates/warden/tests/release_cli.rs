@@ -46,11 +46,18 @@ impl Site {
     fn denied(&self, token: &str, args: &[&str], needle: &str) {
         let out = self.run(token, args);
         assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
-        assert!(text(&out).contains(needle), "{args:?}: want {needle:?} in {}", text(&out));
+        assert!(
+            text(&out).contains(needle),
+            "{args:?}: want {needle:?} in {}",
+            text(&out)
+        );
     }
 
     fn add(&self, name: &str, role: &str) -> String {
-        let out = self.ok(&self.admin, &["principal", "add", name, "--role", role, "--json"]);
+        let out = self.ok(
+            &self.admin,
+            &["principal", "add", name, "--role", role, "--json"],
+        );
         json(&out)["token"].as_str().unwrap().to_string()
     }
 
@@ -86,12 +93,21 @@ impl Site {
     fn model(&self, name: &str, seed: u8) -> (PathBuf, PathBuf) {
         let m = self.path(name);
         std::fs::create_dir_all(m.join("sub")).unwrap();
-        let weights: Vec<u8> = (0..300_000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
+        let weights: Vec<u8> = (0..300_000u32)
+            .map(|i| (i as u8).wrapping_mul(seed))
+            .collect();
         std::fs::write(m.join("model.safetensors"), safetensors(&weights)).unwrap();
         std::fs::write(m.join("sub/config.json"), format!("{{\"seed\":{seed}}}")).unwrap();
         let sig = self.path(&format!("{name}.sig"));
         let out = common::run(
-            &["sign", p(&m), "--key", p(&self.path("publisher.pem")), "--signature", p(&sig)],
+            &[
+                "sign",
+                p(&m),
+                "--key",
+                p(&self.path("publisher.pem")),
+                "--signature",
+                p(&sig),
+            ],
             &[],
         );
         assert_eq!(code(&out), 0, "{}", text(&out));
@@ -99,7 +115,15 @@ impl Site {
     }
 
     fn admit(&self, model: &Path, sig: Option<&Path>, version: &str) -> Output {
-        let mut args = vec!["admit", p(model), "--name", "iris", "--version", version, "--json"];
+        let mut args = vec![
+            "admit",
+            p(model),
+            "--name",
+            "iris",
+            "--version",
+            version,
+            "--json",
+        ];
         if let Some(s) = sig {
             args.extend(["--signature", p(s)]);
         }
@@ -143,14 +167,34 @@ fn the_whole_life_of_a_release() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let a = json(&out);
     assert_eq!(a["state"], "admitted");
-    assert!(a["signer"].as_str().unwrap().starts_with("publisher (key "), "{a}");
+    assert!(
+        a["signer"].as_str().unwrap().starts_with("publisher (key "),
+        "{a}"
+    );
     assert_eq!(a["files"], 2);
 
     // Immutable: the same version again is refused.
-    s.denied(&s.alice, &["admit", p(&m1), "--name", "iris", "--version", "1.0", "--signature", p(&sig1)], "immutable");
+    s.denied(
+        &s.alice,
+        &[
+            "admit",
+            p(&m1),
+            "--name",
+            "iris",
+            "--version",
+            "1.0",
+            "--signature",
+            p(&sig1),
+        ],
+        "immutable",
+    );
 
     // Two-person rule.
-    s.denied(&s.alice, &["approve", "iris@1.0"], "needs the role approver");
+    s.denied(
+        &s.alice,
+        &["approve", "iris@1.0"],
+        "needs the role approver",
+    );
     s.denied(&s.alice, &["deploy", "iris@1.0"], "cannot become live");
     s.ok(&s.bob, &["approve", "iris@1.0"]);
     s.denied(&s.bob, &["approve", "iris@1.0"], "already approved");
@@ -168,27 +212,53 @@ fn the_whole_life_of_a_release() {
     s.ok(&s.alice, &["deploy", "iris@2.0"]);
     assert_eq!(s.show("iris@1.0")["state"], "retired");
     let out = s.ok(&s.alice, &["releases", "--json"]);
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(lines.iter().any(|r| r["id"]["version"] == "1.0" && r["last_known_good"] == true), "{lines:?}");
-    assert!(lines.iter().any(|r| r["id"]["version"] == "2.0" && r["live"] == true));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|r| r["id"]["version"] == "1.0" && r["last_known_good"] == true),
+        "{lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|r| r["id"]["version"] == "2.0" && r["live"] == true));
 
     // Roll back.
     let out = s.ok(&s.alice, &["rollback", "iris"]);
-    assert!(text(&out).contains("iris@1.0 is live again"), "{}", text(&out));
+    assert!(
+        text(&out).contains("iris@1.0 is live again"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(s.show("iris@2.0")["state"], "retired");
     assert_eq!(s.show("iris@1.0")["state"], "live");
     s.denied(&s.alice, &["rollback", "iris"], "no last known good");
 
     // Export needs two export approvals, not from the exporter, and uses them up.
     let dest = s.path("exported");
-    s.denied(&s.alice, &["export", "iris@1.0", "--to", p(&dest)], "needs 2 export approvals");
+    s.denied(
+        &s.alice,
+        &["export", "iris@1.0", "--to", p(&dest)],
+        "needs 2 export approvals",
+    );
     s.ok(&s.bob, &["approve", "iris@1.0", "--export"]);
     s.ok(&s.carol, &["approve", "iris@1.0", "--export"]);
     s.ok(&s.alice, &["export", "iris@1.0", "--to", p(&dest)]);
     for f in ["model.safetensors", "sub/config.json"] {
-        assert_eq!(std::fs::read(dest.join(f)).unwrap(), std::fs::read(m1.join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(dest.join(f)).unwrap(),
+            std::fs::read(m1.join(f)).unwrap(),
+            "{f}"
+        );
     }
-    s.denied(&s.alice, &["export", "iris@1.0", "--to", p(&s.path("again"))], "it has 0");
+    s.denied(
+        &s.alice,
+        &["export", "iris@1.0", "--to", p(&s.path("again"))],
+        "it has 0",
+    );
     assert!(!s.path("again").exists());
 
     // Tamper with one sealed segment of 2.0: its deploy is refused and an alert recorded.
@@ -202,7 +272,11 @@ fn the_whole_life_of_a_release() {
     let at = bytes.len() - 100;
     bytes[at] ^= 1;
     std::fs::write(&blob, bytes).unwrap();
-    s.denied(&s.alice, &["deploy", "iris@2.0"], "integrity check failed for iris@2.0 file model.safetensors");
+    s.denied(
+        &s.alice,
+        &["deploy", "iris@2.0"],
+        "integrity check failed for iris@2.0 file model.safetensors",
+    );
     assert_eq!(s.show("iris@2.0")["state"], "retired");
     assert_eq!(s.show("iris@1.0")["state"], "live");
 
@@ -233,8 +307,16 @@ fn the_whole_life_of_a_release() {
     }
     let out = s.run("", &["ledger", "verify"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let history = s.show("iris@2.0")["history"].as_array().unwrap().len();
-    assert_eq!(history, 6, "quarantined>admitted>approved>live>retired>live?>..: {}", s.show("iris@2.0"));
+    let states: Vec<String> = s.show("iris@2.0")["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        states,
+        ["admitted", "approved", "live", "retired", "shredded"]
+    );
 }
 
 #[test]
@@ -247,9 +329,25 @@ fn admission_refusals_and_rejections() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("must be signed"), "{}", text(&out));
     // A model name no signer may sign.
-    let out = s.run(&s.alice, &["admit", p(&m), "--name", "other", "--version", "1", "--signature", p(&sig)]);
+    let out = s.run(
+        &s.alice,
+        &[
+            "admit",
+            p(&m),
+            "--name",
+            "other",
+            "--version",
+            "1",
+            "--signature",
+            p(&sig),
+        ],
+    );
     assert_eq!(code(&out), 2, "{}", text(&out));
-    assert!(text(&out).contains("no trusted signer may sign"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no trusted signer may sign"),
+        "{}",
+        text(&out)
+    );
 
     // Modified after signing: rejected, with the file named, nothing sealed.
     std::fs::write(m.join("sub/config.json"), b"{\"seed\":8}").unwrap();
@@ -257,7 +355,13 @@ fn admission_refusals_and_rejections() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     let a = json(&out);
     assert_eq!(a["state"], "rejected");
-    assert!(a["reasons"][0].as_str().unwrap().contains("modified: sub/config.json"), "{a}");
+    assert!(
+        a["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("modified: sub/config.json"),
+        "{a}"
+    );
     assert!(!s.data().join("vault/blobs/iris@2").exists());
     s.denied(&s.bob, &["approve", "iris@2"], "cannot become approved");
 
@@ -266,7 +370,17 @@ fn admission_refusals_and_rejections() {
     let out = common::run(&["keygen", "--out", p(&s.path("rogue.pem"))], &[]);
     assert_eq!(code(&out), 0);
     let rogue_sig = s.path("rogue.sig");
-    let out = common::run(&["sign", p(&m3), "--key", p(&s.path("rogue.pem")), "--signature", p(&rogue_sig)], &[]);
+    let out = common::run(
+        &[
+            "sign",
+            p(&m3),
+            "--key",
+            p(&s.path("rogue.pem")),
+            "--signature",
+            p(&rogue_sig),
+        ],
+        &[],
+    );
     assert_eq!(code(&out), 0);
     let out = s.admit(&m3, Some(&rogue_sig), "3");
     assert_eq!(json(&out)["state"], "rejected", "{}", text(&out));
@@ -280,7 +394,17 @@ fn admission_refusals_and_rejections() {
     )
     .unwrap();
     let sig4 = s.path("m4b.sig");
-    let out = common::run(&["sign", p(&m4), "--key", p(&s.path("publisher.pem")), "--signature", p(&sig4)], &[]);
+    let out = common::run(
+        &[
+            "sign",
+            p(&m4),
+            "--key",
+            p(&s.path("publisher.pem")),
+            "--signature",
+            p(&sig4),
+        ],
+        &[],
+    );
     assert_eq!(code(&out), 0);
     let out = s.admit(&m4, Some(&sig4), "4");
     assert_eq!(code(&out), 2, "{}", text(&out));
@@ -291,7 +415,11 @@ fn admission_refusals_and_rejections() {
     // A FIFO in the model: an error, nothing recorded, nothing left in the vault.
     let (m5, sig5) = s.model("m5", 13);
     let fifo = m5.join("pipe");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let out = s.admit(&m5, Some(&sig5), "5");
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("pipe"), "{}", text(&out));
@@ -300,16 +428,31 @@ fn admission_refusals_and_rejections() {
     assert!(!s.data().join("vault/blobs/iris@5").exists());
 
     // Credentials.
-    s.denied("", &["admit", p(&m), "--name", "iris", "--version", "9"], "set WARDEN_TOKEN");
-    s.denied("wdn_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &["approve", "iris@2"], "not valid");
+    s.denied(
+        "",
+        &["admit", p(&m), "--name", "iris", "--version", "9"],
+        "set WARDEN_TOKEN",
+    );
+    s.denied(
+        "wdn_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &["approve", "iris@2"],
+        "not valid",
+    );
     s.denied("hunter2", &["approve", "iris@2"], "not a Warden token");
     s.ok(&s.admin, &["principal", "disable", "bob"]);
     s.denied(&s.bob, &["approve", "iris@2"], "bob is disabled");
-    let new_bob = json(&s.ok(&s.admin, &["principal", "rotate", "bob", "--json"]))["token"].as_str().unwrap().to_string();
+    let new_bob = json(&s.ok(&s.admin, &["principal", "rotate", "bob", "--json"]))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.ok(&s.admin, &["principal", "enable", "bob"]);
     s.denied(&s.bob, &["approve", "iris@2"], "not valid");
     s.denied(&new_bob, &["approve", "iris@2"], "cannot become approved");
-    s.denied(&s.admin, &["principal", "disable", "admin"], "last enabled admin");
+    s.denied(
+        &s.admin,
+        &["principal", "disable", "admin"],
+        "last enabled admin",
+    );
 
     let out = s.run("", &["ledger", "verify"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -319,25 +462,66 @@ fn admission_refusals_and_rejections() {
 fn findings_below_the_gate_must_be_accepted_by_each_approver() {
     let s = Site::new();
     let (m, _) = s.model("m", 3);
-    // An unknown but not dangerous global: a finding below `high`.
+    // A pickle that names an unknown global without calling it: a medium finding, below
+    // the `high` gate.
     std::fs::write(
         m.join("extra.pkl"),
-        b"\x80\x04\x95\x1b\x00\x00\x00\x00\x00\x00\x00\x8c\x0bcollections\x94\x8c\x0bOrderedDict\x94\x93\x94)R\x94.",
+        b"\x80\x04\x8c\x08mymodule\x94\x8c\x07Unknown\x94\x93\x94.",
     )
     .unwrap();
     let sig = s.path("mf.sig");
-    let out = common::run(&["sign", p(&m), "--key", p(&s.path("publisher.pem")), "--signature", p(&sig)], &[]);
+    let out = common::run(
+        &[
+            "sign",
+            p(&m),
+            "--key",
+            p(&s.path("publisher.pem")),
+            "--signature",
+            p(&sig),
+        ],
+        &[],
+    );
     assert_eq!(code(&out), 0);
     let out = s.admit(&m, Some(&sig), "1");
     let a = json(&out);
-    if a["findings"].as_u64().unwrap() == 0 {
-        // The scanner allows this global outright: nothing to accept.
-        assert_eq!(a["state"], "admitted");
-        return;
-    }
+    assert_eq!(a["findings"], 1, "{a}");
+    assert_eq!(a["max_severity"], "medium", "{a}");
     assert_eq!(a["state"], "admitted", "{a}");
-    s.denied(&s.bob, &["approve", "iris@1"], "must accept them explicitly");
+    s.denied(
+        &s.bob,
+        &["approve", "iris@1"],
+        "must accept them explicitly",
+    );
     s.ok(&s.bob, &["approve", "iris@1", "--accept-findings"]);
+    s.denied(
+        &s.carol,
+        &["approve", "iris@1"],
+        "must accept them explicitly",
+    );
+    s.ok(&s.carol, &["approve", "iris@1", "--accept-findings"]);
+    assert_eq!(s.show("iris@1")["state"], "approved");
+
+    // The AI-BOM records the files, the signer and the scan.
+    let out = s.ok(&s.alice, &["show", "iris@1", "--aibom"]);
+    let bom: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(bom["specVersion"], "1.6");
+    assert_eq!(
+        bom["metadata"]["component"]["type"],
+        "machine-learning-model"
+    );
+    let text = bom.to_string();
+    for needle in [
+        "extra.pkl",
+        "model.safetensors",
+        "publisher (key",
+        "warden:scan:findings",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the AI-BOM: {text}"
+        );
+    }
 }
 
 #[test]
@@ -353,7 +537,19 @@ fn two_processes_at_once_corrupt_nothing() {
         .enumerate()
         .map(|(i, (m, sig))| {
             std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-                .args(["--data-dir", p(&data), "admit", p(m), "--name", "iris", "--version", &format!("{i}"), "--signature", p(sig), "--json"])
+                .args([
+                    "--data-dir",
+                    p(&data),
+                    "admit",
+                    p(m),
+                    "--name",
+                    "iris",
+                    "--version",
+                    &format!("{i}"),
+                    "--signature",
+                    p(sig),
+                    "--json",
+                ])
                 .env("WARDEN_TOKEN", &s.alice)
                 .env_remove("WARDEN_TOKEN_FILE")
                 .stdout(std::process::Stdio::piped())
@@ -366,7 +562,19 @@ fn two_processes_at_once_corrupt_nothing() {
     let twice: Vec<_> = (0..2)
         .map(|_| {
             std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-                .args(["--data-dir", p(&data), "admit", p(&models[0].0), "--name", "iris", "--version", "same", "--signature", p(&models[0].1), "--json"])
+                .args([
+                    "--data-dir",
+                    p(&data),
+                    "admit",
+                    p(&models[0].0),
+                    "--name",
+                    "iris",
+                    "--version",
+                    "same",
+                    "--signature",
+                    p(&models[0].1),
+                    "--json",
+                ])
                 .env("WARDEN_TOKEN", &s.alice)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -378,7 +586,10 @@ fn two_processes_at_once_corrupt_nothing() {
         let out = c.wait_with_output().unwrap();
         assert_eq!(code(&out), 0, "{}", text(&out));
     }
-    let codes: Vec<i32> = twice.into_iter().map(|c| code(&c.wait_with_output().unwrap())).collect();
+    let codes: Vec<i32> = twice
+        .into_iter()
+        .map(|c| code(&c.wait_with_output().unwrap()))
+        .collect();
     assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 1, "{codes:?}");
     assert_eq!(s.show("iris@same")["state"], "admitted");
     let out = s.ok(&s.alice, &["releases", "--json"]);

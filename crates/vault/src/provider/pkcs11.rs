@@ -110,26 +110,26 @@ fn find_key(session: &Session, label: &str) -> Result<Option<ObjectHandle>> {
 /// Generates the KEK in the token: AES-256, on the token, sensitive, never extractable,
 /// usable only to encrypt and decrypt.
 fn generate(session: &Session, label: &str) -> Result<ObjectHandle> {
-        let template = [
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::ValueLen(32.into()),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Encrypt(true),
-            Attribute::Decrypt(true),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Sign(false),
-            Attribute::Verify(false),
-            Attribute::Derive(false),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ];
-        session
-            .generate_key(&Mechanism::AesKeyGen, &template)
-            .map_err(p11("generating the key"))
+    let template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    session
+        .generate_key(&Mechanism::AesKeyGen, &template)
+        .map_err(p11("generating the key"))
 }
 
 impl Pkcs11Kek {

@@ -34,7 +34,10 @@ impl Ctx {
                 text.lines().next().unwrap_or_default().trim().to_string(),
             )));
         }
-        Ok(std::env::var("WARDEN_TOKEN").ok().map(Zeroizing::new))
+        Ok(std::env::var("WARDEN_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(Zeroizing::new))
     }
 
     fn act(&self, roles: &[Role]) -> anyhow::Result<(Node, registry::Principal)> {
@@ -75,17 +78,35 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
             } else {
                 Purpose::Promote
             };
-            let o = lifecycle::approve(&mut node, &who, &release_id(&a.release)?, purpose, a.accept_findings)?;
+            let o = lifecycle::approve(
+                &mut node,
+                &who,
+                &release_id(&a.release)?,
+                purpose,
+                a.accept_findings,
+            )?;
             print_outcome(&o, a.json.json)
         }
         Command::Reject(a) => {
             let (mut node, who) = ctx.act(&[Role::Approver])?;
-            let o = lifecycle::reject_or_revoke(&mut node, &who, &release_id(&a.release)?, State::Rejected, &a.reason)?;
+            let o = lifecycle::reject_or_revoke(
+                &mut node,
+                &who,
+                &release_id(&a.release)?,
+                State::Rejected,
+                &a.reason,
+            )?;
             print_outcome(&o, a.json.json)
         }
         Command::Revoke(a) => {
             let (mut node, who) = ctx.act(&[Role::Admin, Role::Approver])?;
-            let o = lifecycle::reject_or_revoke(&mut node, &who, &release_id(&a.release)?, State::Revoked, &a.reason)?;
+            let o = lifecycle::reject_or_revoke(
+                &mut node,
+                &who,
+                &release_id(&a.release)?,
+                State::Revoked,
+                &a.reason,
+            )?;
             print_outcome(&o, a.json.json)
         }
         Command::Deploy(a) => {
@@ -105,7 +126,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Export(a) => {
             let (mut node, who) = ctx.act(&[Role::Operator, Role::Admin])?;
             let p = ByteProgress::new(!a.json.json);
-            let o = lifecycle::export(&mut node, &who, &release_id(&a.release)?, &a.to, &|n| p.inc(n))?;
+            let o = lifecycle::export(&mut node, &who, &release_id(&a.release)?, &a.to, &|n| {
+                p.inc(n)
+            })?;
             p.finish();
             print_outcome(&o, a.json.json)
         }
@@ -205,7 +228,11 @@ fn run_admit(ctx: &Ctx, a: AdmitArgs) -> anyhow::Result<Code> {
             }
         )?;
     } else {
-        writeln!(out, "{} rejected (ledger entry {}):", result.release, result.ledger_index)?;
+        writeln!(
+            out,
+            "{} rejected (ledger entry {}):",
+            result.release, result.ledger_index
+        )?;
         for r in &result.reasons {
             writeln!(out, "  - {r}")?;
         }
@@ -269,7 +296,11 @@ fn run_principal(ctx: &Ctx, a: PrincipalArgs) -> anyhow::Result<Code> {
 
 fn print_token(out: &mut impl Write, name: &str, token: &str, json: bool) -> anyhow::Result<()> {
     if json {
-        writeln!(out, "{}", serde_json::json!({"principal": name, "token": token}))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"principal": name, "token": token})
+        )?;
     } else {
         writeln!(out, "{token}")?;
         eprintln!("the line above is {name}'s token: it is shown only this once");

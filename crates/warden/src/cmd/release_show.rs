@@ -76,14 +76,21 @@ pub fn show(node: &mut Node, a: ShowArgs) -> anyhow::Result<Code> {
         v["approvals"] = serde_json::to_value(&approvals)?;
         v["export_approvals"] = serde_json::to_value(&exports)?;
         v["history"] = serde_json::to_value(&history)?;
-        v["live"] = live.as_ref().is_some_and(|l| l.version == id.version).into();
+        v["live"] = live
+            .as_ref()
+            .is_some_and(|l| l.version == id.version)
+            .into();
         writeln!(out, "{v}")?;
         return Ok(Code::Ok);
     }
     writeln!(out, "release      {id}")?;
     writeln!(out, "state        {}", r.state)?;
     writeln!(out, "manifest     {}", r.manifest)?;
-    writeln!(out, "signer       {}", r.signer.as_deref().unwrap_or("unsigned"))?;
+    writeln!(
+        out,
+        "signer       {}",
+        r.signer.as_deref().unwrap_or("unsigned")
+    )?;
     writeln!(out, "admitted     {} by {}", r.admitted_at, r.admitted_by)?;
     writeln!(
         out,
@@ -110,7 +117,11 @@ pub fn show(node: &mut Node, a: ShowArgs) -> anyhow::Result<Code> {
                     "  {} at {}{}",
                     ap.approver,
                     ap.time,
-                    if ap.accepts_findings { " (accepts findings)" } else { "" }
+                    if ap.accepts_findings {
+                        " (accepts findings)"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }
@@ -124,8 +135,14 @@ pub fn show(node: &mut Node, a: ShowArgs) -> anyhow::Result<Code> {
             s.from.map(|f| f.name()).unwrap_or("-"),
             s.to,
             s.actor,
-            s.ledger_index.map(|i| format!(" (ledger {i})")).unwrap_or_default(),
-            if s.note.is_empty() { String::new() } else { format!(": {}", s.note) }
+            s.ledger_index
+                .map(|i| format!(" (ledger {i})"))
+                .unwrap_or_default(),
+            if s.note.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.note)
+            }
         )?;
     }
     Ok(Code::Ok)

@@ -70,7 +70,8 @@ pub struct Progress<'a> {
 struct Stamp(u64, u64, i64, i64, i64, i64);
 
 fn stamp(path: &Path) -> anyhow::Result<Stamp> {
-    let m = std::fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let m =
+        std::fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Stamp(
         m.ino(),
         m.len(),
@@ -107,7 +108,8 @@ fn lock_admission(node: &Node, id: &ReleaseId) -> anyhow::Result<AdmissionLock> 
 
 fn read_limited(path: &Path, limit: u64, what: &str) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
-    let f = std::fs::File::open(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("reading {what} {}", path.display()))?;
     let mut out = Vec::new();
     f.take(limit + 1)
         .read_to_end(&mut out)
@@ -136,8 +138,13 @@ fn trust_of(node: &Node, signer: &Signer) -> anyhow::Result<Trust> {
     if let Some(key) = &signer.key {
         let path = node.path(key);
         let pem = crate::cmd::signing::read_small(&path, "trusted public key")?;
-        let key = sign::PublicKey::from_pem(&pem)
-            .with_context(|| format!("trusted key of signer {:?} ({})", signer.name, path.display()))?;
+        let key = sign::PublicKey::from_pem(&pem).with_context(|| {
+            format!(
+                "trusted key of signer {:?} ({})",
+                signer.name,
+                path.display()
+            )
+        })?;
         return Ok(Trust::Key(key));
     }
     let Some(roots) = &signer.roots else {
@@ -189,7 +196,11 @@ pub fn serialization_from(v: &serde_json::Value) -> anyhow::Result<Serialization
     };
     let ignore_paths = v["ignore_paths"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Serialization {
         method,
@@ -438,7 +449,10 @@ pub fn admit(
 ) -> anyhow::Result<Admission> {
     let id = &req.id;
     let _lock = lock_admission(node, id)?;
-    if node.registry.read(|tx| tx.exists(id).map_err(anyhow::Error::from))? {
+    if node
+        .registry
+        .read(|tx| tx.exists(id).map_err(anyhow::Error::from))?
+    {
         return Err(denied(format!(
             "{id} already exists; releases are immutable: admit a new version"
         )));
@@ -462,7 +476,9 @@ pub fn admit(
         sign::Error::Symlink { .. } | sign::Error::SpecialFile { .. } => {
             denied(format!("{e}: models are admitted as regular files only"))
         }
-        other => anyhow::Error::new(other).context(format!("reading the model {}", req.model.display())),
+        other => {
+            anyhow::Error::new(other).context(format!("reading the model {}", req.model.display()))
+        }
     })?;
     let total: u64 = entries.iter().map(|e| e.size).sum();
     if total > node.config.admission.max_model_bytes {
@@ -471,7 +487,10 @@ pub fn admit(
             node.config.admission.max_model_bytes
         )));
     }
-    let stamps: Vec<Stamp> = entries.iter().map(|e| stamp(&e.abs)).collect::<anyhow::Result<_>>()?;
+    let stamps: Vec<Stamp> = entries
+        .iter()
+        .map(|e| stamp(&e.abs))
+        .collect::<anyhow::Result<_>>()?;
 
     let (scan, scan_reasons) =
         scan_summary(&entries, req.threads, node.config.admission.reject_at()?);
@@ -483,8 +502,16 @@ pub fn admit(
     let expected: Vec<Item> = match &checked.expected {
         Some(items) => items.clone(),
         None if reasons.is_empty() => {
-            manifest::build(&req.model, &ser, sign::manifest::HashOptions { threads: req.threads }, &|_| {}, &|_| {})?
-                .items
+            manifest::build(
+                &req.model,
+                &ser,
+                sign::manifest::HashOptions {
+                    threads: req.threads,
+                },
+                &|_| {},
+                &|_| {},
+            )?
+            .items
         }
         None => Vec::new(),
     };
@@ -496,7 +523,15 @@ pub fn admit(
     let mut sealed = Vec::new();
     if reasons.is_empty() {
         (progress.total)(total);
-        let result = seal_all(&vault, id, &root, &entries, &ser, req.threads, progress.advance);
+        let result = seal_all(
+            &vault,
+            id,
+            &root,
+            &entries,
+            &ser,
+            req.threads,
+            progress.advance,
+        );
         sealed = match result {
             Ok(s) => s,
             Err(e) => {
@@ -510,7 +545,9 @@ pub fn admit(
         if !diff.is_empty() {
             if checked.expected.is_none() {
                 vault.discard(&id.to_string())?;
-                bail!("the model changed while it was admitted; try again once nothing writes to it");
+                bail!(
+                    "the model changed while it was admitted; try again once nothing writes to it"
+                );
             }
             let verdict = sign::Failure::Mismatch(diff);
             reasons.push(format!("signature: {verdict}"));

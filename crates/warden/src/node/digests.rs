@@ -79,7 +79,8 @@ impl Digester {
 
     /// The digests of everything read, as resources of the file named `path`.
     pub fn finish(mut self, path: &str) -> FileDigests {
-        let sha256 = std::mem::replace(&mut self.whole, Hasher::new(HashAlgorithm::Sha256)).finish();
+        let sha256 =
+            std::mem::replace(&mut self.whole, Hasher::new(HashAlgorithm::Sha256)).finish();
         let items = match self.method {
             Method::Files => {
                 let digest = match self.resource.take() {
@@ -195,14 +196,8 @@ mod tests {
             ser(Method::Shards(1), HashAlgorithm::Blake3),
             ser(Method::Shards(1 << 20), HashAlgorithm::Sha256),
         ] {
-            let want = sign::manifest::build(
-                dir.path(),
-                &s,
-                Default::default(),
-                &|_| {},
-                &|_| {},
-            )
-            .unwrap();
+            let want = sign::manifest::build(dir.path(), &s, Default::default(), &|_| {}, &|_| {})
+                .unwrap();
             let mut got = Vec::new();
             for name in ["empty", "w.bin"] {
                 let bytes = std::fs::read(dir.path().join(name)).unwrap();

@@ -58,7 +58,9 @@ pub fn open_release(
             );
             match logged {
                 Ok(i) => Err(denied(format!("{msg} (ledger entry {i})"))),
-                Err(e) => Err(denied(format!("{msg}; recording it in the ledger also failed: {e:#}"))),
+                Err(e) => Err(denied(format!(
+                    "{msg}; recording it in the ledger also failed: {e:#}"
+                ))),
             }
         }
         Err(Failure::Other(e)) => Err(e),
@@ -121,7 +123,9 @@ fn check(
             }
             let tmp = dest.with_file_name(format!(
                 ".{}.partial-{}",
-                dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                dest.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 std::process::id()
             ));
             std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -160,21 +164,33 @@ fn check(
             );
             match vault.decrypt_to(&ctx, &mut w) {
                 Ok(_) => {}
-                Err(e @ (vault::Error::Tampered { .. }
-                | vault::Error::Format(_)
-                | vault::Error::WrongContext { .. }
-                | vault::Error::Unwrap)) => return Err(integrity(&f.path, e)),
-                Err(e) => return Err(Failure::Other(anyhow::Error::new(e).context(format!("unsealing {}", f.path)))),
+                Err(
+                    e @ (vault::Error::Tampered { .. }
+                    | vault::Error::Format(_)
+                    | vault::Error::WrongContext { .. }
+                    | vault::Error::Unwrap),
+                ) => return Err(integrity(&f.path, e)),
+                Err(e) => {
+                    return Err(Failure::Other(
+                        anyhow::Error::new(e).context(format!("unsealing {}", f.path)),
+                    ))
+                }
             }
             w.flush().with_context(|| format!("writing {}", f.path))?;
             let (counting, digester) = w.into_parts();
             bytes += counting.n;
             let d = digester.finish(&f.path);
             if counting.n != f.size {
-                return Err(integrity(&f.path, format!("{} bytes, {} recorded", counting.n, f.size)));
+                return Err(integrity(
+                    &f.path,
+                    format!("{} bytes, {} recorded", counting.n, f.size),
+                ));
             }
             if hex::encode(d.sha256) != f.sha256 {
-                return Err(integrity(&f.path, "its SHA-256 differs from the one recorded at admission"));
+                return Err(integrity(
+                    &f.path,
+                    "its SHA-256 differs from the one recorded at admission",
+                ));
             }
             items.extend(d.items);
         }
@@ -186,7 +202,10 @@ fn check(
         if root != release.manifest {
             return Err(integrity(
                 "(manifest)",
-                format!("the files hash to {root}, not to the admitted manifest {}", release.manifest),
+                format!(
+                    "the files hash to {root}, not to the admitted manifest {}",
+                    release.manifest
+                ),
             ));
         }
         Ok(Checked {
@@ -214,9 +233,14 @@ fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, Failure> {
     }
     let ok = !rel.is_empty()
         && !rel.starts_with('/')
-        && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
     if !ok {
-        return Err(integrity(rel, "the recorded path is not a plain relative path"));
+        return Err(integrity(
+            rel,
+            "the recorded path is not a plain relative path",
+        ));
     }
     Ok(dir.join(rel))
 }

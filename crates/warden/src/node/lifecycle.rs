@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::bail;
 use ledger::record::Record;
 use ledger::Ledger;
-use registry::{Approval, Approvals, Live, Policy, Principal, Purpose, Release, ReleaseId, State, Step};
+use registry::{
+    Approval, Approvals, Live, Policy, Principal, Purpose, Release, ReleaseId, State, Step,
+};
 
 use super::integrity::{self, Sink};
 use super::{denied, now, Node};
@@ -92,7 +94,10 @@ pub fn approve(
     match purpose {
         Purpose::Promote => transition(&release, State::Approved)?,
         Purpose::Export => {
-            if !matches!(release.state, State::Approved | State::Live | State::Retired) {
+            if !matches!(
+                release.state,
+                State::Approved | State::Live | State::Retired
+            ) {
                 return Err(denied(format!(
                     "{id} is {}: only approved, live or retired releases can be exported",
                     release.state
@@ -113,14 +118,23 @@ pub fn approve(
             time: now(),
         };
         let complete = approvals
-            .add(&policy, &release.admitted_by, release.findings as usize, &roles, approval.clone())
+            .add(
+                &policy,
+                &release.admitted_by,
+                release.findings as usize,
+                &roles,
+                approval.clone(),
+            )
             .map_err(|e| denied(format!("{id}: {e}")))?;
         let rec = Record::new("release.approval", &actor.name)
             .subject(&id.to_string())
             .digest("manifest", &release.manifest)
             .attr("purpose", purpose.name())
             .attr("accepts_findings", &accepts_findings.to_string())
-            .attr("approvals", &format!("{}/{}", approvals.list.len(), policy.required));
+            .attr(
+                "approvals",
+                &format!("{}/{}", approvals.list.len(), policy.required),
+            );
         let mut index = super::record(&ledger, &rec)?;
         tx.add_approval(id, purpose, &approval)?;
         let mut state = release.state;
@@ -136,9 +150,17 @@ pub fn approve(
                 &[],
             )?;
             state = State::Approved;
-            format!("{id} is approved ({} of {} approvals)", approvals.list.len(), policy.required)
+            format!(
+                "{id} is approved ({} of {} approvals)",
+                approvals.list.len(),
+                policy.required
+            )
         } else if complete {
-            format!("the export of {id} is approved ({} of {})", approvals.list.len(), policy.required)
+            format!(
+                "the export of {id} is approved ({} of {})",
+                approvals.list.len(),
+                policy.required
+            )
         } else {
             format!(
                 "approval recorded: {} of {} for {} {id}",
@@ -183,7 +205,16 @@ pub fn reject_or_revoke(
         let rec = Record::new(kind, &actor.name)
             .digest("manifest", &release.manifest)
             .attr("reason", &reasons[0]);
-        let index = commit_move(tx, &ledger, id, release.state, to, &actor.name, rec, &reasons)?;
+        let index = commit_move(
+            tx,
+            &ledger,
+            id,
+            release.state,
+            to,
+            &actor.name,
+            rec,
+            &reasons,
+        )?;
         let mut message = format!("{id} is {to}");
         if release.state == State::Live {
             tx.clear_live(&id.name)?;
@@ -203,14 +234,29 @@ pub fn reject_or_revoke(
 
 /// Makes `id` the live release of its model (checking its integrity first); the release it
 /// replaces is retired and kept as the last known good.
-pub fn deploy(node: &mut Node, actor: &Principal, id: &ReleaseId, progress: &dyn Fn(u64)) -> anyhow::Result<Outcome> {
+pub fn deploy(
+    node: &mut Node,
+    actor: &Principal,
+    id: &ReleaseId,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<Outcome> {
     let release = load(node, id)?;
     transition(&release, State::Live)?;
-    let files = node.registry.read(|tx| tx.files(id).map_err(anyhow::Error::from))?;
+    let files = node
+        .registry
+        .read(|tx| tx.files(id).map_err(anyhow::Error::from))?;
     let vault = node.vault()?;
     let ledger = node.ledger()?;
     let result = (|| {
-        integrity::open_release(&vault, &ledger, &actor.name, &release, &files, Sink::Discard, progress)?;
+        integrity::open_release(
+            &vault,
+            &ledger,
+            &actor.name,
+            &release,
+            &files,
+            Sink::Discard,
+            progress,
+        )?;
         switch_live(node, &ledger, actor, &release, "release.deployed")
     })();
     ledger.close()?;
@@ -256,7 +302,16 @@ fn switch_live(
             )?;
             previous = Some(cur.version.clone());
         }
-        let index = commit_move(tx, ledger, id, release.state, State::Live, &actor.name, rec, &[])?;
+        let index = commit_move(
+            tx,
+            ledger,
+            id,
+            release.state,
+            State::Live,
+            &actor.name,
+            rec,
+            &[],
+        )?;
         tx.set_live(&Live {
             model: id.name.clone(),
             version: id.version.clone(),
@@ -269,7 +324,10 @@ fn switch_live(
             state: State::Live,
             ledger_index: index,
             message: match previous {
-                Some(p) => format!("{id} is live; {}@{p} is retired and kept as last known good", id.name),
+                Some(p) => format!(
+                    "{id} is live; {}@{p} is retired and kept as last known good",
+                    id.name
+                ),
                 None => format!("{id} is live"),
             },
         })
@@ -277,7 +335,12 @@ fn switch_live(
 }
 
 /// Puts the last known good release of `model` back live.
-pub fn rollback(node: &mut Node, actor: &Principal, model: &str, progress: &dyn Fn(u64)) -> anyhow::Result<Outcome> {
+pub fn rollback(
+    node: &mut Node,
+    actor: &Principal,
+    model: &str,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<Outcome> {
     ReleaseId::check_model(model).map_err(anyhow::Error::msg)?;
     let live = node
         .registry
@@ -297,11 +360,21 @@ pub fn rollback(node: &mut Node, actor: &Principal, model: &str, progress: &dyn 
             release.state
         )));
     }
-    let files = node.registry.read(|tx| tx.files(&target).map_err(anyhow::Error::from))?;
+    let files = node
+        .registry
+        .read(|tx| tx.files(&target).map_err(anyhow::Error::from))?;
     let vault = node.vault()?;
     let ledger = node.ledger()?;
     let result = (|| {
-        integrity::open_release(&vault, &ledger, &actor.name, &release, &files, Sink::Discard, progress)?;
+        integrity::open_release(
+            &vault,
+            &ledger,
+            &actor.name,
+            &release,
+            &files,
+            Sink::Discard,
+            progress,
+        )?;
         let mut out = switch_live(node, &ledger, actor, &release, "release.rolled-back")?;
         // The release rolled back from is not a good state to return to.
         node.registry.write(|tx| -> anyhow::Result<()> {
@@ -311,7 +384,10 @@ pub fn rollback(node: &mut Node, actor: &Principal, model: &str, progress: &dyn 
             }
             Ok(())
         })?;
-        out.message = format!("rolled back: {target} is live again; {model}@{} is retired", live.version);
+        out.message = format!(
+            "rolled back: {target} is live again; {model}@{} is retired",
+            live.version
+        );
         Ok(out)
     })();
     ledger.close()?;
@@ -320,28 +396,51 @@ pub fn rollback(node: &mut Node, actor: &Principal, model: &str, progress: &dyn 
 
 /// Decrypts a release into a new directory, with a completed two-person export approval
 /// (consumed by the export).
-pub fn export(node: &mut Node, actor: &Principal, id: &ReleaseId, dest: &Path, progress: &dyn Fn(u64)) -> anyhow::Result<Outcome> {
+pub fn export(
+    node: &mut Node,
+    actor: &Principal,
+    id: &ReleaseId,
+    dest: &Path,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<Outcome> {
     let release = load(node, id)?;
     let policy = policy(node, Purpose::Export);
-    let approvals = node.registry.read(|tx| tx.approvals(id, Purpose::Export).map_err(anyhow::Error::from))?;
+    let approvals = node.registry.read(|tx| {
+        tx.approvals(id, Purpose::Export)
+            .map_err(anyhow::Error::from)
+    })?;
     if approvals.iter().any(|a| a.approver == actor.name) {
         return Err(denied(format!(
             "{} approved this export and cannot also perform it (two-person rule)",
             actor.name
         )));
     }
-    if !(Approvals { list: approvals.clone() }).complete(&policy) {
+    if !(Approvals {
+        list: approvals.clone(),
+    })
+    .complete(&policy)
+    {
         return Err(denied(format!(
             "exporting {id} needs {} export approvals from distinct approvers (`warden approve {id} --export`); it has {}",
             policy.required,
             approvals.len()
         )));
     }
-    let files = node.registry.read(|tx| tx.files(id).map_err(anyhow::Error::from))?;
+    let files = node
+        .registry
+        .read(|tx| tx.files(id).map_err(anyhow::Error::from))?;
     let vault = node.vault()?;
     let ledger = node.ledger()?;
     let result = (|| {
-        let checked = integrity::open_release(&vault, &ledger, &actor.name, &release, &files, Sink::Dir(dest), progress)?;
+        let checked = integrity::open_release(
+            &vault,
+            &ledger,
+            &actor.name,
+            &release,
+            &files,
+            Sink::Dir(dest),
+            progress,
+        )?;
         let approvers: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
         node.registry.write(|tx| -> anyhow::Result<Outcome> {
             let index = super::record(
@@ -349,7 +448,10 @@ pub fn export(node: &mut Node, actor: &Principal, id: &ReleaseId, dest: &Path, p
                 &Record::new("release.exported", &actor.name)
                     .subject(&id.to_string())
                     .digest("manifest", &release.manifest)
-                    .attr("destination", &super::admit::truncate(&dest.display().to_string(), 900))
+                    .attr(
+                        "destination",
+                        &super::admit::truncate(&dest.display().to_string(), 900),
+                    )
                     .attr("approvers", &approvers.join(","))
                     .attr("bytes", &checked.bytes.to_string()),
             )?;
@@ -377,7 +479,11 @@ pub fn export(node: &mut Node, actor: &Principal, id: &ReleaseId, dest: &Path, p
 }
 
 /// Crypto-shreds a release: its wrapped data keys (and backup copies) are destroyed.
-pub fn shred(node: &mut Node, actor: &Principal, id: &ReleaseId) -> anyhow::Result<(Outcome, vault::store::Shredded)> {
+pub fn shred(
+    node: &mut Node,
+    actor: &Principal,
+    id: &ReleaseId,
+) -> anyhow::Result<(Outcome, vault::store::Shredded)> {
     let release = load(node, id)?;
     transition(&release, State::Shredded)?;
     let vault = node.vault()?;

@@ -142,9 +142,8 @@ impl Node {
             .ok_or_else(|| anyhow!("[vault.pkcs11] is missing"))?;
         if let Some(file) = &p.pin_file {
             let path = self.path(file);
-            let text = zeroize::Zeroizing::new(
-                crate::cmd::signing::read_small(&path, "HSM PIN file")?,
-            );
+            let text =
+                zeroize::Zeroizing::new(crate::cmd::signing::read_small(&path, "HSM PIN file")?);
             return Ok(zeroize::Zeroizing::new(
                 text.lines().next().unwrap_or_default().to_string(),
             ));
@@ -171,14 +170,19 @@ impl Node {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
-                    return Err(e).context("opening the ledger (another Warden process may hold it)")
+                    return Err(e)
+                        .context("opening the ledger (another Warden process may hold it)")
                 }
             }
         }
     }
 
     /// Who is acting: the principal whose token is presented, if it holds one of `roles`.
-    pub fn authenticate(&mut self, token: Option<&str>, roles: &[Role]) -> anyhow::Result<Principal> {
+    pub fn authenticate(
+        &mut self,
+        token: Option<&str>,
+        roles: &[Role],
+    ) -> anyhow::Result<Principal> {
         let Some(token) = token else {
             return Err(denied(
                 "this command acts as a principal: set WARDEN_TOKEN or pass --token-file FILE (the token `warden init` or `warden principal add` printed)",
@@ -192,7 +196,11 @@ impl Node {
             .read(|tx| tx.principal_by_token_id(&id).map_err(anyhow::Error::from))?;
         let principal = match found {
             Some(p) if registry::identity::matches(&hash, &p.token_hash) => p,
-            _ => return Err(denied("the credential is not valid (unknown or rotated token)")),
+            _ => {
+                return Err(denied(
+                    "the credential is not valid (unknown or rotated token)",
+                ))
+            }
         };
         if principal.disabled {
             return Err(denied(format!("principal {} is disabled", principal.name)));

@@ -9,7 +9,12 @@ use registry::{Principal, Role};
 use super::{denied, now, Node};
 
 /// Adds a principal with `roles`; returns its token (shown once).
-pub fn add(node: &mut Node, actor: &Principal, name: &str, roles: &[Role]) -> anyhow::Result<Issued> {
+pub fn add(
+    node: &mut Node,
+    actor: &Principal,
+    name: &str,
+    roles: &[Role],
+) -> anyhow::Result<Issued> {
     identity::check_name(name).map_err(anyhow::Error::msg)?;
     if roles.is_empty() {
         bail!("give at least one --role (admin, approver, operator, auditor)");
@@ -46,7 +51,12 @@ pub fn add(node: &mut Node, actor: &Principal, name: &str, roles: &[Role]) -> an
 }
 
 /// Disables or re-enables a principal. The last enabled admin cannot be disabled.
-pub fn set_disabled(node: &mut Node, actor: &Principal, name: &str, disabled: bool) -> anyhow::Result<()> {
+pub fn set_disabled(
+    node: &mut Node,
+    actor: &Principal,
+    name: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
     let ledger = node.ledger()?;
     let out = node.registry.write(|tx| -> anyhow::Result<()> {
         let Some(p) = tx.principal(name)? else {

@@ -11,7 +11,12 @@ use serde_json::Value;
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
     c.args(args);
-    for var in ["WARDEN_DATA", "WARDEN_TOKEN", "WARDEN_TOKEN_FILE", "WARDEN_CONFIG"] {
+    for var in [
+        "WARDEN_DATA",
+        "WARDEN_TOKEN",
+        "WARDEN_TOKEN_FILE",
+        "WARDEN_CONFIG",
+    ] {
         c.env_remove(var);
     }
     for (k, v) in env {
