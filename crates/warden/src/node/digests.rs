@@ -69,7 +69,7 @@ impl Digester {
 
     fn close_shard(&mut self) {
         if self.pos > self.shard_start {
-            let done = std::mem::replace(&mut self.resource, Some(Hasher::new(self.alg)));
+            let done = self.resource.replace(Hasher::new(self.alg));
             if let Some(h) = done {
                 self.shards.push((self.shard_start, self.pos, h.finish()));
             }

@@ -38,17 +38,23 @@ fn transition(release: &Release, to: State) -> anyhow::Result<()> {
         .map_err(|e| denied(format!("{}: {e}", release.id)))
 }
 
-/// Moves `id` from `from` to `to` inside a transaction, after `rec` is in the ledger.
+/// One state change of one release.
+struct Move<'a> {
+    id: &'a ReleaseId,
+    from: State,
+    to: State,
+}
+
+/// Makes `mv` inside a transaction, after `rec` is in the ledger.
 fn commit_move(
     tx: &registry::store::Tx,
     ledger: &Ledger,
-    id: &ReleaseId,
-    from: State,
-    to: State,
+    mv: Move,
     actor: &str,
     rec: Record,
     reasons: &[String],
 ) -> anyhow::Result<u64> {
+    let Move { id, from, to } = mv;
     let index = super::record(
         ledger,
         &rec.subject(&id.to_string())
@@ -142,9 +148,11 @@ pub fn approve(
             index = commit_move(
                 tx,
                 &ledger,
-                id,
-                release.state,
-                State::Approved,
+                Move {
+                    id,
+                    from: release.state,
+                    to: State::Approved,
+                },
                 &actor.name,
                 Record::new("release.approved", &actor.name).digest("manifest", &release.manifest),
                 &[],
@@ -208,9 +216,11 @@ pub fn reject_or_revoke(
         let index = commit_move(
             tx,
             &ledger,
-            id,
-            release.state,
-            to,
+            Move {
+                id,
+                from: release.state,
+                to,
+            },
             &actor.name,
             rec,
             &reasons,
@@ -305,9 +315,11 @@ fn switch_live(
         let index = commit_move(
             tx,
             ledger,
-            id,
-            release.state,
-            State::Live,
+            Move {
+                id,
+                from: release.state,
+                to: State::Live,
+            },
             &actor.name,
             rec,
             &[],
@@ -501,7 +513,10 @@ pub fn shred(
             .digest("manifest", &release.manifest)
             .attr("keys_destroyed", &shredded.keys_destroyed.to_string())
             .attr("blobs_left", &shredded.blobs_left.to_string());
-        let index = commit_move(tx, &ledger, id, release.state, State::Shredded, &actor.name, rec, &[])?;
+        let index = commit_move(
+                tx,
+                &ledger,
+                Move { id, from: release.state, to: State::Shredded }, &actor.name, rec, &[])?;
         Ok((
             Outcome {
                 release: id.to_string(),
