@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::{code, json, text};
 use serde_json::Value;
 
 fn warden(data: &Path, args: &[&str]) -> Output {
@@ -15,24 +18,6 @@ fn warden(data: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run warden")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn json(out: &Output) -> Value {
-    let s = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(s.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap()
 }
 
 /// A data directory with a ledger of `n` records.

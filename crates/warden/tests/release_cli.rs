@@ -96,7 +96,7 @@ impl Site {
         let weights: Vec<u8> = (0..300_000u32)
             .map(|i| (i as u8).wrapping_mul(seed))
             .collect();
-        std::fs::write(m.join("model.safetensors"), safetensors(&weights)).unwrap();
+        std::fs::write(m.join("model.safetensors"), common::safetensors(&weights)).unwrap();
         std::fs::write(m.join("sub/config.json"), format!("{{\"seed\":{seed}}}")).unwrap();
         let sig = self.path(&format!("{name}.sig"));
         let out = common::run(
@@ -144,19 +144,6 @@ impl Site {
             })
             .collect()
     }
-}
-
-/// A minimal valid safetensors file holding `data` as one U8 tensor.
-fn safetensors(data: &[u8]) -> Vec<u8> {
-    let header = format!(
-        "{{\"w\":{{\"dtype\":\"U8\",\"shape\":[{}],\"data_offsets\":[0,{}]}}}}",
-        data.len(),
-        data.len()
-    );
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 #[test]

@@ -2,9 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{json, p, text};
 use serde_json::Value;
 
 fn warden(args: &[&str]) -> Output {
@@ -12,24 +15,6 @@ fn warden(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run warden")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn json(out: &Output) -> Value {
-    let s = String::from_utf8_lossy(&out.stdout);
-    let line = s.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// A model, a key pair and a good bundle.

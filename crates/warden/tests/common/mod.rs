@@ -48,3 +48,16 @@ pub fn code(out: &Output) -> i32 {
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
+
+/// A minimal valid safetensors file holding `data` as one U8 tensor.
+pub fn safetensors(data: &[u8]) -> Vec<u8> {
+    let header = format!(
+        "{{\"w\":{{\"dtype\":\"U8\",\"shape\":[{}],\"data_offsets\":[0,{}]}}}}",
+        data.len(),
+        data.len()
+    );
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
