@@ -106,7 +106,7 @@ fn encode_header(header: &Header) -> Result<(Vec<u8>, [u8; 32])> {
 /// Encrypts exactly `size` bytes from `input` into `out`. Fails, and the output must be
 /// discarded, if `input` holds more or fewer bytes than `size`.
 pub fn seal(
-    mut input: impl Read,
+    input: impl Read + Send,
     size: u64,
     mut out: impl Write,
     key: &DataKey,
@@ -127,26 +127,28 @@ pub fn seal(
     out.write_all(&bytes)?;
     let aead = aead_key(key)?;
     let count = header.segments();
-    let mut buf = Vec::with_capacity(SEGMENT_SIZE as usize + TAG as usize);
-    let mut remaining = size;
-    for index in 0..count {
-        let want = remaining.min(u64::from(SEGMENT_SIZE));
-        buf.clear();
-        (&mut input).take(want).read_to_end(&mut buf)?;
-        if buf.len() as u64 != want {
+    let sizes: Vec<usize> = (0..count)
+        .map(|i| {
+            size.saturating_sub(i * u64::from(SEGMENT_SIZE))
+                .min(u64::from(SEGMENT_SIZE)) as usize
+        })
+        .collect();
+    let mut input = crate::pipeline::read_ahead(input, sizes.clone(), |index, buf| {
+        let want = sizes.get(index as usize).copied().unwrap_or(0);
+        if buf.len() != want {
+            let left = size - index * u64::from(SEGMENT_SIZE) - buf.len() as u64;
             return Err(Error::Format(format!(
-                "the input ended {} bytes early (changed while sealing?)",
-                remaining - buf.len() as u64
+                "the input ended {left} bytes early (changed while sealing?)"
             )));
         }
-        remaining -= want;
         let last = index + 1 == count;
         let tag = aead
-            .seal_in_place_separate_tag(nonce(&prefix, index, last)?, Aad::from(digest), &mut buf)
+            .seal_in_place_separate_tag(nonce(&prefix, index, last)?, Aad::from(digest), buf)
             .map_err(|_| Error::Format("encryption failed".into()))?;
-        out.write_all(&buf)?;
+        out.write_all(buf)?;
         out.write_all(tag.as_ref())?;
-    }
+        Ok(())
+    })?;
     let mut probe = [0u8; 1];
     if input.read(&mut probe)? != 0 {
         return Err(Error::Format(
@@ -270,18 +272,18 @@ impl Opened {
     /// Decrypts the whole file from `input` (positioned after the header) into `out`.
     /// Each segment is written only after it authenticated, but an error part-way leaves
     /// earlier segments written: discard `out` on error.
-    pub fn decrypt_to(&self, mut input: impl Read, mut out: impl Write) -> Result<u64> {
-        let mut buf = Vec::with_capacity(self.header.segment_size as usize + TAG as usize);
-        for index in 0..self.header.segments() {
-            let want = self.segment_plain_len(index) + TAG;
-            buf.clear();
-            (&mut input).take(want).read_to_end(&mut buf)?;
-            if buf.len() as u64 != want {
+    pub fn decrypt_to(&self, input: impl Read + Send, mut out: impl Write) -> Result<u64> {
+        let sizes: Vec<usize> = (0..self.header.segments())
+            .map(|i| (self.segment_plain_len(i) + TAG) as usize)
+            .collect();
+        let mut input = crate::pipeline::read_ahead(input, sizes.clone(), |index, buf| {
+            if buf.len() != sizes.get(index as usize).copied().unwrap_or(0) {
                 return Err(Error::Tampered { segment: index });
             }
-            self.decrypt(index, &mut buf)?;
-            out.write_all(&buf)?;
-        }
+            self.decrypt(index, buf)?;
+            out.write_all(buf)?;
+            Ok(())
+        })?;
         let mut probe = [0u8; 1];
         if input.read(&mut probe)? != 0 {
             return Err(Error::Format("bytes after the last segment".into()));

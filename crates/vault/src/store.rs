@@ -123,7 +123,12 @@ impl Vault {
     /// Seals exactly `size` bytes read from `input` (see [`Vault::seal_file`]). Callers that
     /// must know what was sealed hash `input` as it is read: the bytes hashed are the bytes
     /// sealed, whatever happens to the source meanwhile.
-    pub fn seal_from(&self, ctx: &Context, input: impl std::io::Read, size: u64) -> Result<Sealed> {
+    pub fn seal_from(
+        &self,
+        ctx: &Context,
+        input: impl std::io::Read + Send,
+        size: u64,
+    ) -> Result<Sealed> {
         check_release(&ctx.release)?;
         let blob = self.blob_path(ctx);
         let key_path = self.key_path(ctx);

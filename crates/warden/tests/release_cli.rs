@@ -14,11 +14,21 @@ use serde_json::Value;
 
 /// A data directory with principals, a publisher key trusted for every model, and models.
 struct Site {
+    // Declared first: unmounted before the temporary directory is removed.
+    _unmount: Option<Unmount>,
     dir: tempfile::TempDir,
     admin: String,
     alice: String, // operator
     bob: String,   // approver
     carol: String, // approver
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
 }
 
 impl Site {
@@ -62,12 +72,42 @@ impl Site {
     }
 
     fn new() -> Site {
+        Site::create(None).unwrap()
+    }
+
+    /// A site whose data directory is a tmpfs of `size` (root only; `None` elsewhere).
+    fn on_tmpfs(size: &str) -> Option<Site> {
+        Site::create(Some(size))
+    }
+
+    fn create(tmpfs: Option<&str>) -> Option<Site> {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        let mut unmount = None;
+        if let Some(size) = tmpfs {
+            std::fs::create_dir_all(&data).unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(&data)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !mounted {
+                return None;
+            }
+            unmount = Some(Unmount(data.clone()));
+        }
         let out = common::run(&["--data-dir", p(&data), "init", "--json"], &[]);
         assert_eq!(code(&out), 0, "{}", text(&out));
         let admin = json(&out)["token"].as_str().unwrap().to_string();
         let mut s = Site {
+            _unmount: unmount,
             dir,
             admin,
             alice: String::new(),
@@ -86,7 +126,7 @@ impl Site {
             "\n[[trust.signers]]\nname = \"publisher\"\nkey = \"publisher.pub\"\nmodels = [\"iris*\"]\n",
         );
         std::fs::write(data.join("warden.toml"), config).unwrap();
-        s
+        Some(s)
     }
 
     /// Writes a model directory with `seed` in its weights and signs it.
@@ -600,5 +640,47 @@ fn two_processes_at_once_corrupt_nothing() {
     }
     assert_eq!(s.show("iris@0")["state"], "approved");
     let out = s.run("", &["ledger", "verify"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+/// A disk that fills during admission: an error, no release, nothing left in the vault,
+/// a ledger that verifies, and room again for the next admission.
+#[test]
+fn a_full_disk_during_admission_keeps_nothing() {
+    let Some(s) = Site::on_tmpfs("3m") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    // The model lives outside the small disk; only its sealed copy goes there.
+    let m = s.path("big");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("model.safetensors"),
+        common::safetensors(&vec![1u8; 4 << 20]),
+    )
+    .unwrap();
+    let sig = s.path("big.sig");
+    let out = common::run(
+        &[
+            "sign",
+            p(&m),
+            "--key",
+            p(&s.path("publisher.pem")),
+            "--signature",
+            p(&sig),
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = s.admit(&m, Some(&sig), "1");
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("No space left"), "{}", text(&out));
+    assert_eq!(code(&s.run(&s.alice, &["show", "iris@1"])), 1);
+    assert!(!s.data().join("vault/blobs/iris@1").exists());
+    assert!(!s.data().join("vault/keys/iris@1").exists());
+    let out = s.run("", &["ledger", "verify"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (small, small_sig) = s.model("small", 3);
+    let out = s.admit(&small, Some(&small_sig), "2");
     assert_eq!(code(&out), 0, "{}", text(&out));
 }

@@ -267,10 +267,26 @@ pub fn deploy(
             Sink::Discard,
             progress,
         )?;
-        switch_live(node, &ledger, actor, &release, "release.deployed")
+        switch_live(
+            node,
+            &ledger,
+            actor,
+            &release,
+            "release.deployed",
+            Replaced::LastKnownGood,
+        )
     })();
     ledger.close()?;
     result
+}
+
+/// How the release being replaced is remembered.
+#[derive(PartialEq, Eq)]
+enum Replaced {
+    /// As the model's last known good (deploy).
+    LastKnownGood,
+    /// Not at all: it is what was rolled back from (rollback).
+    Forgotten,
 }
 
 fn switch_live(
@@ -279,6 +295,7 @@ fn switch_live(
     actor: &Principal,
     release: &Release,
     kind: &str,
+    replaced: Replaced,
 ) -> anyhow::Result<Outcome> {
     let id = &release.id;
     node.registry.write(|tx| -> anyhow::Result<Outcome> {
@@ -310,7 +327,9 @@ fn switch_live(
                     note: format!("replaced by {id}"),
                 },
             )?;
-            previous = Some(cur.version.clone());
+            if replaced == Replaced::LastKnownGood {
+                previous = Some(cur.version.clone());
+            }
         }
         let index = commit_move(
             tx,
@@ -387,15 +406,14 @@ pub fn rollback(
             Sink::Discard,
             progress,
         )?;
-        let mut out = switch_live(node, &ledger, actor, &release, "release.rolled-back")?;
-        // The release rolled back from is not a good state to return to.
-        node.registry.write(|tx| -> anyhow::Result<()> {
-            if let Some(mut l) = tx.live(model)? {
-                l.previous = None;
-                tx.set_live(&l)?;
-            }
-            Ok(())
-        })?;
+        let mut out = switch_live(
+            node,
+            &ledger,
+            actor,
+            &release,
+            "release.rolled-back",
+            Replaced::Forgotten,
+        )?;
         out.message = format!(
             "rolled back: {target} is live again; {model}@{} is retired",
             live.version
