@@ -305,6 +305,8 @@ pub fn build(
         .num_threads(opts.threads)
         .build()
         .map_err(|e| Error::Options(format!("cannot start worker threads: {e}")))?;
+    // Fewer work items than threads: the idle cores read ahead for the hashing ones.
+    let spare_cores = pool.current_num_threads() > tasks.len();
     let done = AtomicU64::new(0);
     let report = |n: u64| {
         done.fetch_add(n, AtomicOrdering::Relaxed);
@@ -320,7 +322,11 @@ pub fn build(
                         .get(i)
                         .ok_or_else(|| Error::Options("internal".into()))?;
                     let start = range.map_or(0, |r| r.0);
-                    let digest = hash::hash_range(&e.abs, start, len, ser.hash, buf, &report)?;
+                    let digest = if spare_cores && len >= hash::READ_AHEAD_MIN {
+                        hash::hash_range_ahead(&e.abs, start, len, ser.hash, &report)?
+                    } else {
+                        hash::hash_range(&e.abs, start, len, ser.hash, buf, &report)?
+                    };
                     // A file that grew while hashed would be signed short: check its size.
                     if range.is_none() || range.is_some_and(|r| r.1 == e.size) {
                         let now = std::fs::metadata(&e.abs)
