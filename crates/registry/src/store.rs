@@ -91,6 +91,8 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("the registry database was written by a newer Warden (schema {found}, this build knows {known}); upgrade Warden")]
     TooNew { found: i64, known: i64 },
+    #[error("registry database: {0}")]
+    Io(String),
     #[error("registry database holds a bad value: {0}")]
     Corrupt(String),
 }
@@ -179,6 +181,16 @@ impl Purpose {
 impl Registry {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Registry> {
+        // Created owner-only before SQLite opens it: its -wal and -shm files copy the mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -86,6 +86,8 @@ pub enum Command {
     Show(release::ShowArgs),
     /// Manage the principals of the admin plane.
     Principal(release::PrincipalArgs),
+    /// Report every setting weaker than the secure default (exit 2 if any).
+    Posture(ledger::JsonArg),
 }
 
 /// Scans files, directories (recursively) and archives. The format of every file is

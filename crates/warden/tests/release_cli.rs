@@ -334,6 +334,16 @@ fn the_whole_life_of_a_release() {
     }
     let out = s.run("", &["ledger", "verify"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
+    // The file KEK is the one setting here weaker than the secure default.
+    let out = s.run("", &["posture", "--json"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let weak: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["level"] == "weak")
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(weak, ["vault.provider"], "{}", text(&out));
     let states: Vec<String> = s.show("iris@2.0")["history"]
         .as_array()
         .unwrap()

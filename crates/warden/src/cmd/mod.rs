@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod ledger;
+mod posture;
 mod release;
 mod release_show;
 mod scan;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         | Command::Show(_)
         | Command::Principal(_) => release::run(cli),
         Command::Scan(args) => scan::run(args),
+        Command::Posture(args) => posture::run(&cli.data_dir, cli.config.as_deref(), args),
         // signing
         Command::Keygen(args) => keygen::run(args),
         Command::Sign(args) => sign::run(args),

@@ -1,0 +1,245 @@
+//! `warden posture`: every setting weaker than Warden's most secure default, and every
+//! file whose permissions let others read secrets. Exit 0 when nothing is weaker, 2 when
+//! something is (so that CI or a monitoring probe can gate on it), 1 on error.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cli::ledger::JsonArg;
+use crate::config::{self, Config, Provider};
+use crate::exit::Code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Weak,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    id: &'static str,
+    level: Level,
+    what: String,
+    /// What to do about it.
+    fix: String,
+}
+
+fn check(id: &'static str, weak: bool, what: String, fix: &str) -> Check {
+    Check {
+        id,
+        level: if weak { Level::Weak } else { Level::Ok },
+        what,
+        fix: if weak { fix.to_string() } else { String::new() },
+    }
+}
+
+/// Whether a path exists and is readable or writable by anyone but its owner.
+fn too_open(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(match c.vault.provider {
+        None => check(
+            "vault.provider",
+            true,
+            "no key provider is configured: nothing can be sealed".into(),
+            "set [vault] provider = \"pkcs11\" (an HSM)",
+        ),
+        Some(Provider::File) => check(
+            "vault.provider",
+            true,
+            "the key-encryption key is a file on this host".into(),
+            "move it into an HSM: [vault] provider = \"pkcs11\"",
+        ),
+        Some(Provider::Pkcs11) => check(
+            "vault.provider",
+            false,
+            "the key-encryption key is held in an HSM (PKCS#11)".into(),
+            "",
+        ),
+    });
+    if let Some(pkcs11) = &c.vault.pkcs11 {
+        if let Some(pin) = &pkcs11.pin_file {
+            let path = data_dir.join(pin);
+            if let Some(mode) = too_open(&path) {
+                out.push(check(
+                    "vault.pkcs11.pin_file",
+                    true,
+                    format!("the HSM PIN file {} has mode {mode:o}", path.display()),
+                    "chmod 600 it",
+                ));
+            }
+        }
+    }
+    for (id, n) in [
+        ("approvals.required", c.approvals.required),
+        ("approvals.export_required", c.approvals.export_required),
+    ] {
+        out.push(check(
+            id,
+            n < 2,
+            format!("{n} distinct approver(s) needed"),
+            "require at least 2 (the two-person rule)",
+        ));
+    }
+    let gate = c.admission.reject_at().ok();
+    out.push(check(
+        "admission.reject_at",
+        gate.is_none_or(|g| g > scan::Severity::High),
+        format!(
+            "scan findings at or above {} reject a model",
+            c.admission.reject_at
+        ),
+        "set [admission] reject_at = \"high\" or lower",
+    ));
+    out.push(check(
+        "trust.unsigned_models",
+        !c.trust.unsigned_models.is_empty(),
+        if c.trust.unsigned_models.is_empty() {
+            "every model must be signed by a trusted signer".into()
+        } else {
+            format!(
+                "models admitted without a signature: {}",
+                c.trust.unsigned_models.join(", ")
+            )
+        },
+        "remove [trust] unsigned_models and sign those models",
+    ));
+    let broad: Vec<&str> = c
+        .trust
+        .signers
+        .iter()
+        .filter(|s| s.models.iter().any(|m| m == "*"))
+        .map(|s| s.name.as_str())
+        .collect();
+    out.push(check(
+        "trust.signers",
+        !broad.is_empty(),
+        if broad.is_empty() {
+            "every signer is limited to named models".into()
+        } else {
+            format!("signers trusted for every model: {}", broad.join(", "))
+        },
+        "limit each signer's `models` to the models it publishes",
+    ));
+    for (id, rel) in [
+        ("files.data_dir", ""),
+        ("files.ledger_key", "keys/ledger.key"),
+        ("files.kek", "keys/kek.key"),
+        ("files.registry", crate::node::REGISTRY_DB),
+        ("files.config", config::FILE_NAME),
+    ] {
+        let path = if rel.is_empty() {
+            data_dir.to_path_buf()
+        } else {
+            data_dir.join(rel)
+        };
+        if let Some(mode) = too_open(&path) {
+            out.push(check(
+                id,
+                true,
+                format!("{} has mode {mode:o}", path.display()),
+                "restrict it to its owner (chmod 700 for directories, 600 for files)",
+            ));
+        }
+    }
+    out
+}
+
+pub fn run(data_dir: &Path, config: Option<&Path>, args: JsonArg) -> anyhow::Result<Code> {
+    let path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.join(config::FILE_NAME));
+    let c = Config::load(&path)?;
+    let list = checks(data_dir, &c);
+    let weak = list.iter().filter(|c| c.level == Level::Weak).count();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for c in &list {
+            writeln!(out, "{}", serde_json::to_string(c)?)?;
+        }
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"type": "summary", "weak": weak, "checks": list.len()})
+        )?;
+    } else {
+        for c in &list {
+            let tag = match c.level {
+                Level::Ok => "ok  ",
+                Level::Weak => "WEAK",
+            };
+            writeln!(out, "{tag} {:<28} {}", c.id, c.what)?;
+            if !c.fix.is_empty() {
+                writeln!(out, "     {:<28} fix: {}", "", c.fix)?;
+            }
+        }
+        writeln!(
+            out,
+            "{weak} of {} settings weaker than the secure default",
+            list.len()
+        )?;
+    }
+    Ok(if weak == 0 { Code::Ok } else { Code::Denied })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn weak_ids(c: &Config, dir: &Path) -> Vec<&'static str> {
+        checks(dir, c)
+            .into_iter()
+            .filter(|c| c.level == Level::Weak)
+            .map(|c| c.id)
+            .collect()
+    }
+
+    #[test]
+    fn each_weaker_setting_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = dir.path().join("warden.toml");
+        std::fs::write(
+            &path,
+            "[vault]\nprovider = \"pkcs11\"\n[vault.pkcs11]\nmodule = \"m\"\ntoken = \"t\"\n\
+             [[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\nmodels = [\"iris\"]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let strong = Config::load(&path).unwrap();
+        assert!(
+            weak_ids(&strong, dir.path()).is_empty(),
+            "{:?}",
+            weak_ids(&strong, dir.path())
+        );
+
+        std::fs::write(
+            &path,
+            "[vault]\nprovider = \"file\"\n[approvals]\nrequired = 1\n[admission]\nreject_at = \"critical\"\n\
+             [trust]\nunsigned_models = [\"demo-*\"]\n[[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let weak = Config::load(&path).unwrap();
+        assert_eq!(
+            weak_ids(&weak, dir.path()),
+            [
+                "vault.provider",
+                "approvals.required",
+                "admission.reject_at",
+                "trust.unsigned_models",
+                "trust.signers",
+                "files.config"
+            ]
+        );
+    }
+}
