@@ -38,9 +38,8 @@ where
             }
             input
         });
-        let mut index = 0u64;
         let mut outcome = Ok(());
-        for item in full_rx.iter() {
+        for (index, item) in (0u64..).zip(full_rx.iter()) {
             let mut buf = match item {
                 Ok(b) => b,
                 Err(e) => {
@@ -52,7 +51,6 @@ where
                 outcome = Err(e);
                 break;
             }
-            index += 1;
             let _ = empty_tx.send(buf);
         }
         drop(full_rx); // unblocks the reader if the worker stopped early
