@@ -118,6 +118,22 @@ fn an_unsigned_demo_model_through_the_hsm() {
     )
     .unwrap();
 
+    // A token that is not there: a clear error naming it.
+    let good = std::fs::read_to_string(data.join("warden.toml")).unwrap();
+    std::fs::write(
+        data.join("warden.toml"),
+        good.replace("token = \"warden-cli\"", "token = \"no-such-token\""),
+    )
+    .unwrap();
+    let out = run(
+        &tokens[0],
+        "1234",
+        &["admit", p(&model), "--name", "demo-tiny", "--version", "0"],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("no-such-token"), "{}", text(&out));
+    std::fs::write(data.join("warden.toml"), good).unwrap();
+
     // Wrong PIN and no PIN: clear errors, nothing recorded or sealed.
     let admit = [
         "admit",

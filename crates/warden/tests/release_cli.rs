@@ -288,6 +288,19 @@ fn the_whole_life_of_a_release() {
     );
     assert!(!s.path("again").exists());
 
+    // The wrong key-encryption key: nothing opens, and the operator is told why.
+    let kek = s.data().join("keys/kek.key");
+    let saved = std::fs::read(&kek).unwrap();
+    std::fs::write(&kek, "11".repeat(32)).unwrap();
+    let out = s.run(&s.alice, &["deploy", "iris@2.0"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("not by this file key"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&kek, saved).unwrap();
+
     // Tamper with one sealed segment of 2.0: its deploy is refused and an alert recorded.
     let blobs = s.data().join("vault/blobs/iris@2.0");
     let blob = std::fs::read_dir(&blobs)
