@@ -67,6 +67,24 @@ impl Principal {
     }
 }
 
+/// An API key of the inference plane, as stored: the same token form as a principal's
+/// (`wdn_<id>_<secret>`, only the secret's SHA-256 kept), held by a named principal of the
+/// inference plane (not an admin-plane principal), scoped to model-name patterns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    /// Who uses it: the name recorded with every request it makes.
+    pub principal: String,
+    #[serde(skip)]
+    pub hash: [u8; 32],
+    /// Model names it may use (patterns with `*`).
+    pub models: Vec<String>,
+    pub created: String,
+    /// RFC 3339; none: it does not expire.
+    pub expires: Option<String>,
+    pub revoked: bool,
+}
+
 /// Checks a principal name: 1–64 of letters, digits, `.`, `_`, `-`, `@`, not starting with
 /// a dot or dash (names appear in ledger records and command lines).
 pub fn check_name(name: &str) -> Result<(), String> {

@@ -11,7 +11,7 @@ pub mod release;
 pub mod store;
 
 pub use approval::{Approval, ApprovalError, Approvals, Policy};
-pub use identity::{Principal, Role};
+pub use identity::{ApiKey, Principal, Role};
 pub use lifecycle::{State, TransitionError};
 pub use release::ReleaseId;
 pub use store::{FileRow, Live, Purpose, Registry, Release, Step, StoreError};

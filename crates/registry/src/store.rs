@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::Approval;
-use crate::identity::{Principal, Role};
+use crate::identity::{ApiKey, Principal, Role};
 use crate::lifecycle::State;
 use crate::release::ReleaseId;
 
@@ -22,7 +22,8 @@ use crate::release::ReleaseId;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE principals (
     name        TEXT PRIMARY KEY,
     roles       TEXT NOT NULL,
@@ -83,7 +84,25 @@ CREATE TABLE live (
     previous  TEXT,
     since     TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE api_keys (
+    id        TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    hash      BLOB NOT NULL,
+    models    TEXT NOT NULL,
+    created   TEXT NOT NULL,
+    expires   TEXT,
+    revoked   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE settings (
+    name    TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    time    TEXT NOT NULL
+);
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -215,6 +234,14 @@ impl Registry {
         let out = f(&Tx { c: &tx })?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
+    }
+
+    /// A number that changes whenever another connection commits a change to the
+    /// database: a cheap way to poll for changes (`PRAGMA data_version`).
+    pub fn data_version(&mut self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// A consistent read view.
@@ -696,6 +723,108 @@ impl Tx<'_> {
     pub fn clear_live(&self, model: &str) -> Result<()> {
         self.c
             .execute("DELETE FROM live WHERE model = ?1", [model])?;
+        Ok(())
+    }
+
+    // --- API keys of the inference plane ---
+
+    /// Stores a new API key; `false` if its id exists.
+    pub fn add_api_key(&self, k: &ApiKey) -> Result<bool> {
+        let n = self.c.execute(
+            "INSERT OR IGNORE INTO api_keys (id, principal, hash, models, created, expires, revoked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                k.id,
+                k.principal,
+                k.hash.as_slice(),
+                k.models.join(","),
+                k.created,
+                k.expires,
+                k.revoked
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn api_keys_where(&self, clause: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<ApiKey>> {
+        let sql = format!(
+            "SELECT id, principal, hash, models, created, expires, revoked FROM api_keys
+             WHERE {clause} ORDER BY created, id"
+        );
+        let mut stmt = self.c.prepare(&sql)?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, bool>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(id, principal, hash, models, created, expires, revoked)| {
+                let hash = hash
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("digest of API key {id}")))?;
+                Ok(ApiKey {
+                    models: models
+                        .split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    id,
+                    principal,
+                    hash,
+                    created,
+                    expires,
+                    revoked,
+                })
+            })
+            .collect()
+    }
+
+    /// The API key with this id, revoked or not.
+    pub fn api_key(&self, id: &str) -> Result<Option<ApiKey>> {
+        self.api_keys_where("id = ?1", params![id])
+            .map(|mut v| v.pop())
+    }
+
+    /// Every API key, oldest first.
+    pub fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.api_keys_where("1", params![])
+    }
+
+    /// Revokes a key; `false` if there is no such key or it was revoked already.
+    pub fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        let n = self.c.execute(
+            "UPDATE api_keys SET revoked = 1 WHERE id = ?1 AND revoked = 0",
+            [id],
+        )?;
+        Ok(n == 1)
+    }
+
+    // --- settings (the kill switch) ---
+
+    /// A setting's value, if it was ever set.
+    pub fn setting(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .c
+            .query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_setting(&self, name: &str, value: &str, actor: &str, time: &str) -> Result<()> {
+        self.c.execute(
+            "INSERT INTO settings (name, value, actor, time) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET value = ?2, actor = ?3, time = ?4",
+            params![name, value, actor, time],
+        )?;
         Ok(())
     }
 }

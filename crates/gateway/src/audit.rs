@@ -1,0 +1,187 @@
+//! The ledger record of every request, written off the async runtime: requests hand their
+//! record to a bounded queue (never waiting for room), and one thread drains it into the
+//! ledger in group commits. A request whose record cannot be queued or made durable is
+//! answered 503 (fail closed); once the ledger has failed, every request is.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use ledger::record::{DigestKey, Record};
+use ledger::Ledger;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most records the queue holds before requests are refused.
+pub const QUEUE: usize = 65_536;
+/// Most records in one ledger commit.
+const BATCH: usize = 4_096;
+
+/// Keyed digests (`hmac-sha256:<hex>`) of request and response bodies: whoever holds the
+/// key can prove which payload a record names, nobody else can guess it.
+pub struct Digests {
+    key: DigestKey,
+    stream: ring::hmac::Key,
+}
+
+impl Digests {
+    pub fn new(secret: &[u8; 32]) -> Digests {
+        Digests {
+            key: DigestKey::new(secret),
+            stream: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// The digest of a whole body.
+    pub fn digest(&self, body: &[u8]) -> String {
+        self.key.digest(body)
+    }
+
+    /// An incremental digest, for bodies streamed through (equal to [`Digests::digest`] of
+    /// the concatenated chunks).
+    pub fn stream(&self) -> StreamDigest {
+        StreamDigest(ring::hmac::Context::with_key(&self.stream))
+    }
+}
+
+pub struct StreamDigest(ring::hmac::Context);
+
+impl StreamDigest {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    pub fn finish(self) -> String {
+        format!("hmac-sha256:{}", hex::encode(self.0.sign().as_ref()))
+    }
+}
+
+struct Job {
+    entry: Vec<u8>,
+    done: Option<oneshot::Sender<bool>>,
+}
+
+/// The queue into the ledger.
+pub struct Recorder {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    healthy: Arc<AtomicBool>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Recorder {
+    /// Starts the writer thread over an open ledger.
+    pub fn start(ledger: Arc<Ledger>, queue: usize) -> anyhow::Result<Recorder> {
+        let (tx, mut rx) = mpsc::channel::<Job>(queue.max(1));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&healthy);
+        let worker = std::thread::Builder::new()
+            .name("serve-ledger".into())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    let entries = jobs.iter_mut().map(|j| std::mem::take(&mut j.entry)).collect();
+                    let ok = match ledger.append_all(entries) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            if flag.swap(false, Ordering::SeqCst) {
+                                eprintln!("warden serve: the ledger cannot record ({e}); refusing inference (fail closed)");
+                            }
+                            false
+                        }
+                    };
+                    for j in jobs {
+                        if let Some(done) = j.done {
+                            let _ = done.send(ok);
+                        }
+                    }
+                }
+            })?;
+        Ok(Recorder {
+            tx: Mutex::new(Some(tx)),
+            healthy,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// Whether records are still being made durable.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Job>> {
+        match self.tx.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn submit(&self, record: &Record, done: Option<oneshot::Sender<bool>>) -> bool {
+        let entry = match record.encode() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("warden serve: a request record is invalid ({e})");
+                return false;
+            }
+        };
+        let Some(tx) = self.sender() else {
+            return false;
+        };
+        if !self.healthy() {
+            return false;
+        }
+        tx.try_send(Job { entry, done }).is_ok()
+    }
+
+    /// Records and waits until the record is durable; false if it cannot be.
+    pub async fn record(&self, record: &Record) -> bool {
+        let (done, wait) = oneshot::channel();
+        if !self.submit(record, Some(done)) {
+            return false;
+        }
+        wait.await.unwrap_or(false)
+    }
+
+    /// Records without waiting (the end of a stream, whose response is already out). A
+    /// record that cannot be queued stops the gateway taking requests.
+    pub fn record_later(&self, record: &Record) {
+        if !self.submit(record, None) && self.healthy.swap(false, Ordering::SeqCst) {
+            eprintln!("warden serve: the ledger's queue is full or closed; refusing inference (fail closed)");
+        }
+    }
+
+    /// Stops taking records, writes those queued, and stops the thread.
+    pub fn stop(&self) {
+        match self.tx.lock() {
+            Ok(mut g) => drop(g.take()),
+            Err(p) => drop(p.into_inner().take()),
+        }
+        let worker = match self.worker.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(w) = worker {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_streamed_digest_equals_the_whole_body_digest() {
+        let d = Digests::new(&[7u8; 32]);
+        let mut s = d.stream();
+        s.update(b"data: {\"a\":1}\n\n");
+        s.update(b"data: [DONE]\n\n");
+        assert_eq!(s.finish(), d.digest(b"data: {\"a\":1}\n\ndata: [DONE]\n\n"));
+        assert!(d.digest(b"x").starts_with("hmac-sha256:"));
+    }
+}

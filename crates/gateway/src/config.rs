@@ -1,0 +1,178 @@
+//! What the gateway serves: where it listens, its limits, and the upstream model servers.
+//! The upstream of every model is fixed here; a caller can never choose or alter it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// The API an upstream speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// The OpenAI-compatible API (vLLM, llama.cpp server, Ollama): `/v1/...`.
+    OpenAi,
+    /// KServe v2 / Open Inference Protocol (Triton, MLServer): `/v2/...`.
+    KServe,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "openai" => Some(Protocol::OpenAi),
+            "kserve" => Some(Protocol::KServe),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "openai",
+            Protocol::KServe => "kserve",
+        }
+    }
+}
+
+/// One upstream inference server.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub name: String,
+    /// `http://host:port[/prefix]`, without a trailing slash: routes are appended to it.
+    pub base: String,
+    pub protocol: Protocol,
+    /// The model names it serves (exact names).
+    pub models: Vec<String>,
+}
+
+impl Upstream {
+    /// Checks an upstream's URL: plain `http://` to a host and port on a private network
+    /// (TLS to upstreams comes later), no credentials, query or fragment.
+    pub fn new(
+        name: &str,
+        url: &str,
+        protocol: Protocol,
+        models: Vec<String>,
+    ) -> anyhow::Result<Upstream> {
+        let uri: hyper::Uri = url
+            .parse()
+            .with_context(|| format!("upstream {name:?}: url {url:?} is not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            bail!("upstream {name:?}: url {url:?} must start with http:// (TLS to upstreams is not supported yet)");
+        }
+        let Some(authority) = uri.authority() else {
+            bail!("upstream {name:?}: url {url:?} has no host");
+        };
+        if authority.as_str().contains('@') {
+            bail!("upstream {name:?}: url {url:?} must not hold credentials");
+        }
+        if uri.query().is_some() || url.contains('#') {
+            bail!("upstream {name:?}: url {url:?} must not have a query or fragment");
+        }
+        if models.is_empty() {
+            bail!("upstream {name:?}: list the models it serves in `models`");
+        }
+        for m in &models {
+            if !valid_model_name(m) {
+                bail!("upstream {name:?}: model name {m:?} must be 1-128 letters, digits, '.', '_', '-', ':' or '/'");
+            }
+        }
+        let path = uri.path().trim_end_matches('/');
+        Ok(Upstream {
+            name: name.to_string(),
+            base: format!("http://{authority}{path}"),
+            protocol,
+            models,
+        })
+    }
+}
+
+/// Model names as they may appear in requests, paths and ledger records.
+pub fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
+}
+
+/// The gateway's settings (from `[serve]` in `warden.toml`).
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest upstream response relayed whole (502 beyond); streams are not limited.
+    pub max_response_bytes: usize,
+    /// How long an upstream may take to answer (504 beyond).
+    pub request_timeout: Duration,
+    pub upstreams: Vec<Upstream>,
+}
+
+impl GatewayConfig {
+    /// The upstream serving `model` over `protocol`, if any.
+    pub fn upstream_for(&self, protocol: Protocol, model: &str) -> Option<&Upstream> {
+        self.upstreams
+            .iter()
+            .find(|u| u.protocol == protocol && u.models.iter().any(|m| m == model))
+    }
+
+    /// Refuses a model served by two upstreams.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for u in &self.upstreams {
+            for m in &u.models {
+                if let Some(other) = seen.insert(m, &u.name) {
+                    bail!(
+                        "model {m:?} is listed by two upstreams ({other:?} and {:?})",
+                        u.name
+                    );
+                }
+            }
+        }
+        if self.max_body_bytes == 0 {
+            bail!("max_body_bytes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn upstream_urls_are_checked() {
+        let ok = Upstream::new(
+            "a",
+            "http://127.0.0.1:8000/",
+            Protocol::OpenAi,
+            vec!["m".into()],
+        )
+        .unwrap();
+        assert_eq!(ok.base, "http://127.0.0.1:8000");
+        let ok = Upstream::new(
+            "a",
+            "http://10.0.0.2:8000/prefix/",
+            Protocol::KServe,
+            vec!["m".into()],
+        )
+        .unwrap();
+        assert_eq!(ok.base, "http://10.0.0.2:8000/prefix");
+        for bad in [
+            "https://x:1",
+            "ftp://x",
+            "http://u:p@x:1",
+            "http://x:1/?a=b",
+            "nonsense",
+            "/path",
+        ] {
+            assert!(
+                Upstream::new("a", bad, Protocol::OpenAi, vec!["m".into()]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Upstream::new("a", "http://x:1", Protocol::OpenAi, vec![]).is_err());
+        assert!(Upstream::new("a", "http://x:1", Protocol::OpenAi, vec!["a b".into()]).is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! What the gateway reads from the registry while it runs: the API keys and the lockdown
+//! switch. A poller thread checks the database every `interval` (cheaply: SQLite's
+//! `data_version` changes only when another connection commits) and swaps in a fresh
+//! snapshot, so a revoked key or `warden lockdown on` takes effect within one interval.
+//! If the registry cannot be read, inference is refused (fail closed).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use registry::{ApiKey, Registry};
+
+use crate::error::ApiError;
+
+/// The setting that holds the kill switch (`on` or `off`).
+pub const LOCKDOWN: &str = "lockdown";
+
+/// An API key as the gateway checks it.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub principal: String,
+    pub hash: [u8; 32],
+    pub models: Vec<String>,
+    pub expires: Option<SystemTime>,
+    pub revoked: bool,
+}
+
+/// Who is calling: the principal and key of an authenticated request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: String,
+    pub key_id: String,
+    pub models: Vec<String>,
+}
+
+impl Caller {
+    /// Whether this caller's key may use `model`.
+    pub fn may_use(&self, model: &str) -> bool {
+        self.models.iter().any(|p| pattern_matches(p, model))
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let tail: Vec<&str> = parts.collect();
+    let Some((last, middle)) = tail.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[derive(Default)]
+struct Snapshot {
+    keys: HashMap<String, Key>,
+}
+
+/// The registry's view, shared by every request.
+pub struct Control {
+    snapshot: RwLock<Arc<Snapshot>>,
+    lockdown: AtomicBool,
+    /// False when the last read of the registry failed.
+    readable: AtomicBool,
+    stop: AtomicBool,
+}
+
+fn convert(k: ApiKey) -> Result<Key, String> {
+    let expires = match &k.expires {
+        Some(t) => Some(
+            humantime::parse_rfc3339(t)
+                .map_err(|e| format!("API key {}: expiry {t:?}: {e}", k.id))?,
+        ),
+        None => None,
+    };
+    Ok(Key {
+        id: k.id,
+        principal: k.principal,
+        hash: k.hash,
+        models: k.models,
+        expires,
+        revoked: k.revoked,
+    })
+}
+
+fn load(registry: &mut Registry) -> anyhow::Result<(Snapshot, bool)> {
+    let (keys, lockdown) =
+        registry.read(|tx| -> anyhow::Result<_> { Ok((tx.api_keys()?, tx.setting(LOCKDOWN)?)) })?;
+    let mut map = HashMap::new();
+    for k in keys {
+        let k = convert(k).map_err(anyhow::Error::msg)?;
+        map.insert(k.id.clone(), k);
+    }
+    Ok((Snapshot { keys: map }, lockdown.as_deref() == Some("on")))
+}
+
+impl Control {
+    /// Reads the registry once.
+    pub fn new(registry: &mut Registry) -> anyhow::Result<Arc<Control>> {
+        let (snapshot, lockdown) = load(registry)?;
+        Ok(Arc::new(Control {
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            lockdown: AtomicBool::new(lockdown),
+            readable: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+        }))
+    }
+
+    /// Starts the poller on its own connection to the registry at `db`.
+    pub fn spawn_poller(
+        self: &Arc<Self>,
+        db: &Path,
+        interval: Duration,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        let mut registry = Registry::open(db)?;
+        let control = Arc::clone(self);
+        let db: PathBuf = db.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("serve-control".into())
+            .spawn(move || {
+                let mut seen = registry.data_version().ok();
+                while !control.stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(interval);
+                    let version = registry.data_version().ok();
+                    if version.is_some() && version == seen && control.readable.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    seen = version;
+                    match load(&mut registry) {
+                        Ok((snapshot, lockdown)) => {
+                            control.lockdown.store(lockdown, Ordering::SeqCst);
+                            if let Ok(mut s) = control.snapshot.write() {
+                                *s = Arc::new(snapshot);
+                            }
+                            control.readable.store(true, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            if control.readable.swap(false, Ordering::SeqCst) {
+                                eprintln!("warden serve: reading the registry {} failed ({e:#}); refusing inference until it can be read", db.display());
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(handle)
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn locked_down(&self) -> bool {
+        self.lockdown.load(Ordering::SeqCst)
+    }
+
+    pub fn readable(&self) -> bool {
+        self.readable.load(Ordering::SeqCst)
+    }
+
+    /// Checks an `Authorization` header. The key itself is never logged, echoed or kept.
+    pub fn authenticate(
+        &self,
+        header: Option<&[u8]>,
+        now: SystemTime,
+    ) -> Result<Caller, (ApiError, Option<String>)> {
+        let Some(header) = header else {
+            return Err((
+                ApiError::unauthorized(
+                    "missing_api_key",
+                    "an API key is required: send the header `Authorization: Bearer <key>`",
+                ),
+                None,
+            ));
+        };
+        let malformed = || {
+            (
+                ApiError::unauthorized("malformed_api_key", "the Authorization header must be `Bearer <key>` with a Warden API key (wdn_...)"),
+                None,
+            )
+        };
+        let header = std::str::from_utf8(header).map_err(|_| malformed())?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or_else(malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(malformed());
+        }
+        let (id, digest) = registry::identity::parse_token(token).ok_or_else(malformed)?;
+        let snapshot = match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(p) => Arc::clone(&p.into_inner()),
+        };
+        let invalid = |id: &str| {
+            (
+                ApiError::unauthorized("invalid_api_key", "the API key is not valid"),
+                Some(id.to_string()),
+            )
+        };
+        let key = match snapshot.keys.get(&id) {
+            Some(k) if registry::identity::matches(&digest, &k.hash) => k,
+            _ => return Err(invalid(&id)),
+        };
+        if key.revoked {
+            return Err((
+                ApiError::unauthorized("revoked_api_key", "the API key has been revoked"),
+                Some(id),
+            ));
+        }
+        if key.expires.is_some_and(|t| t <= now) {
+            return Err((
+                ApiError::unauthorized("expired_api_key", "the API key has expired"),
+                Some(id),
+            ));
+        }
+        Ok(Caller {
+            principal: key.principal.clone(),
+            key_id: key.id.clone(),
+            models: key.models.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        for (p, n, want) in [
+            ("*", "iris", true),
+            ("iris", "iris", true),
+            ("iris", "iris2", false),
+            ("iris*", "iris-v2", true),
+            ("*-demo", "iris-demo2", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("ab*ba", "aba", false),
+        ] {
+            assert_eq!(pattern_matches(p, n), want, "{p} {n}");
+        }
+    }
+}

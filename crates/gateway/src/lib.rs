@@ -1,0 +1,30 @@
+//! Warden's inference gateway: the inference plane of `warden serve`.
+//!
+//! A request passes through one layer per job, in this order:
+//!
+//! ```text
+//! TLS (rustls, TLS 1.3 by default) ─► route ─► authenticate (API key) ─► kill switch
+//!     ─► ledger health ─► body limit ─► validate (UTF-8, JSON, schema) ─► authorise (model
+//!     scope) ─► route to the upstream serving the model ─► response ─► ledger record
+//! ```
+//!
+//! Every refusal is a JSON error with a status that tells the caller what to fix, and
+//! nothing internal (upstream errors, file names, stack traces) reaches the caller. The
+//! gateway knows nothing of model files; the `warden` binary wires it to the registry (API
+//! keys, the lockdown switch) and the ledger.
+
+pub mod audit;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod server;
+pub mod tls;
+pub mod validate;
+
+mod proxy;
+mod service;
+
+pub use audit::{Digests, Recorder};
+pub use config::{GatewayConfig, Protocol, Upstream};
+pub use control::Control;
+pub use server::{serve, Gateway};

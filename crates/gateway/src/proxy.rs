@@ -1,0 +1,70 @@
+//! The upstream side: a pooled HTTP/1.1 client to the configured model servers. Only the
+//! configured base URL and a fixed route are ever requested, with the caller's validated
+//! body and none of the caller's headers (the API key stays here). Plain HTTP: upstreams
+//! are expected on a private network in this version.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::{Method, Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::ApiError;
+
+pub type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> Client {
+    let mut connector = HttpConnector::new();
+    connector.enforce_http(true);
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
+}
+
+/// Sends one request upstream and waits (at most `timeout`) for its response head. Any
+/// failure, or a status other than 2xx, is a generic 502 (504 on a timeout): what went
+/// wrong upstream is not the caller's business.
+pub async fn send(
+    client: &Client,
+    method: Method,
+    url: &str,
+    body: Bytes,
+    stream: bool,
+    timeout: Duration,
+) -> Result<Response<Incoming>, ApiError> {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(
+            ACCEPT,
+            if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        )
+        .body(Full::new(body))
+        .map_err(|_| ApiError::upstream())?;
+    let resp = match tokio::time::timeout(timeout, client.request(req)).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                hyper::StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the model server did not answer in time",
+            ))
+        }
+        Ok(Err(_)) => return Err(ApiError::upstream()),
+        Ok(Ok(r)) => r,
+    };
+    if !resp.status().is_success() {
+        return Err(ApiError::upstream());
+    }
+    Ok(resp)
+}

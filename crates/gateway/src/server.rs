@@ -1,0 +1,124 @@
+//! The listener: TLS handshakes, HTTP/1.1 connections with header timeouts, graceful
+//! shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::audit::{Digests, Recorder};
+use crate::config::GatewayConfig;
+use crate::control::Control;
+use crate::proxy;
+
+/// How long a client may take to finish the TLS handshake or send a request's headers.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish when the server stops.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request needs, shared by all of them.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub control: Arc<Control>,
+    pub recorder: Recorder,
+    pub digests: Digests,
+    pub(crate) client: proxy::Client,
+}
+
+impl Gateway {
+    pub fn new(
+        config: GatewayConfig,
+        control: Arc<Control>,
+        recorder: Recorder,
+        digests: Digests,
+    ) -> anyhow::Result<Gateway> {
+        config.check()?;
+        Ok(Gateway {
+            config,
+            control,
+            recorder,
+            digests,
+            client: proxy::client(),
+        })
+    }
+}
+
+/// Serves until `shutdown` completes, then lets open connections finish (for a while).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("warden serve: accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gw = Arc::clone(&gateway);
+                let stop = stop_rx.clone();
+                let acceptor = acceptor.clone();
+                conns.spawn(async move {
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                connection(tls, gw, stop).await;
+                            }
+                        }
+                        None => connection(stream, gw, stop).await,
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        conns.abort_all();
+    }
+    Ok(())
+}
+
+async fn connection<I>(io: I, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| crate::service::handle(Arc::clone(&gw), req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

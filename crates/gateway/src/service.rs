@@ -1,0 +1,626 @@
+//! One request, end to end: route, authenticate, kill switch, body limit, validation,
+//! authorisation, upstream, record.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use ledger::record::Record;
+use serde_json::json;
+
+use crate::audit::StreamDigest;
+use crate::config::{valid_model_name, Protocol};
+use crate::control::Caller;
+use crate::error::ApiError;
+use crate::proxy;
+use crate::server::Gateway;
+use crate::validate::{self, OpenAiKind};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type ResBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Route {
+    Models,
+    OpenAi(OpenAiKind),
+    /// `/v2/models/{model}[/versions/{v}]` + `suffix` (`""`, `/ready`, `/infer`).
+    KServe {
+        model: String,
+        path: String,
+        kind: KServeKind,
+    },
+    Live,
+    Ready,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KServeKind {
+    Metadata,
+    Ready,
+    Infer,
+}
+
+impl Route {
+    fn name(&self) -> &'static str {
+        match self {
+            Route::Models => "openai.models",
+            Route::OpenAi(OpenAiKind::Chat) => "openai.chat",
+            Route::OpenAi(OpenAiKind::Completions) => "openai.completions",
+            Route::OpenAi(OpenAiKind::Embeddings) => "openai.embeddings",
+            Route::KServe {
+                kind: KServeKind::Metadata,
+                ..
+            } => "kserve.metadata",
+            Route::KServe {
+                kind: KServeKind::Ready,
+                ..
+            } => "kserve.ready",
+            Route::KServe {
+                kind: KServeKind::Infer,
+                ..
+            } => "kserve.infer",
+            Route::Live => "health.live",
+            Route::Ready => "health.ready",
+        }
+    }
+
+    fn method(&self) -> Method {
+        match self {
+            Route::OpenAi(_)
+            | Route::KServe {
+                kind: KServeKind::Infer,
+                ..
+            } => Method::POST,
+            _ => Method::GET,
+        }
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+fn kserve_route(rest: &str) -> Option<Route> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (model, tail) = parts.split_first()?;
+    let ok_segment = |s: &str| valid_model_name(s) && !s.contains('/');
+    if !ok_segment(model) {
+        return None;
+    }
+    let (version, tail) = match tail {
+        ["versions", v, tail @ ..] if ok_segment(v) => (Some(*v), tail),
+        _ => (None, tail),
+    };
+    let kind = match tail {
+        [] => KServeKind::Metadata,
+        ["ready"] => KServeKind::Ready,
+        ["infer"] => KServeKind::Infer,
+        _ => return None,
+    };
+    let mut path = format!("/v2/models/{model}");
+    if let Some(v) = version {
+        path.push_str(&format!("/versions/{v}"));
+    }
+    match kind {
+        KServeKind::Metadata => {}
+        KServeKind::Ready => path.push_str("/ready"),
+        KServeKind::Infer => path.push_str("/infer"),
+    }
+    Some(Route::KServe {
+        model: (*model).to_string(),
+        path,
+        kind,
+    })
+}
+
+fn route(path: &str) -> Option<Route> {
+    match path {
+        "/v1/models" => Some(Route::Models),
+        "/v1/chat/completions" => Some(Route::OpenAi(OpenAiKind::Chat)),
+        "/v1/completions" => Some(Route::OpenAi(OpenAiKind::Completions)),
+        "/v1/embeddings" => Some(Route::OpenAi(OpenAiKind::Embeddings)),
+        "/v2/health/live" => Some(Route::Live),
+        "/v2/health/ready" => Some(Route::Ready),
+        _ => kserve_route(path.strip_prefix("/v2/models/")?),
+    }
+}
+
+/// What the ledger record of a request says.
+struct Facts {
+    start: Instant,
+    route: &'static str,
+    caller: Option<Caller>,
+    key_id: Option<String>,
+    model: Option<String>,
+    upstream: Option<String>,
+    request_bytes: u64,
+    request_digest: String,
+}
+
+impl Facts {
+    fn record(
+        &self,
+        status: u16,
+        decision: &str,
+        response_bytes: u64,
+        response_digest: &str,
+    ) -> Record {
+        let actor = self
+            .caller
+            .as_ref()
+            .map(|c| c.principal.as_str())
+            .unwrap_or("anonymous");
+        let mut r = Record::new("inference.request", actor)
+            .attr("route", self.route)
+            .attr("status", &status.to_string())
+            .attr("decision", decision)
+            .attr(
+                "latency_ms",
+                &format!("{:.3}", self.start.elapsed().as_secs_f64() * 1000.0),
+            )
+            .attr("request_bytes", &self.request_bytes.to_string())
+            .attr("response_bytes", &response_bytes.to_string())
+            .digest("request", &self.request_digest)
+            .digest("response", response_digest);
+        if let Some(m) = &self.model {
+            r = r.subject(m);
+        }
+        if let Some(k) = &self.key_id {
+            r = r.attr("key_id", k);
+        }
+        if let Some(u) = &self.upstream {
+            r = r.attr("upstream", u);
+        }
+        r
+    }
+}
+
+enum Reply {
+    /// A whole body, recorded before it is sent.
+    Whole {
+        status: StatusCode,
+        content_type: &'static str,
+        body: Bytes,
+    },
+    /// A stream, recorded when it ends.
+    Stream(Response<Incoming>),
+    /// Not an inference request (health): not recorded.
+    Unrecorded(Response<ResBody>),
+}
+
+fn full(b: Bytes) -> ResBody {
+    Full::new(b)
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<ResBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn error_response(e: &ApiError, openai: bool, allow: Option<&Method>) -> Response<ResBody> {
+    let mut r = respond(e.status, "application/json", e.body(openai));
+    if let Some(m) = allow {
+        if let Ok(v) = HeaderValue::from_str(m.as_str()) {
+            r.headers_mut().insert(ALLOW, v);
+        }
+    }
+    r
+}
+
+fn ledger_down() -> ApiError {
+    ApiError::unavailable(
+        "ledger_unavailable",
+        "requests cannot be recorded at the moment; try again later",
+    )
+}
+
+/// Answers one request. Never fails: every error is a response.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, Infallible> {
+    let openai = req.uri().path().starts_with("/v1/");
+    let mut facts = Facts {
+        start: Instant::now(),
+        route: "unknown",
+        caller: None,
+        key_id: None,
+        model: None,
+        upstream: None,
+        request_bytes: 0,
+        request_digest: gw.digests.digest(b""),
+    };
+    let mut allow = None;
+    let outcome = inner(&gw, req, &mut facts, &mut allow).await;
+    let (status, content_type, body, decision) = match outcome {
+        Ok(Reply::Unrecorded(r)) => return Ok(r),
+        Ok(Reply::Stream(upstream)) => return Ok(stream(&gw, upstream, facts)),
+        Ok(Reply::Whole {
+            status,
+            content_type,
+            body,
+        }) => (status, content_type, body, "allowed"),
+        Err(e) => {
+            let body = e.body(openai);
+            (e.status, "application/json", body, e.code)
+        }
+    };
+    let digest = gw.digests.digest(&body);
+    let record = facts.record(status.as_u16(), decision, body.len() as u64, &digest);
+    if !gw.recorder.record(&record).await {
+        return Ok(error_response(&ledger_down(), openai, None));
+    }
+    if status.is_success() {
+        return Ok(respond(status, content_type, body));
+    }
+    let mut r = respond(status, content_type, body);
+    if let Some(m) = allow {
+        if let Ok(v) = HeaderValue::from_str(m.as_str()) {
+            r.headers_mut().insert(ALLOW, v);
+        }
+    }
+    Ok(r)
+}
+
+async fn inner(
+    gw: &Arc<Gateway>,
+    req: Request<Incoming>,
+    facts: &mut Facts,
+    allow: &mut Option<Method>,
+) -> Result<Reply, ApiError> {
+    let route = route(req.uri().path()).ok_or_else(not_found)?;
+    facts.route = route.name();
+    if req.method() != route.method() {
+        *allow = Some(route.method());
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} takes {}", req.uri().path(), route.method()),
+        ));
+    }
+    let openai = req.uri().path().starts_with("/v1/");
+    match route {
+        Route::Live => {
+            return Ok(Reply::Unrecorded(respond(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from_static(b"{\"live\":true}"),
+            )));
+        }
+        Route::Ready => {
+            let ready = !gw.control.locked_down() && gw.control.readable() && gw.recorder.healthy();
+            let (status, body) = if ready {
+                (StatusCode::OK, "{\"ready\":true}")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "{\"ready\":false}")
+            };
+            return Ok(Reply::Unrecorded(respond(
+                status,
+                "application/json",
+                Bytes::from_static(body.as_bytes()),
+            )));
+        }
+        _ => {}
+    }
+
+    // Authentication.
+    let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    let caller = match gw.control.authenticate(header, SystemTime::now()) {
+        Ok(c) => c,
+        Err((e, key_id)) => {
+            facts.key_id = key_id;
+            return Err(e);
+        }
+    };
+    facts.key_id = Some(caller.key_id.clone());
+    facts.caller = Some(caller.clone());
+
+    // Kill switch, and what the gateway needs to work safely.
+    if gw.control.locked_down() {
+        return Err(ApiError::unavailable(
+            "lockdown",
+            "inference is locked down by the operators",
+        ));
+    }
+    if !gw.control.readable() || !gw.recorder.healthy() {
+        return Err(ledger_down());
+    }
+
+    if route == Route::Models {
+        let data: Vec<_> = gw
+            .config
+            .upstreams
+            .iter()
+            .filter(|u| u.protocol == Protocol::OpenAi)
+            .flat_map(|u| u.models.iter())
+            .filter(|m| caller.may_use(m))
+            .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "warden"}))
+            .collect();
+        let body = json!({"object": "list", "data": data}).to_string();
+        return Ok(Reply::Whole {
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: Bytes::from(body),
+        });
+    }
+
+    // The body, bounded.
+    let body = if route.method() == Method::POST {
+        read_body(gw, req).await?
+    } else {
+        Bytes::new()
+    };
+    facts.request_bytes = body.len() as u64;
+    facts.request_digest = gw.digests.digest(&body);
+
+    // Validation, then the model: in scope (403), then served here (404).
+    let (protocol, model, path, stream) = match &route {
+        Route::OpenAi(kind) => {
+            let v = validate::openai(*kind, &body)?;
+            let path = match kind {
+                OpenAiKind::Chat => "/v1/chat/completions",
+                OpenAiKind::Completions => "/v1/completions",
+                OpenAiKind::Embeddings => "/v1/embeddings",
+            };
+            (Protocol::OpenAi, v.model, path.to_string(), v.stream)
+        }
+        Route::KServe { model, path, kind } => {
+            if *kind == KServeKind::Infer {
+                validate::kserve_infer(&body)?;
+            }
+            (Protocol::KServe, model.clone(), path.clone(), false)
+        }
+        _ => return Err(not_found()),
+    };
+    if valid_model_name(&model) {
+        facts.model = Some(model.clone());
+    }
+    if !caller.may_use(&model) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            format!("this API key may not use model {model:?}"),
+        ));
+    }
+    let Some(upstream) = gw.config.upstream_for(protocol, &model) else {
+        return Err(ApiError::not_found_model(&model));
+    };
+    facts.upstream = Some(upstream.name.clone());
+    let url = format!("{}{}", upstream.base, path);
+    let method = route.method();
+    let resp = proxy::send(
+        &gw.client,
+        method,
+        &url,
+        body,
+        stream,
+        gw.config.request_timeout,
+    )
+    .await?;
+    if stream {
+        return Ok(Reply::Stream(resp));
+    }
+    let content_type = if openai
+        || resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    {
+        "application/json"
+    } else {
+        "text/plain"
+    };
+    let limited = Limited::new(resp.into_body(), gw.config.max_response_bytes);
+    let collected = tokio::time::timeout(gw.config.request_timeout, limited.collect())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the model server did not answer in time",
+            )
+        })?
+        .map_err(|_| ApiError::upstream())?;
+    Ok(Reply::Whole {
+        status: StatusCode::OK,
+        content_type,
+        body: collected.to_bytes(),
+    })
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than {max} bytes"),
+    )
+}
+
+async fn read_body(gw: &Arc<Gateway>, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let max = gw.config.max_body_bytes;
+    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
+        let len = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| ApiError::bad_request("Content-Length is not a number"))?;
+        if len > max as u64 {
+            return Err(too_large(max));
+        }
+    }
+    let limited = Limited::new(req.into_body(), max);
+    match tokio::time::timeout(gw.config.request_timeout, limited.collect()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive in time",
+        )),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
+        Ok(Err(_)) => Err(ApiError::bad_request("the request body could not be read")),
+    }
+}
+
+/// Passes an upstream's event stream through chunk by chunk, digesting and counting it,
+/// and records the request when the stream ends, is cut by a lockdown, or the caller
+/// goes away.
+fn stream(gw: &Arc<Gateway>, upstream: Response<Incoming>, facts: Facts) -> Response<ResBody> {
+    let metered = Metered {
+        inner: upstream.into_body(),
+        digest: Some(gw.digests.stream()),
+        bytes: 0,
+        outcome: "client-closed",
+        facts: Some(facts),
+        gw: Arc::clone(gw),
+    };
+    let mut r = Response::new(metered.boxed());
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+struct Metered {
+    inner: Incoming,
+    digest: Option<StreamDigest>,
+    bytes: u64,
+    outcome: &'static str,
+    facts: Option<Facts>,
+    gw: Arc<Gateway>,
+}
+
+impl Metered {
+    fn finish(&mut self) {
+        let (Some(facts), Some(digest)) = (self.facts.take(), self.digest.take()) else {
+            return;
+        };
+        let record = facts
+            .record(200, "allowed", self.bytes, &digest.finish())
+            .attr("stream", self.outcome);
+        self.gw.recorder.record_later(&record);
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Body for Metered {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.facts.is_none() {
+            return Poll::Ready(None);
+        }
+        if self.gw.control.locked_down() {
+            self.outcome = "cut-lockdown";
+            self.finish();
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.outcome = "complete";
+                self.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(_))) => {
+                // Ending the stream early tells the caller something went wrong, and
+                // nothing of the upstream's error.
+                self.outcome = "upstream-error";
+                self.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if let Some(d) = self.digest.as_mut() {
+                        d.update(data);
+                    }
+                    self.bytes += n;
+                    Poll::Ready(Some(Ok(Frame::data(data.clone()))))
+                } else {
+                    // Trailers are not passed on.
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/v1/models"), Some(Route::Models));
+        assert_eq!(
+            route("/v1/chat/completions"),
+            Some(Route::OpenAi(OpenAiKind::Chat))
+        );
+        let r = route("/v2/models/iris/versions/3/infer").unwrap();
+        assert_eq!(
+            r,
+            Route::KServe {
+                model: "iris".into(),
+                path: "/v2/models/iris/versions/3/infer".into(),
+                kind: KServeKind::Infer
+            }
+        );
+        assert!(matches!(
+            route("/v2/models/iris/ready"),
+            Some(Route::KServe {
+                kind: KServeKind::Ready,
+                ..
+            })
+        ));
+        assert!(matches!(
+            route("/v2/models/iris"),
+            Some(Route::KServe {
+                kind: KServeKind::Metadata,
+                ..
+            })
+        ));
+        for bad in [
+            "/",
+            "/v1/chat",
+            "/v2/models/",
+            "/v2/models/a b/infer",
+            "/v2/models/iris/explain",
+            "/v2/models/../infer/x",
+        ] {
+            assert_eq!(route(bad), None, "{bad}");
+        }
+    }
+}
