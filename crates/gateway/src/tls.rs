@@ -9,6 +9,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub use rustls::ServerConfig as TlsConfig;
+
 /// Reads the certificate chain and key and builds the server configuration.
 pub fn server_config(
     cert: &Path,

@@ -7,6 +7,7 @@ use scan::Severity;
 
 pub mod ledger;
 pub mod release;
+pub mod serve;
 
 /// Warden carries an externally developed ML model through its whole life on premises:
 /// admit, seal, approve, serve, watch, respond.
@@ -88,6 +89,14 @@ pub enum Command {
     Principal(release::PrincipalArgs),
     /// Report every setting weaker than the secure default (exit 2 if any).
     Posture(ledger::JsonArg),
+
+    // --- serving (crates/gateway) ---
+    /// Run the inference gateway (OpenAI-compatible and KServe v2 APIs over TLS).
+    Serve(serve::ServeArgs),
+    /// Manage the API keys of the inference plane.
+    Apikey(serve::ApikeyArgs),
+    /// The kill switch: refuse all inference traffic.
+    Lockdown(serve::LockdownArgs),
 }
 
 /// Scans files, directories (recursively) and archives. The format of every file is

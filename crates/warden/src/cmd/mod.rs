@@ -5,6 +5,7 @@ mod posture;
 mod release;
 mod release_show;
 mod scan;
+mod serve;
 
 // signing
 mod digest;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         | Command::Releases(_)
         | Command::Show(_)
         | Command::Principal(_) => release::run(cli),
+        Command::Serve(_) | Command::Apikey(_) | Command::Lockdown(_) => serve::run(cli),
         Command::Scan(args) => scan::run(args),
         Command::Posture(args) => posture::run(&cli.data_dir, cli.config.as_deref(), args),
         // signing

@@ -22,12 +22,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn node(&self) -> anyhow::Result<Node> {
+    pub fn node(&self) -> anyhow::Result<Node> {
         Node::open(&self.data_dir, self.config.as_deref())
     }
 
     /// The presented token: `--token-file`/`WARDEN_TOKEN_FILE`, else `WARDEN_TOKEN`.
-    fn token(&self) -> anyhow::Result<Option<Zeroizing<String>>> {
+    pub fn token(&self) -> anyhow::Result<Option<Zeroizing<String>>> {
         if let Some(path) = &self.token_file {
             let text = Zeroizing::new(super::signing::read_small(path, "token file")?);
             return Ok(Some(Zeroizing::new(
@@ -40,7 +40,7 @@ impl Ctx {
             .map(Zeroizing::new))
     }
 
-    fn act(&self, roles: &[Role]) -> anyhow::Result<(Node, registry::Principal)> {
+    pub fn act(&self, roles: &[Role]) -> anyhow::Result<(Node, registry::Principal)> {
         let mut node = self.node()?;
         let token = self.token()?;
         let who = node.authenticate(token.as_deref().map(|t| t.as_str()), roles)?;

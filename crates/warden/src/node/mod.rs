@@ -9,14 +9,19 @@
 //! <data>/ledger/            the ledger; its key in <data>/keys/ledger.key
 //! <data>/vault/             sealed blobs and wrapped data keys
 //! <data>/keys/kek.key       the file provider's key-encryption key (if used)
+//! <data>/keys/digest.key    the key of request and response digests (`warden serve`)
+//! <data>/tls/               the server's certificate and key (`warden serve`)
+//! <data>/serve.sock         admin changes while `warden serve` runs (remote.rs)
 //! ```
 
 pub mod admit;
+pub mod apikeys;
 pub mod digests;
 pub mod init;
 pub mod integrity;
 pub mod lifecycle;
 pub mod principals;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};

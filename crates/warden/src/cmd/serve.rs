@@ -1,0 +1,380 @@
+//! `warden serve`, `warden apikey` and `warden lockdown`.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use gateway::{Control, Digests, Gateway, Recorder};
+use ledger::record::Record;
+use ledger::Ledger;
+use registry::Role;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::release::Ctx;
+use crate::cli::serve::*;
+use crate::cli::{Cli, Command};
+use crate::exit::Code;
+use crate::node::remote::{self, Op};
+use crate::node::{self, apikeys, Node};
+
+/// How often the server reads the registry for revoked keys and the lockdown.
+const POLL: Duration = Duration::from_millis(250);
+/// The digest key's place in the data directory.
+const DIGEST_KEY: &str = "keys/digest.key";
+
+pub fn run(cli: Cli) -> anyhow::Result<Code> {
+    let ctx = Ctx {
+        data_dir: cli.data_dir,
+        config: cli.config,
+        token_file: cli.token_file,
+    };
+    match cli.command {
+        Command::Serve(a) => serve(&ctx, a),
+        Command::Apikey(a) => apikey(&ctx, a),
+        Command::Lockdown(a) => lockdown(&ctx, a),
+        _ => bail!("internal: not a serve command"),
+    }
+}
+
+/// Carries out an admin change: through the running server if there is one (it holds the
+/// ledger), else here.
+fn change(ctx: &Ctx, op: &Op) -> anyhow::Result<Value> {
+    let (mut node, who) = ctx.act(op.roles())?;
+    let token = ctx.token()?;
+    if let Some(reply) = remote::call(&ctx.data_dir, token.as_deref().map(|t| t.as_str()), op)? {
+        return reply.into_result();
+    }
+    let ledger = node.ledger()?;
+    let out = remote::execute(&mut node, &ledger, &who, op);
+    ledger.close()?;
+    out
+}
+
+fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
+    let mut out = std::io::stdout().lock();
+    match a.command {
+        ApikeyCommand::Create(c) => {
+            let expires = c
+                .expires
+                .map(|d| humantime::format_rfc3339_millis(SystemTime::now() + *d).to_string());
+            let v = change(
+                ctx,
+                &Op::ApikeyCreate {
+                    principal: c.principal.clone(),
+                    models: c.models,
+                    expires,
+                },
+            )?;
+            if c.json.json {
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "{}", v["key"].as_str().unwrap_or_default())?;
+                eprintln!(
+                    "the line above is the API key {} of {}: it is shown only this once (ledger entry {})",
+                    v["id"].as_str().unwrap_or_default(),
+                    c.principal,
+                    v["ledger_index"]
+                );
+            }
+        }
+        ApikeyCommand::Revoke(r) => {
+            let v = change(ctx, &Op::ApikeyRevoke { id: r.id.clone() })?;
+            if r.json.json {
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "API key {} is revoked (ledger entry {})",
+                    r.id, v["ledger_index"]
+                )?;
+            }
+        }
+        ApikeyCommand::List(j) => {
+            let (mut node, _) = ctx.act(&[Role::Admin, Role::Auditor])?;
+            let keys = node
+                .registry
+                .read(|tx| tx.api_keys().map_err(anyhow::Error::from))?;
+            let now = SystemTime::now();
+            for k in &keys {
+                let expired = k
+                    .expires
+                    .as_deref()
+                    .and_then(|e| humantime::parse_rfc3339(e).ok())
+                    .is_some_and(|t| t <= now);
+                let state = if k.revoked {
+                    "revoked"
+                } else if expired {
+                    "expired"
+                } else {
+                    "active"
+                };
+                if j.json {
+                    let mut v = serde_json::to_value(k)?;
+                    v["state"] = state.into();
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {:<24} {:<8} {:<24} created {} expires {}",
+                        k.id,
+                        k.principal,
+                        state,
+                        k.models.join(","),
+                        k.created,
+                        k.expires.as_deref().unwrap_or("never")
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(Code::Ok)
+}
+
+fn lockdown(ctx: &Ctx, a: LockdownArgs) -> anyhow::Result<Code> {
+    let mut out = std::io::stdout().lock();
+    let on = match a.switch {
+        Switch::Status => {
+            let on = apikeys::lockdown(&mut ctx.node()?)?;
+            if a.json.json {
+                writeln!(out, "{}", serde_json::json!({"lockdown": on}))?;
+            } else {
+                writeln!(out, "lockdown is {}", if on { "on" } else { "off" })?;
+            }
+            return Ok(Code::Ok);
+        }
+        Switch::On => true,
+        Switch::Off => false,
+    };
+    let v = change(ctx, &Op::Lockdown { on })?;
+    if a.json.json {
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "lockdown is {}{} (ledger entry {})",
+            if on { "on" } else { "off" },
+            if on { ": inference is refused" } else { "" },
+            v["ledger_index"]
+        )?;
+    }
+    Ok(Code::Ok)
+}
+
+/// The key of request and response digests: 32 random bytes in hex, created on first use
+/// with mode 0600; refused if others may read it.
+fn digest_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let mut text = zeroize::Zeroizing::new(String::new());
+    match std::fs::File::open(path) {
+        Ok(f) => {
+            let mode = f.metadata()?.permissions().mode();
+            if mode & 0o077 != 0 {
+                bail!(
+                    "{} may be read by other users (mode {:o}): chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+            f.take(1024).read_to_string(&mut text)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+            rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, secret.as_mut())
+                .map_err(|e| anyhow::anyhow!("the system random number generator failed: {e}"))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            text.push_str(&hex::encode(secret.as_ref()));
+            f.write_all(format!("{}\n", text.as_str()).as_bytes())?;
+            f.sync_all()?;
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("{} is not hex", path.display()))?,
+    );
+    let mut key = [0u8; 32];
+    if bytes.len() != 32 {
+        bail!("{} must hold 32 bytes in hex", path.display());
+    }
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+fn serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Code> {
+    let mut node = ctx.node()?;
+    let mut config = node.config.serve.clone();
+    if let Some(listen) = a.listen {
+        config.listen = listen;
+    }
+    let gateway_config = config.gateway()?;
+    let tls = if config.insecure_plain_http {
+        eprintln!(
+            "WARNING: [serve] insecure_plain_http = true: serving plain HTTP without TLS. API keys, prompts and outputs cross the network in the clear; use this only behind a TLS-terminating proxy on the same host."
+        );
+        None
+    } else {
+        let cert = node.path(&config.tls_cert);
+        let key = node.path(&config.tls_key);
+        Some(gateway::tls::server_config(&cert, &key, config.tls12).with_context(|| {
+            format!(
+                "TLS (set [serve] tls_cert and tls_key; a self-signed pair for tests: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost -keyout {} -out {})",
+                key.display(),
+                cert.display()
+            )
+        })?)
+    };
+    let digests = Digests::new(&digest_key(&node.path(Path::new(DIGEST_KEY)))?);
+    let ledger = Arc::new(node.ledger()?);
+    let control = Control::new(&mut node.registry)?;
+    let poller = control.spawn_poller(&node.path(Path::new(node::REGISTRY_DB)), POLL)?;
+    let recorder = Recorder::start(Arc::clone(&ledger), gateway::audit::QUEUE)?;
+    let gw = Arc::new(Gateway::new(
+        gateway_config,
+        Arc::clone(&control),
+        recorder,
+        digests,
+    )?);
+    let admin_node = Arc::new(Mutex::new(ctx.node()?));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("serve")
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(run_server(
+        &ctx.data_dir,
+        gw.config.listen,
+        tls.clone(),
+        Arc::clone(&gw),
+        Arc::clone(&ledger),
+        admin_node,
+        config.tls12,
+    ));
+    drop(runtime);
+    control.stop();
+    let _ = poller.join();
+    gw.recorder.stop();
+    let _ = std::fs::remove_file(remote::socket_path(&ctx.data_dir));
+    let stop = node::record(&ledger, &Record::new("config.serve-stop", "warden"));
+    drop(gw);
+    match Arc::try_unwrap(ledger) {
+        Ok(l) => l.close().context("closing the ledger")?,
+        Err(_) => bail!("internal: the ledger is still in use at shutdown"),
+    }
+    result?;
+    stop?;
+    Ok(Code::Ok)
+}
+
+async fn run_server(
+    data_dir: &Path,
+    listen: std::net::SocketAddr,
+    tls: Option<Arc<gateway::tls::TlsConfig>>,
+    gw: Arc<Gateway>,
+    ledger: Arc<Ledger>,
+    admin_node: Arc<Mutex<Node>>,
+    tls12: bool,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls_versions = match (&tls, tls12) {
+        (None, _) => "none (plain HTTP)",
+        (Some(_), false) => "1.3",
+        (Some(_), true) => "1.3,1.2",
+    };
+    node::record(
+        &ledger,
+        &Record::new("config.serve-start", "warden")
+            .attr("listen", &bound.to_string())
+            .attr("tls", tls_versions)
+            .attr("upstreams", &gw.config.upstreams.len().to_string()),
+    )?;
+
+    let socket = remote::socket_path(data_dir);
+    let _ = std::fs::remove_file(&socket);
+    let admin = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("creating the admin socket {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let admin_task = tokio::spawn(admin_loop(admin, admin_node, Arc::clone(&ledger)));
+
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {scheme}://{bound}")?;
+        out.flush()?;
+    }
+    eprintln!(
+        "warden serve: {} upstream(s), TLS {tls_versions}; admin changes through {}",
+        gw.config.upstreams.len(),
+        socket.display()
+    );
+    let result = gateway::serve(listener, tls, gw, shutdown_signal()).await;
+    admin_task.abort();
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn admin_loop(
+    listener: tokio::net::UnixListener,
+    node: Arc<Mutex<Node>>,
+    ledger: Arc<Ledger>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let node = Arc::clone(&node);
+        let ledger = Arc::clone(&ledger);
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = BufReader::new(read.take(remote::MAX_LINE as u64));
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
+            if !matches!(read, Ok(Ok(n)) if n > 0) {
+                return;
+            }
+            let line = zeroize::Zeroizing::new(line);
+            let reply = tokio::task::spawn_blocking(move || {
+                let mut node = match node.lock() {
+                    Ok(n) => n,
+                    Err(p) => p.into_inner(),
+                };
+                remote::serve_request(&mut node, &ledger, &line)
+            })
+            .await
+            .unwrap_or_else(|_| remote::Reply::from_result(Err(anyhow::anyhow!("internal error"))));
+            if let Ok(mut text) = serde_json::to_string(&reply) {
+                text.push('\n');
+                let _ = write.write_all(text.as_bytes()).await;
+            }
+        });
+    }
+}
