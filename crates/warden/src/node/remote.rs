@@ -54,8 +54,7 @@ impl Op {
 #[serde(deny_unknown_fields)]
 pub struct Request {
     pub token: Option<String>,
-    #[serde(flatten)]
-    pub op: Op,
+    pub change: Op,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -135,8 +134,8 @@ pub fn serve_request(node: &mut Node, ledger: &Ledger, line: &str) -> Reply {
     let result = (|| -> anyhow::Result<Value> {
         let req: Request =
             serde_json::from_str(line).map_err(|e| anyhow::anyhow!("bad admin request: {e}"))?;
-        let actor = node.authenticate(req.token.as_deref(), req.op.roles())?;
-        execute(node, ledger, &actor, &req.op)
+        let actor = node.authenticate(req.token.as_deref(), req.change.roles())?;
+        execute(node, ledger, &actor, &req.change)
     })();
     Reply::from_result(result)
 }
@@ -150,7 +149,7 @@ pub fn call(data_dir: &Path, token: Option<&str>, op: &Op) -> anyhow::Result<Opt
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let req = Request {
         token: token.map(str::to_string),
-        op: op.clone(),
+        change: op.clone(),
     };
     let mut line = zeroize::Zeroizing::new(serde_json::to_string(&req)?);
     line.push('\n');

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""A tiny stand-in for an upstream model server (vLLM-like OpenAI API and a KServe v2
+server), for the gateway's tests: a real model server cannot run here. Standard library
+only. Prints its port on stdout, then serves until killed.
+
+Models: any name answers; "boom" fails with a 500 whose body holds internal details (which
+the gateway must never pass on); "slow" answers after 3 seconds.
+"""
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+INTERNAL = "Traceback: upstream-internal-detail at /srv/model/secret.py line 42"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, status, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_json(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(n) or b"{}")
+
+    def model_checks(self, model):
+        if model == "boom":
+            self.send_json(500, {"error": INTERNAL})
+            return False
+        if model == "slow":
+            time.sleep(3)
+        return True
+
+    def do_GET(self):
+        parts = self.path.strip("/").split("/")
+        if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
+            model = parts[2]
+            if not self.model_checks(model):
+                return
+            if parts[-1] == "ready":
+                self.send_json(200, {"name": model, "ready": True})
+            else:
+                self.send_json(200, {
+                    "name": model, "versions": ["1"], "platform": "fake",
+                    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
+                    "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
+                })
+            return
+        self.send_json(404, {"error": "not found"})
+
+    def do_POST(self):
+        req = self.read_json()
+        saw_auth = self.headers.get("Authorization") is not None
+        if self.path == "/v1/chat/completions":
+            model = req.get("model")
+            if not self.model_checks(model):
+                return
+            words = ["Hello", " from", " the", " fake", " upstream"]
+            if req.get("stream"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i, w in enumerate(words):
+                    chunk = {
+                        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                        "model": model,
+                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": w} if i == 0 else {"content": w},
+                                     "finish_reason": None}],
+                    }
+                    self.chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+                    time.sleep(0.05)
+                done = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.chunk(f"data: {json.dumps(done)}\n\n".encode())
+                self.chunk(b"data: [DONE]\n\n")
+                self.chunk(b"")
+                return
+            self.send_json(200, {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(words)},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+                "x_saw_authorization": saw_auth,
+            })
+        elif self.path == "/v1/completions":
+            if not self.model_checks(req.get("model")):
+                return
+            self.send_json(200, {"id": "cmpl-fake", "object": "text_completion", "created": 0,
+                                 "model": req.get("model"),
+                                 "choices": [{"index": 0, "text": " completed", "finish_reason": "stop"}]})
+        elif self.path == "/v1/embeddings":
+            if not self.model_checks(req.get("model")):
+                return
+            self.send_json(200, {"object": "list", "model": req.get("model"),
+                                 "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}]})
+        elif self.path.startswith("/v2/models/") and self.path.endswith("/infer"):
+            model = self.path.split("/")[3]
+            if not self.model_checks(model):
+                return
+            n = len(req.get("inputs", [{}])[0].get("data", []))
+            self.send_json(200, {"model_name": model, "outputs": [
+                {"name": "label", "datatype": "INT64", "shape": [n], "data": [1] * n}]})
+        else:
+            self.send_json(404, {"error": "not found"})
+
+    def chunk(self, data):
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    # A caller that went away (a cut stream, a gateway timeout) is not an error here.
+    server.handle_error = lambda request, address: None
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
