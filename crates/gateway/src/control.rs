@@ -119,6 +119,17 @@ impl Control {
         }))
     }
 
+    /// Reads the registry now (after a change made in this process, so that it takes
+    /// effect before the change is acknowledged).
+    pub fn reload(&self, registry: &mut Registry) -> anyhow::Result<()> {
+        let (snapshot, lockdown) = load(registry)?;
+        self.lockdown.store(lockdown, Ordering::SeqCst);
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = Arc::new(snapshot);
+        }
+        Ok(())
+    }
+
     /// Starts the poller on its own connection to the registry at `db`.
     pub fn spawn_poller(
         self: &Arc<Self>,

@@ -308,7 +308,12 @@ async fn run_server(
     let admin = tokio::net::UnixListener::bind(&socket)
         .with_context(|| format!("creating the admin socket {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-    let admin_task = tokio::spawn(admin_loop(admin, admin_node, Arc::clone(&ledger)));
+    let admin_task = tokio::spawn(admin_loop(
+        admin,
+        admin_node,
+        Arc::clone(&ledger),
+        Arc::clone(&gw.control),
+    ));
 
     {
         let mut out = std::io::stdout().lock();
@@ -344,6 +349,7 @@ async fn admin_loop(
     listener: tokio::net::UnixListener,
     node: Arc<Mutex<Node>>,
     ledger: Arc<Ledger>,
+    control: Arc<Control>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -352,6 +358,7 @@ async fn admin_loop(
         };
         let node = Arc::clone(&node);
         let ledger = Arc::clone(&ledger);
+        let control = Arc::clone(&control);
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut line = String::new();
@@ -367,7 +374,15 @@ async fn admin_loop(
                     Ok(n) => n,
                     Err(p) => p.into_inner(),
                 };
-                remote::serve_request(&mut node, &ledger, &line)
+                let reply = remote::serve_request(&mut node, &ledger, &line);
+                // The change takes effect before it is acknowledged (the poller would
+                // see it within its interval anyway).
+                if reply.ok {
+                    if let Err(e) = control.reload(&mut node.registry) {
+                        eprintln!("warden serve: reading the registry after a change: {e:#}");
+                    }
+                }
+                reply
             })
             .await
             .unwrap_or_else(|_| remote::Reply::from_result(Err(anyhow::anyhow!("internal error"))));

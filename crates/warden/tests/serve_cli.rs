@@ -1,0 +1,705 @@
+//! `warden serve` end to end: the real binary over TLS (a self-signed certificate made
+//! with openssl), real API keys from `warden apikey`, the real ledger and registry, curl as
+//! the client. Only the model server is a stand-in (tests/serve/fake_upstream.py, Python's
+//! standard library): a real one cannot run here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{code, json, p, run, text};
+use serde_json::Value;
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+        || Command::new(tool)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+}
+
+struct Node {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    token_file: PathBuf,
+    cert: PathBuf,
+}
+
+impl Node {
+    fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("WARDEN_DATA", p(&self.data)),
+            ("WARDEN_TOKEN_FILE", p(&self.token_file)),
+        ]
+    }
+
+    fn warden(&self, args: &[&str]) -> std::process::Output {
+        run(args, &self.env())
+    }
+
+    fn key(&self, principal: &str, models: &str, extra: &[&str]) -> (String, String) {
+        let mut args = vec![
+            "apikey",
+            "create",
+            "--principal",
+            principal,
+            "--models",
+            models,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.warden(&args);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let v = json(&out);
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["key"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+fn setup(upstream_port: u16, extra_config: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run(&["init", "--json"], &[("WARDEN_DATA", p(&data))]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, json(&out)["token"].as_str().unwrap()).unwrap();
+    std::fs::create_dir_all(data.join("tls")).unwrap();
+    let cert = data.join("tls/cert.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .args(["-keyout", p(&data.join("tls/key.pem")), "-out", p(&cert)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut config = std::fs::read_to_string(data.join("warden.toml")).unwrap();
+    config.push_str(&format!(
+        r#"
+[serve]
+max_body_bytes = 4096
+request_timeout_ms = 1500
+{extra_config}
+
+[[serve.upstreams]]
+name = "llm"
+url = "http://127.0.0.1:{upstream_port}"
+protocol = "openai"
+models = ["chat-1", "chat-2", "other-1", "boom", "slow"]
+
+[[serve.upstreams]]
+name = "triton"
+url = "http://127.0.0.1:{upstream_port}/"
+protocol = "kserve"
+models = ["iris"]
+"#
+    ));
+    std::fs::write(data.join("warden.toml"), config).unwrap();
+    Node {
+        _dir: dir,
+        data,
+        token_file,
+        cert,
+    }
+}
+
+fn fake_upstream() -> (Kill, u16) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/serve/fake_upstream.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Kill(child), line.trim().parse().unwrap())
+}
+
+/// Starts `warden serve`; returns it and its port. Stderr goes to `log`.
+fn start(node: &Node, log: &Path) -> (Kill, u16) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
+    c.args(["serve", "--listen", "127.0.0.1:0"]);
+    for var in [
+        "WARDEN_DATA",
+        "WARDEN_TOKEN",
+        "WARDEN_TOKEN_FILE",
+        "WARDEN_CONFIG",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("WARDEN_DATA", &node.data);
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no address in {line:?}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+    (Kill(child), port)
+}
+
+/// Stops the server as an operator would (SIGTERM) and checks it exited cleanly.
+fn stop(mut server: Kill) {
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "warden serve exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "warden serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Resp {
+    status: u16,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .or(self.json()["code"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// One request with curl, verifying the server's certificate.
+fn call(
+    node: &Node,
+    port: u16,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&[u8]>,
+) -> Resp {
+    let dir = node.data.parent().unwrap();
+    let body_file = dir.join("body.bin");
+    let mut c = Command::new("curl");
+    c.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "--cacert",
+        p(&node.cert),
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    c.arg(format!("https://localhost:{port}{path}"));
+    if let Some(a) = auth {
+        c.args(["-H", &format!("Authorization: {a}")]);
+    }
+    if let Some(b) = body {
+        std::fs::write(&body_file, b).unwrap();
+        c.args(["-H", "Content-Type: application/json", "--data-binary"]);
+        c.arg(format!("@{}", p(&body_file)));
+    }
+    let out = c.output().unwrap();
+    let all = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = all.rsplit_once('\n').unwrap_or(("", &all));
+    Resp {
+        status: status.trim().parse().unwrap_or(0),
+        body: body.to_string(),
+    }
+}
+
+fn chat(model: &str) -> Vec<u8> {
+    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello"}}]}}"#)
+        .into_bytes()
+}
+
+fn ledger_records(node: &Node) -> Vec<Value> {
+    let out = node.warden(&["ledger", "export"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone())
+        .collect()
+}
+
+#[test]
+fn serve_authenticates_validates_proxies_records_and_locks_down() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        eprintln!("skipped: needs openssl, curl and python3");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "");
+    let (good_id, good) = node.key("app1", "chat*,iris,boom,slow", &[]);
+    let (_, narrow) = node.key("app2", "other*", &[]);
+    let (revoked_id, revoked) = node.key("app3", "*", &[]);
+    let (_, expiring) = node.key("app4", "*", &["--expires", "1s"]);
+    let out = node.warden(&["apikey", "revoke", &revoked_id]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // Only an admin creates keys.
+    let out = run(
+        &["apikey", "create", "--principal", "x", "--models", "*"],
+        &[("WARDEN_DATA", p(&node.data))],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    let bearer = |k: &str| format!("Bearer {k}");
+    let admin_token = std::fs::read_to_string(&node.token_file).unwrap();
+
+    // The refusal matrix, on an OpenAI and a KServe route.
+    let infer = br#"{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#;
+    std::thread::sleep(Duration::from_millis(1100)); // app4's key expires
+    for (path, body, model_ok) in [
+        ("/v1/chat/completions", chat("chat-1"), true),
+        ("/v2/models/iris/infer", infer.to_vec(), true),
+    ] {
+        for (auth, status, code_want) in [
+            (None, 401, "missing_api_key"),
+            (Some("Bearer".to_string()), 401, "malformed_api_key"),
+            (Some("Bearer nope".to_string()), 401, "malformed_api_key"),
+            (Some(format!("Basic {good}")), 401, "malformed_api_key"),
+            (
+                Some(bearer(
+                    "wdn_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                )),
+                401,
+                "invalid_api_key",
+            ),
+            (
+                Some(bearer(&good[..good.len() - 1])),
+                401,
+                "malformed_api_key",
+            ),
+            (Some(bearer(admin_token.trim())), 401, "invalid_api_key"),
+            (Some(bearer(&revoked)), 401, "revoked_api_key"),
+            (Some(bearer(&expiring)), 401, "expired_api_key"),
+            (Some(bearer(&narrow)), 403, "model_not_allowed"),
+        ] {
+            let r = call(&node, port, "POST", path, auth.as_deref(), Some(&body));
+            assert_eq!(r.status, status, "{path} {auth:?}: {}", r.body);
+            assert_eq!(r.code(), code_want, "{path}: {}", r.body);
+            assert!(model_ok);
+        }
+    }
+
+    // Bad input.
+    let g = bearer(&good);
+    for (path, body, status, needle) in [
+        ("/v1/chat/completions", b"{".to_vec(), 400, "not valid JSON"),
+        (
+            "/v1/chat/completions",
+            br#"{"model":"chat-1","messages":"hi"}"#.to_vec(),
+            400,
+            "`messages`",
+        ),
+        (
+            "/v1/chat/completions",
+            br#"{"model":"chat-1","messages":[{"role":"user"}]}"#.to_vec(),
+            400,
+            "messages[0].content",
+        ),
+        (
+            "/v1/chat/completions",
+            b"{\"model\":\"chat-1\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}"
+                .to_vec(),
+            400,
+            "UTF-8",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(&"x".repeat(5000)),
+            413,
+            "larger than 4096",
+        ),
+        (
+            "/v1/chat/completions",
+            chat("chat-unknown"),
+            404,
+            "not served here",
+        ),
+        (
+            "/v2/models/iris/infer",
+            br#"{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1]}]}"#.to_vec(),
+            400,
+            "elements",
+        ),
+        (
+            "/v2/models/nothing/infer",
+            infer.to_vec(),
+            403,
+            "may not use",
+        ),
+    ] {
+        let r = call(&node, port, "POST", path, Some(&g), Some(&body));
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert!(r.body.contains(needle), "{path}: {}", r.body);
+    }
+    let r = call(&node, port, "GET", "/v1/chat/completions", Some(&g), None);
+    assert_eq!(r.status, 405, "{}", r.body);
+    let r = call(&node, port, "GET", "/v1/nothing", Some(&g), None);
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // Upstream failures say nothing of the upstream.
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&g),
+        Some(&chat("boom")),
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(
+        !r.body.contains("internal-detail") && !r.body.contains("Traceback"),
+        "{}",
+        r.body
+    );
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&g),
+        Some(&chat("slow")),
+    );
+    assert_eq!(r.status, 504, "{}", r.body);
+
+    // What works.
+    let r = call(&node, port, "GET", "/v1/models", Some(&g), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let models = r.json();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["chat-1", "chat-2", "boom", "slow"]);
+    let r = call(
+        &node,
+        port,
+        "GET",
+        "/v1/models",
+        Some(&bearer(&narrow)),
+        None,
+    );
+    assert_eq!(r.json()["data"][0]["id"], "other-1");
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&g),
+        Some(&chat("chat-1")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from the fake upstream"
+    );
+    assert_eq!(
+        v["x_saw_authorization"], false,
+        "the API key must not reach the upstream"
+    );
+    let stream = br#"{"model":"chat-2","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&g),
+        Some(stream),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body.matches("data: ").count(), 7, "{}", r.body);
+    assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v2/models/iris/infer",
+        Some(&g),
+        Some(infer),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["outputs"][0]["data"].as_array().unwrap().len(), 4);
+    for path in [
+        "/v2/models/iris",
+        "/v2/models/iris/ready",
+        "/v2/models/iris/versions/1/ready",
+    ] {
+        let r = call(&node, port, "GET", path, Some(&g), None);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let r = call(&node, port, "GET", "/v2/health/live", None, None);
+    assert_eq!(r.status, 200);
+    for (path, body) in [
+        (
+            "/v1/completions",
+            br#"{"model":"chat-1","prompt":"x"}"#.to_vec(),
+        ),
+        (
+            "/v1/embeddings",
+            br#"{"model":"chat-1","input":"x"}"#.to_vec(),
+        ),
+    ] {
+        let r = call(&node, port, "POST", path, Some(&g), Some(&body));
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+
+    // A key revoked while the server runs is refused within a second.
+    let out = node.warden(&["apikey", "revoke", &good_id]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let t = Instant::now();
+    loop {
+        let r = call(&node, port, "GET", "/v1/models", Some(&g), None);
+        if r.status == 401 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "still accepted after revocation: {}",
+            r.body
+        );
+    }
+
+    // Lockdown: every inference request refused within a second, admin plane unaffected.
+    let (_, fresh) = node.key("app5", "*", &[]);
+    let f = bearer(&fresh);
+    assert_eq!(
+        call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&f),
+            Some(&chat("chat-1"))
+        )
+        .status,
+        200
+    );
+    let out = node.warden(&["lockdown", "on"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let t = Instant::now();
+    loop {
+        let r = call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&f),
+            Some(&chat("chat-1")),
+        );
+        if r.status == 503 {
+            assert_eq!(r.code(), "lockdown");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "still serving after lockdown: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        call(
+            &node,
+            port,
+            "POST",
+            "/v2/models/iris/infer",
+            Some(&f),
+            Some(infer)
+        )
+        .status,
+        503
+    );
+    assert_eq!(
+        call(&node, port, "GET", "/v2/health/ready", None, None).status,
+        503
+    );
+    let out = node.warden(&["lockdown", "status"]);
+    assert!(text(&out).contains("lockdown is on"), "{}", text(&out));
+    let out = node.warden(&["apikey", "list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = node.warden(&["lockdown", "off"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&f),
+            Some(&chat("chat-1"))
+        )
+        .status,
+        200
+    );
+
+    // TLS 1.2 is refused by default.
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_2",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("Cipher is ECDHE")
+    );
+
+    stop(server);
+
+    // The ledger holds every request, verifies, and no key appears in it or in the log.
+    let out = node.warden(&["ledger", "verify"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let records = ledger_records(&node);
+    let requests: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "inference.request")
+        .collect();
+    assert!(requests.len() >= 40, "{} request records", requests.len());
+    let ok = requests
+        .iter()
+        .find(|r| {
+            r["attrs"]["route"] == "openai.chat"
+                && r["attrs"]["status"] == "200"
+                && r["subject"] == "chat-1"
+        })
+        .unwrap();
+    assert_eq!(ok["actor"], "app1");
+    assert_eq!(ok["attrs"]["key_id"], good_id.as_str());
+    assert!(ok["digests"]["request"]
+        .as_str()
+        .unwrap()
+        .starts_with("hmac-sha256:"));
+    assert!(requests
+        .iter()
+        .any(|r| r["attrs"]["stream"] == "complete" && r["subject"] == "chat-2"));
+    assert!(requests
+        .iter()
+        .any(|r| r["attrs"]["decision"] == "lockdown"));
+    for kind in [
+        "admin.apikey-create",
+        "admin.apikey-revoke",
+        "admin.lockdown",
+        "config.serve-start",
+        "config.serve-stop",
+    ] {
+        assert!(records.iter().any(|r| r["kind"] == kind), "no {kind}");
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let all_records = serde_json::to_string(&records).unwrap();
+    for secret in [&good, &narrow, &revoked, &expiring, &fresh] {
+        // `wdn_<16 hex>_<secret>`: the secret is what must never leak.
+        let secret_part = &secret[21..];
+        assert_eq!(secret_part.len(), 43);
+        assert!(
+            !stderr.contains(secret_part),
+            "a key is in the server's log"
+        );
+        assert!(!all_records.contains(secret_part), "a key is in the ledger");
+    }
+    let key_file = node.data.join("keys/digest.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_tls_material_and_warns_on_plain_http() {
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "");
+    std::fs::remove_file(node.data.join("tls/key.pem")).unwrap();
+    let out = node.warden(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("openssl req"), "{}", text(&out));
+
+    let node = setup(up, "insecure_plain_http = true");
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    let (_, key) = node.key("app", "chat*", &[]);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            &format!("http://127.0.0.1:{port}/v1/models"),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("chat-1"));
+    stop(server);
+    assert!(std::fs::read_to_string(&log).unwrap().contains("WARNING"));
+}
