@@ -119,3 +119,51 @@ fn parallel_connections_queue_and_lose_nothing() {
         .len();
     assert_eq!(n, 100);
 }
+
+#[test]
+fn api_keys_and_settings() {
+    use registry::ApiKey;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("registry.db");
+    let mut reg = Registry::open(&db).unwrap();
+    let key = ApiKey {
+        id: "0123456789abcdef".into(),
+        principal: "app".into(),
+        hash: [9u8; 32],
+        models: vec!["iris*".into(), "chat".into()],
+        created: "2026-01-01T00:00:00.000Z".into(),
+        expires: Some("2027-01-01T00:00:00.000Z".into()),
+        revoked: false,
+    };
+    let before = reg.data_version().unwrap();
+    reg.write(|tx| -> Result<(), StoreError> {
+        assert!(tx.add_api_key(&key)?);
+        assert!(!tx.add_api_key(&key)?, "ids are unique");
+        tx.set_setting("lockdown", "on", "admin", "2026-01-01T00:00:00.000Z")?;
+        Ok(())
+    })
+    .unwrap();
+    // Another connection sees the change and a new data_version.
+    let mut other = Registry::open(&db).unwrap();
+    let other_before = other.data_version().unwrap();
+    reg.write(|tx| -> Result<(), StoreError> {
+        assert!(tx.revoke_api_key(&key.id)?);
+        assert!(!tx.revoke_api_key(&key.id)?, "revoked once");
+        Ok(())
+    })
+    .unwrap();
+    assert_ne!(other.data_version().unwrap(), other_before);
+    let _ = before;
+    other
+        .read(|tx| -> Result<(), StoreError> {
+            let got = tx.api_key(&key.id)?.unwrap();
+            assert!(got.revoked);
+            assert_eq!(got.models, key.models);
+            assert_eq!(got.hash, key.hash);
+            assert_eq!(tx.api_keys()?.len(), 1);
+            assert_eq!(tx.setting("lockdown")?.as_deref(), Some("on"));
+            assert_eq!(tx.setting("nothing")?, None);
+            Ok(())
+        })
+        .unwrap();
+}
