@@ -129,8 +129,31 @@ fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
         },
         "limit each signer's `models` to the models it publishes",
     ));
+    out.push(check(
+        "serve.insecure_plain_http",
+        c.serve.insecure_plain_http,
+        if c.serve.insecure_plain_http {
+            "warden serve speaks plain HTTP: keys and prompts cross the network in the clear".into()
+        } else {
+            "warden serve speaks TLS only".into()
+        },
+        "set [serve] insecure_plain_http = false and give tls_cert and tls_key",
+    ));
+    out.push(check(
+        "serve.tls12",
+        c.serve.tls12,
+        if c.serve.tls12 {
+            "warden serve also accepts TLS 1.2".into()
+        } else {
+            "warden serve accepts TLS 1.3 only".into()
+        },
+        "remove [serve] tls12 once every client speaks TLS 1.3",
+    ));
+    let tls_key = c.serve.tls_key.to_string_lossy().into_owned();
     for (id, rel) in [
         ("files.data_dir", ""),
+        ("files.digest_key", "keys/digest.key"),
+        ("files.tls_key", tls_key.as_str()),
         ("files.ledger_key", "keys/ledger.key"),
         ("files.kek", "keys/kek.key"),
         ("files.registry", crate::node::REGISTRY_DB),
@@ -225,10 +248,18 @@ mod tests {
         std::fs::write(
             &path,
             "[vault]\nprovider = \"file\"\n[approvals]\nrequired = 1\n[admission]\nreject_at = \"critical\"\n\
-             [trust]\nunsigned_models = [\"demo-*\"]\n[[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\n",
+             [trust]\nunsigned_models = [\"demo-*\"]\n[[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\n\
+             [serve]\ninsecure_plain_http = true\ntls12 = true\n",
         )
         .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+        std::fs::write(dir.path().join("tls/key.pem"), "k").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("tls/key.pem"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
         let weak = Config::load(&path).unwrap();
         assert_eq!(
             weak_ids(&weak, dir.path()),
@@ -238,6 +269,9 @@ mod tests {
                 "admission.reject_at",
                 "trust.unsigned_models",
                 "trust.signers",
+                "serve.insecure_plain_http",
+                "serve.tls12",
+                "files.tls_key",
                 "files.config"
             ]
         );
