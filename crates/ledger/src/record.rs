@@ -79,66 +79,22 @@ impl Record {
 
     /// Checks the record's shape and limits.
     pub fn validate(&self) -> Result<()> {
-        if self.v != VERSION {
-            return Err(Error::Record(format!(
-                "unsupported record version {}",
-                self.v
-            )));
-        }
-        let Some((family, action)) = self.kind.split_once('.') else {
-            return Err(Error::Record(format!(
-                "kind {:?} is not <family>.<action>",
-                self.kind
-            )));
-        };
-        if !FAMILIES.contains(&family) {
-            return Err(Error::Record(format!(
-                "kind {:?}: family {family:?} is not one of {}",
-                self.kind,
-                FAMILIES.join(", ")
-            )));
-        }
-        if action.is_empty()
-            || action.len() > 64
-            || !action
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        {
-            return Err(Error::Record(format!(
-                "kind {:?}: the action must be lower-case letters, digits, '.', '_' or '-'",
-                self.kind
-            )));
-        }
-        if humantime::parse_rfc3339(&self.time).is_err() {
-            return Err(Error::Record(format!(
-                "time {:?} is not RFC 3339",
-                self.time
-            )));
-        }
-        if self.actor.is_empty() {
-            return Err(Error::Record("actor is empty".into()));
-        }
-        if self.attrs.len() + self.digests.len() > MAX_ATTRS {
-            return Err(Error::Record(format!(
-                "more than {MAX_ATTRS} attributes and digests"
-            )));
-        }
         let fields = [&self.actor]
             .into_iter()
             .chain(self.subject.as_ref())
             .chain(self.attrs.keys())
             .chain(self.attrs.values())
             .chain(self.digests.keys())
-            .chain(self.digests.values());
-        for field in fields {
-            if field.len() > MAX_FIELD {
-                return Err(Error::Record(format!(
-                    "a field of {} bytes exceeds {MAX_FIELD}",
-                    field.len()
-                )));
-            }
-        }
-        Ok(())
+            .chain(self.digests.values())
+            .map(String::as_str);
+        validate_parts(
+            self.v,
+            &self.kind,
+            &self.time,
+            &self.actor,
+            self.attrs.len() + self.digests.len(),
+            fields,
+        )
     }
 
     /// The canonical bytes: what the ledger stores and hashes.
@@ -172,6 +128,205 @@ impl Record {
         }
         Ok(record)
     }
+
+    /// Checks that stored bytes are a valid record in canonical form, as [`Record::decode`]
+    /// does, without building the record: the strings are borrowed from `bytes` and the
+    /// canonical form is checked by serializing them again against `bytes`, so a record
+    /// without escaped characters is checked without allocating. Any other input (an
+    /// escape, or an error to describe) goes through [`Record::decode`], so both accept
+    /// exactly the same bytes.
+    pub fn check(bytes: &[u8]) -> Result<()> {
+        if bytes.len() <= MAX_RECORD_LEN && check_borrowed(bytes) {
+            return Ok(());
+        }
+        Record::decode(bytes).map(drop)
+    }
+}
+
+/// The checks of [`Record::validate`], over the record's parts.
+fn validate_parts<'a>(
+    v: u32,
+    kind: &str,
+    time: &str,
+    actor: &str,
+    attrs_and_digests: usize,
+    fields: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    if v != VERSION {
+        return Err(Error::Record(format!("unsupported record version {v}")));
+    }
+    let Some((family, action)) = kind.split_once('.') else {
+        return Err(Error::Record(format!(
+            "kind {kind:?} is not <family>.<action>"
+        )));
+    };
+    if !FAMILIES.contains(&family) {
+        return Err(Error::Record(format!(
+            "kind {kind:?}: family {family:?} is not one of {}",
+            FAMILIES.join(", ")
+        )));
+    }
+    if action.is_empty()
+        || action.len() > 64
+        || !action
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
+        return Err(Error::Record(format!(
+            "kind {kind:?}: the action must be lower-case letters, digits, '.', '_' or '-'"
+        )));
+    }
+    if humantime::parse_rfc3339(time).is_err() {
+        return Err(Error::Record(format!("time {time:?} is not RFC 3339")));
+    }
+    if actor.is_empty() {
+        return Err(Error::Record("actor is empty".into()));
+    }
+    if attrs_and_digests > MAX_ATTRS {
+        return Err(Error::Record(format!(
+            "more than {MAX_ATTRS} attributes and digests"
+        )));
+    }
+    for field in fields {
+        if field.len() > MAX_FIELD {
+            return Err(Error::Record(format!(
+                "a field of {} bytes exceeds {MAX_FIELD}",
+                field.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A record whose strings are borrowed from the bytes it was read from; it serializes
+/// exactly as [`Record`] does.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordRef<'a> {
+    v: u32,
+    kind: &'a str,
+    time: &'a str,
+    actor: &'a str,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    #[serde(default, borrow, skip_serializing_if = "Pairs::is_empty")]
+    digests: Pairs<'a>,
+    #[serde(default, borrow, skip_serializing_if = "Pairs::is_empty")]
+    attrs: Pairs<'a>,
+}
+
+/// A string map of at most [`MAX_ATTRS`] entries, held without allocating. Its keys must
+/// come in strictly increasing order: the order, without duplicates, in which a
+/// `BTreeMap<String, String>` serializes them.
+struct Pairs<'a> {
+    len: usize,
+    pairs: [(&'a str, &'a str); MAX_ATTRS],
+}
+
+impl Default for Pairs<'_> {
+    fn default() -> Self {
+        Pairs {
+            len: 0,
+            pairs: [("", ""); MAX_ATTRS],
+        }
+    }
+}
+
+impl<'a> Pairs<'a> {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(&'a str, &'a str)> {
+        self.pairs.iter().take(self.len)
+    }
+}
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Pairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of strings in increasing key order")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<Pairs<'a>, M::Error> {
+                let mut out = Pairs::default();
+                while let Some((k, v)) = map.next_entry::<&'de str, &'de str>()? {
+                    if out.len > 0 && out.pairs[out.len - 1].0 >= k {
+                        return Err(serde::de::Error::custom("keys out of order"));
+                    }
+                    let Some(slot) = out.pairs.get_mut(out.len) else {
+                        return Err(serde::de::Error::custom("too many entries"));
+                    };
+                    *slot = (k, v);
+                    out.len += 1;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// An `io::Write` that accepts only the bytes of `expected`, in order.
+struct SameAs<'a> {
+    expected: &'a [u8],
+}
+
+impl std::io::Write for SameAs<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.expected.strip_prefix(buf) {
+            Some(rest) => {
+                self.expected = rest;
+                Ok(buf.len())
+            }
+            // No allocation: a constant error.
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `bytes` are a valid record in canonical form, judged without allocating.
+/// `false` is no verdict: strings with escapes (which cannot be borrowed) land there too.
+fn check_borrowed(bytes: &[u8]) -> bool {
+    let Ok(r) = serde_json::from_slice::<RecordRef<'_>>(bytes) else {
+        return false;
+    };
+    let fields = [r.actor]
+        .into_iter()
+        .chain(r.subject)
+        .chain(r.attrs.iter().map(|p| p.0))
+        .chain(r.attrs.iter().map(|p| p.1))
+        .chain(r.digests.iter().map(|p| p.0))
+        .chain(r.digests.iter().map(|p| p.1));
+    if validate_parts(
+        r.v,
+        r.kind,
+        r.time,
+        r.actor,
+        r.attrs.len + r.digests.len,
+        fields,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut same = SameAs { expected: bytes };
+    serde_json::to_writer(&mut same, &r).is_ok() && same.expected.is_empty()
 }
 
 /// `sha256:<hex>` of some bytes: for artifacts whose content is not secret.
@@ -236,6 +391,63 @@ mod tests {
         let unknown =
             r#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","extra":"1"}"#;
         assert!(Record::decode(unknown.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_borrowed_check_accepts_exactly_what_decode_accepts() {
+        let mut many = Record::new("admin.ok", "a");
+        for i in 0..MAX_ATTRS {
+            many = many.attr(&format!("k{i:02}"), "v");
+        }
+        let good = [
+            Record::new("admin.login", "bob"),
+            Record::new("release.admitted", "alice")
+                .subject("iris@1.0")
+                .attr("zeta", "1")
+                .attr("alpha", "2")
+                .digest("manifest", &sha256_digest(b"m")),
+            Record::new("admin.ok", "quote \" back \\ tab \t ctl \u{1} é /"),
+            Record::new("admin.ok", "a")
+                .attr("", "")
+                .attr("é", "x")
+                .attr("e", "y"),
+        ];
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for r in &good {
+            let bytes = r.encode().unwrap();
+            assert!(Record::check(&bytes).is_ok());
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            inputs.push(text.replace(',', ", ").into_bytes());
+            inputs.push(text.replace(":1,", ":1.0,").into_bytes());
+            inputs.push(text.replace(":1,", ":01,").into_bytes());
+            inputs.push(format!("{text} ").into_bytes());
+            inputs.push(text.replace('}', ",\"attrs\":{}}").into_bytes());
+            inputs.push(
+                text.replace("\"time\"", "\"subject\":null,\"time\"")
+                    .into_bytes(),
+            );
+            inputs.push(text.replace("alpha", "zzz").into_bytes());
+            inputs.push(text.replace("alpha", "zeta").into_bytes());
+            inputs.push(text.replace("/", "\\/").into_bytes());
+            inputs.push(text.replace("é", "\\u00e9").into_bytes());
+            inputs.push(text.replace("\\t", "\\u0009").into_bytes());
+            inputs.push(bytes[..bytes.len() - 1].to_vec());
+            inputs.push(bytes);
+        }
+        let over = many.clone().attr("zz", "v");
+        inputs.push(serde_json::to_vec(&over).unwrap());
+        inputs.push(many.encode().unwrap());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","attrs":{"b":"1","a":"2"}}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","attrs":{"a":"1","a":"2"}}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","attrs":{"a":"1","b":"2"}}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","kind":"admin.y"}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"yesterday","actor":"a"}"#.to_vec());
+        for input in &inputs {
+            let decoded = Record::decode(input).map(drop).map_err(|e| e.to_string());
+            let checked = Record::check(input).map_err(|e| e.to_string());
+            assert_eq!(decoded, checked, "{}", String::from_utf8_lossy(input));
+        }
+        assert!(inputs.iter().filter(|i| Record::check(i).is_ok()).count() > good.len());
     }
 
     #[test]
