@@ -99,6 +99,9 @@ struct Queue {
     next_ticket: u64,
     /// Every ticket below this has an outcome.
     decided: u64,
+    /// Group commits taken by the committer, and the end ticket of the last one.
+    taken: u64,
+    taken_end: u64,
     outcomes: VecDeque<Outcome>,
     publish_waiters: Vec<SyncSender<Result<()>>>,
     /// Whether the committer sleeps on `work`, and how many appenders on `room`.
@@ -165,8 +168,9 @@ struct Shared {
     queue: Mutex<Queue>,
     /// The committer waits here for work.
     work: Condvar,
-    /// Appenders wait here for their commit.
-    done: Condvar,
+    /// Appenders wait here for their commit: on `done[n % 2]` for group commit number `n`,
+    /// so that waking one commit's appenders leaves the next one's asleep.
+    done: [Condvar; 2],
     /// Appenders wait here for room in the queue.
     room: Condvar,
     checkpoint: Mutex<SignedCheckpoint>,
@@ -214,7 +218,7 @@ impl Ledger {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
-            done: Condvar::new(),
+            done: [Condvar::new(), Condvar::new()],
             room: Condvar::new(),
             checkpoint: Mutex::new(writer.checkpoint.clone()),
         });
@@ -303,7 +307,15 @@ impl Ledger {
             shared.work.notify_one();
         }
         while q.decided < end {
-            q = shared.done.wait(q).unwrap_or_else(PoisonError::into_inner);
+            // The commit taken last, if it holds these entries, or else the next one.
+            let commit = if end <= q.taken_end {
+                q.taken
+            } else {
+                q.taken + 1
+            };
+            q = shared.done[(commit % 2) as usize]
+                .wait(q)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         q.collect(start, &leaves)
     }
@@ -418,6 +430,8 @@ enum Job {
 
 /// A group commit taken from the queue.
 struct Batch {
+    /// Its number: the committer's `n`th.
+    commit: u64,
     /// Tickets `start..end`, in `calls` calls.
     start: u64,
     end: u64,
@@ -672,6 +686,9 @@ impl Writer {
             calls += 1;
             q.calls.pop_front();
         }
+        q.taken += 1;
+        q.taken_end = end;
+        let commit = q.taken;
         let n = (end - start) as usize;
         let (entries, leaves) = if n == q.entries.len() {
             (
@@ -689,6 +706,7 @@ impl Writer {
         }
         Ok(Some((
             Some(Batch {
+                commit,
                 start,
                 end,
                 calls,
@@ -750,7 +768,7 @@ impl Writer {
                 {
                     let mut q = lock(&shared.queue);
                     q.decide(batch.end, batch.calls, 0, 0, Some(e.to_string()));
-                    shared.done.notify_all();
+                    shared.done[(batch.commit % 2) as usize].notify_all();
                 }
                 let path = self.dir.join(layout::JOURNAL);
                 self.reserved_to = self.journal_len;
@@ -768,7 +786,7 @@ impl Writer {
             let mut q = lock(&shared.queue);
             debug_assert_eq!(q.decided, batch.start);
             q.decide(batch.end, batch.calls, first, size, None);
-            shared.done.notify_all();
+            shared.done[(batch.commit % 2) as usize].notify_all();
         }
         // Durable: the entries now join the pending bundle.
         for (i, entry) in commit.entries.into_iter().enumerate() {
@@ -928,7 +946,9 @@ fn fail_all(shared: &Shared, reason: String) {
         let _ = reply.send(Err(Error::Stopped(reason.clone())));
     }
     q.stopped.get_or_insert(reason);
-    shared.done.notify_all();
+    for done in &shared.done {
+        done.notify_all();
+    }
     shared.room.notify_all();
 }
 
