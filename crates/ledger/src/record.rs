@@ -198,54 +198,41 @@ fn validate_parts<'a>(
     Ok(())
 }
 
-/// A record whose strings are borrowed from the bytes it was read from; it serializes
-/// exactly as [`Record`] does.
-#[derive(Serialize, Deserialize)]
+/// A record whose strings are borrowed from the bytes it was read from.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecordRef<'a> {
     v: u32,
     kind: &'a str,
     time: &'a str,
     actor: &'a str,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     subject: Option<&'a str>,
-    #[serde(default, borrow, skip_serializing_if = "Pairs::is_empty")]
+    #[serde(default, borrow)]
     digests: Pairs<'a>,
-    #[serde(default, borrow, skip_serializing_if = "Pairs::is_empty")]
+    #[serde(default, borrow)]
     attrs: Pairs<'a>,
 }
 
-/// A string map of at most [`MAX_ATTRS`] entries, held without allocating. Its keys must
-/// come in strictly increasing order: the order, without duplicates, in which a
-/// `BTreeMap<String, String>` serializes them.
+/// A string map, judged as it is read, without holding its entries: its keys must come
+/// in strictly increasing order (the order, without duplicates, in which a
+/// `BTreeMap<String, String>` serializes them), and its strings must follow each other as
+/// canonical JSON lays them out, `"k":"v","k":"v"`.
+#[derive(Default)]
 struct Pairs<'a> {
     len: usize,
-    pairs: [(&'a str, &'a str); MAX_ATTRS],
+    /// The first key and the last value: where the entries start and end in the input.
+    first_key: &'a str,
+    last_value: &'a str,
+    /// Whether every field is at most `MAX_FIELD` bytes, the keys increase, and the
+    /// entries are laid out canonically.
+    ok: bool,
 }
 
-impl Default for Pairs<'_> {
-    fn default() -> Self {
-        Pairs {
-            len: 0,
-            pairs: [("", ""); MAX_ATTRS],
-        }
-    }
-}
-
-impl<'a> Pairs<'a> {
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &(&'a str, &'a str)> {
-        self.pairs.iter().take(self.len)
-    }
-}
-
-impl Serialize for Pairs<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_map(self.iter().map(|(k, v)| (k, v)))
-    }
+/// How many bytes lie between the end of `a` and the start of `b` (both borrowed from
+/// the same input), if `b` comes after `a`.
+fn gap(a: &str, b: &str) -> Option<usize> {
+    (b.as_ptr() as usize).checked_sub(a.as_ptr() as usize + a.len())
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
@@ -254,21 +241,30 @@ impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
         impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
             type Value = Pairs<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map of strings in increasing key order")
+                f.write_str("a map of strings")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(
                 self,
                 mut map: M,
             ) -> std::result::Result<Pairs<'a>, M::Error> {
-                let mut out = Pairs::default();
+                let mut out = Pairs {
+                    ok: true,
+                    ..Pairs::default()
+                };
+                let mut last_key = "";
                 while let Some((k, v)) = map.next_entry::<&'de str, &'de str>()? {
-                    if out.len > 0 && out.pairs[out.len - 1].0 >= k {
-                        return Err(serde::de::Error::custom("keys out of order"));
+                    // Between two strings, only `":"` or `","` is 3 bytes long: JSON
+                    // allows nothing shorter, and whitespace makes it longer.
+                    let laid_out = gap(k, v) == Some(3)
+                        && (out.len == 0 || (last_key < k && gap(out.last_value, k) == Some(3)));
+                    if !laid_out || k.len() > MAX_FIELD || v.len() > MAX_FIELD {
+                        out.ok = false;
                     }
-                    let Some(slot) = out.pairs.get_mut(out.len) else {
-                        return Err(serde::de::Error::custom("too many entries"));
-                    };
-                    *slot = (k, v);
+                    if out.len == 0 {
+                        out.first_key = k;
+                    }
+                    last_key = k;
+                    out.last_value = v;
                     out.len += 1;
                 }
                 Ok(out)
@@ -278,41 +274,66 @@ impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
     }
 }
 
-/// An `io::Write` that accepts only the bytes of `expected`, in order.
-struct SameAs<'a> {
-    expected: &'a [u8],
+/// A reader that walks the input, checking it holds the canonical layout.
+struct Layout<'a> {
+    input: &'a [u8],
+    at: usize,
 }
 
-impl std::io::Write for SameAs<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.expected.strip_prefix(buf) {
-            Some(rest) => {
-                self.expected = rest;
-                Ok(buf.len())
-            }
-            // No allocation: a constant error.
-            None => Err(std::io::ErrorKind::InvalidData.into()),
+impl<'a> Layout<'a> {
+    /// The literal bytes `text` come next.
+    fn literal(&mut self, text: &[u8]) -> bool {
+        let ok = self
+            .input
+            .get(self.at..)
+            .is_some_and(|rest| rest.starts_with(text));
+        self.at += text.len();
+        ok
+    }
+
+    /// `s`, borrowed from the input, lies exactly here; the walk goes on after it.
+    fn here(&mut self, s: &str) -> bool {
+        let ok = s.as_ptr() as usize == self.input.as_ptr() as usize + self.at;
+        self.at += s.len();
+        ok
+    }
+
+    /// A quoted string borrowed from the input.
+    fn string(&mut self, s: &str) -> bool {
+        self.literal(b"\"") && self.here(s) && self.literal(b"\"")
+    }
+
+    /// `,"name":{...}` for a non-empty map, nothing for an empty one.
+    fn map(&mut self, name: &[u8], pairs: &Pairs<'_>) -> bool {
+        if pairs.len == 0 {
+            return true;
         }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        if !(pairs.ok && self.literal(b",\"") && self.literal(name) && self.literal(b"\":{\"")) {
+            return false;
+        }
+        // The entries in between were checked as they were read.
+        let start = self.input.as_ptr() as usize + self.at;
+        if pairs.first_key.as_ptr() as usize != start {
+            return false;
+        }
+        let end = pairs.last_value.as_ptr() as usize + pairs.last_value.len();
+        match end.checked_sub(self.input.as_ptr() as usize) {
+            Some(at) if at >= self.at => self.at = at,
+            _ => return false,
+        }
+        self.literal(b"\"}")
     }
 }
 
-/// Whether `bytes` are a valid record in canonical form, judged without allocating.
-/// `false` is no verdict: strings with escapes (which cannot be borrowed) land there too.
+/// Whether `bytes` are a valid record in canonical form, judged without allocating: the
+/// strings are borrowed from `bytes`, and since none holds an escape, the record is
+/// canonical exactly when they lie where its canonical serialization puts them. `false` is
+/// no verdict: strings with escapes (which cannot be borrowed) land there too.
 fn check_borrowed(bytes: &[u8]) -> bool {
     let Ok(r) = serde_json::from_slice::<RecordRef<'_>>(bytes) else {
         return false;
     };
-    let fields = [r.actor]
-        .into_iter()
-        .chain(r.subject)
-        .chain(r.attrs.iter().map(|p| p.0))
-        .chain(r.attrs.iter().map(|p| p.1))
-        .chain(r.digests.iter().map(|p| p.0))
-        .chain(r.digests.iter().map(|p| p.1));
+    let fields = [r.actor].into_iter().chain(r.subject);
     if validate_parts(
         r.v,
         r.kind,
@@ -325,8 +346,24 @@ fn check_borrowed(bytes: &[u8]) -> bool {
     {
         return false;
     }
-    let mut same = SameAs { expected: bytes };
-    serde_json::to_writer(&mut same, &r).is_ok() && same.expected.is_empty()
+    // `v` is VERSION, which is 1.
+    let mut walk = Layout {
+        input: bytes,
+        at: 0,
+    };
+    let laid_out = VERSION == 1
+        && walk.literal(b"{\"v\":1,\"kind\":")
+        && walk.string(r.kind)
+        && walk.literal(b",\"time\":")
+        && walk.string(r.time)
+        && walk.literal(b",\"actor\":")
+        && walk.string(r.actor)
+        && r.subject
+            .is_none_or(|s| walk.literal(b",\"subject\":") && walk.string(s))
+        && walk.map(b"digests", &r.digests)
+        && walk.map(b"attrs", &r.attrs)
+        && walk.literal(b"}");
+    laid_out && walk.at == bytes.len()
 }
 
 /// `sha256:<hex>` of some bytes: for artifacts whose content is not secret.
