@@ -54,6 +54,10 @@ struct Cli {
     /// Repetitions of every measurement; medians are reported.
     #[arg(long, global = true, default_value_t = 5)]
     runs: usize,
+    /// The ledger's `Options::reserve_bytes` (zeros kept ahead of the journal's end), to
+    /// compare with it turned off (0).
+    #[arg(long, global = true)]
+    reserve_bytes: Option<u64>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -273,6 +277,12 @@ fn main() -> Result<()> {
     if cli.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    if let Some(reserve_bytes) = cli.reserve_bytes {
+        let _ = OPTIONS.set(Options {
+            reserve_bytes,
+            ..Options::default()
+        });
+    }
     std::fs::create_dir_all(&cli.dir).with_context(|| format!("{}", cli.dir.display()))?;
     let dir = cli
         .dir
@@ -430,10 +440,14 @@ fn deal(records: &[Vec<u8>], threads: usize) -> Vec<Vec<Vec<u8>>> {
 // ---------------------------------------------------------------------------------------
 // Stores
 
+/// The ledger's options (`--reserve-bytes`).
+static OPTIONS: std::sync::OnceLock<Options> = std::sync::OnceLock::new();
+
 fn new_ledger(dir: &Path) -> Result<Ledger> {
     let (skey, vkey) = ledger::generate_key(ORIGIN)?;
     Ledger::create(dir, &skey, &vkey)?;
-    Ok(Ledger::open(dir, &skey, Options::default())?)
+    let options = OPTIONS.get().cloned().unwrap_or_default();
+    Ok(Ledger::open(dir, &skey, options)?)
 }
 
 fn sqlite_create(path: &Path) -> Result<()> {
@@ -1030,7 +1044,7 @@ fn verify_child(kind: ChildKind, path: &Path) -> Result<()> {
         }
         ChildKind::LedgerRecords => {
             let report = ledger::verify::verify(path, None, None, |e| {
-                Record::decode(e).map(drop).map_err(|e| e.to_string())
+                Record::check(e).map_err(|e| e.to_string())
             })?;
             (
                 report.ok(),

@@ -76,17 +76,34 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             put_entries(&mut payload, &base.entries);
             put_bytes(&mut payload, &base.checkpoint);
         }
-        Frame::Commit(commit) => {
-            payload.push(KIND_COMMIT);
-            payload.extend_from_slice(&commit.first.to_le_bytes());
-            put_entries(&mut payload, &commit.entries);
-            put_bytes(&mut payload, &commit.checkpoint);
-        }
+        Frame::Commit(commit) => return encode_commit(commit),
     }
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
+    out
+}
+
+/// Encodes a commit frame, the payload in place after room for its header.
+pub fn encode_commit(commit: &Commit) -> Vec<u8> {
+    let payload_len = 1
+        + 8
+        + 4
+        + commit.entries.iter().map(|e| 4 + e.len()).sum::<usize>()
+        + 4
+        + commit.checkpoint.len();
+    let mut out = Vec::with_capacity(HEADER + payload_len);
+    out.extend_from_slice(&[0; HEADER]);
+    out.push(KIND_COMMIT);
+    out.extend_from_slice(&commit.first.to_le_bytes());
+    put_entries(&mut out, &commit.entries);
+    put_bytes(&mut out, &commit.checkpoint);
+    let payload = &out[HEADER..];
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32fast::hash(payload).to_le_bytes();
+    out[..4].copy_from_slice(&len);
+    out[4..HEADER].copy_from_slice(&crc);
     out
 }
 
@@ -133,7 +150,10 @@ pub fn parse(data: &[u8]) -> Result<Parsed, String> {
         }
         let payload = &body[..len];
         if crc32fast::hash(payload) != crc || len == 0 {
-            if is_last || all_zero(rest) {
+            // A write that never completed: the last frame, or one followed by no whole
+            // frame (only the zeros the writer reserves ahead, or the rest of the same
+            // unfinished write).
+            if is_last || !whole_frame_after(data, offset) {
                 return torn.map(|p| Parsed { frames, ..p });
             }
             return Err(format!(
@@ -150,8 +170,25 @@ pub fn parse(data: &[u8]) -> Result<Parsed, String> {
     })
 }
 
-fn all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| b == 0)
+/// Whether a whole frame (a plausible length, a commit or base kind and a matching
+/// checksum) starts anywhere after `offset`.
+fn whole_frame_after(data: &[u8], offset: usize) -> bool {
+    let mut at = offset + 1;
+    while let Some(rest) = data.get(at..) {
+        let Some((header, body)) = rest.split_first_chunk::<HEADER>() else {
+            return false;
+        };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > 0 && len <= MAX_FRAME && len <= body.len() {
+            let payload = &body[..len];
+            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            if matches!(payload[0], KIND_BASE | KIND_COMMIT) && crc32fast::hash(payload) == crc {
+                return true;
+            }
+        }
+        at += 1;
+    }
+    false
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -289,6 +326,49 @@ mod tests {
         let end = data.len() as u64;
         data.extend_from_slice(&[0; 4096]);
         assert_eq!(parse(&data).unwrap().tail, Tail::Torn(end));
+    }
+
+    #[test]
+    fn a_torn_frame_in_the_reserved_zeros_is_torn() {
+        // The writer reserves zeros ahead and writes frames into them: a crash can leave
+        // part of a frame (any of its pages) followed by zeros, or zeros followed by a
+        // later page of it.
+        let data = sample();
+        let end = data.len();
+        let first_len = parse(&data).unwrap().frames[1].0 as usize;
+        let mut reserved = data.clone();
+        reserved.extend_from_slice(&[0; 4096]);
+        for hole in [
+            first_len..first_len + 4,
+            first_len + 9..end,
+            first_len + 12..end - 1,
+        ] {
+            let mut torn = reserved.clone();
+            torn[hole].fill(0);
+            let parsed = parse(&torn).unwrap();
+            assert_eq!(parsed.frames.len(), 1);
+            assert_eq!(parsed.tail, Tail::Torn(first_len as u64));
+        }
+        let mut junk_after_zeros = reserved;
+        junk_after_zeros.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            parse(&junk_after_zeros).unwrap().tail,
+            Tail::Torn(end as u64)
+        );
+    }
+
+    #[test]
+    fn a_damaged_frame_followed_by_a_whole_frame_is_an_error_even_after_zeros() {
+        let data = sample();
+        let first_len = parse(&data).unwrap().frames[1].0 as usize;
+        let second = data[first_len..].to_vec();
+        let mut damaged = data.clone();
+        damaged[first_len + HEADER + 2] ^= 1;
+        damaged.extend_from_slice(&[0; 100]);
+        damaged.extend_from_slice(&second);
+        assert!(parse(&damaged)
+            .unwrap_err()
+            .contains(&format!("offset {first_len}")));
     }
 
     #[test]

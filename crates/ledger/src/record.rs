@@ -79,66 +79,22 @@ impl Record {
 
     /// Checks the record's shape and limits.
     pub fn validate(&self) -> Result<()> {
-        if self.v != VERSION {
-            return Err(Error::Record(format!(
-                "unsupported record version {}",
-                self.v
-            )));
-        }
-        let Some((family, action)) = self.kind.split_once('.') else {
-            return Err(Error::Record(format!(
-                "kind {:?} is not <family>.<action>",
-                self.kind
-            )));
-        };
-        if !FAMILIES.contains(&family) {
-            return Err(Error::Record(format!(
-                "kind {:?}: family {family:?} is not one of {}",
-                self.kind,
-                FAMILIES.join(", ")
-            )));
-        }
-        if action.is_empty()
-            || action.len() > 64
-            || !action
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        {
-            return Err(Error::Record(format!(
-                "kind {:?}: the action must be lower-case letters, digits, '.', '_' or '-'",
-                self.kind
-            )));
-        }
-        if humantime::parse_rfc3339(&self.time).is_err() {
-            return Err(Error::Record(format!(
-                "time {:?} is not RFC 3339",
-                self.time
-            )));
-        }
-        if self.actor.is_empty() {
-            return Err(Error::Record("actor is empty".into()));
-        }
-        if self.attrs.len() + self.digests.len() > MAX_ATTRS {
-            return Err(Error::Record(format!(
-                "more than {MAX_ATTRS} attributes and digests"
-            )));
-        }
         let fields = [&self.actor]
             .into_iter()
             .chain(self.subject.as_ref())
             .chain(self.attrs.keys())
             .chain(self.attrs.values())
             .chain(self.digests.keys())
-            .chain(self.digests.values());
-        for field in fields {
-            if field.len() > MAX_FIELD {
-                return Err(Error::Record(format!(
-                    "a field of {} bytes exceeds {MAX_FIELD}",
-                    field.len()
-                )));
-            }
-        }
-        Ok(())
+            .chain(self.digests.values())
+            .map(String::as_str);
+        validate_parts(
+            self.v,
+            &self.kind,
+            &self.time,
+            &self.actor,
+            self.attrs.len() + self.digests.len(),
+            fields,
+        )
     }
 
     /// The canonical bytes: what the ledger stores and hashes.
@@ -172,6 +128,242 @@ impl Record {
         }
         Ok(record)
     }
+
+    /// Checks that stored bytes are a valid record in canonical form, as [`Record::decode`]
+    /// does, without building the record: the strings are borrowed from `bytes` and the
+    /// canonical form is checked by serializing them again against `bytes`, so a record
+    /// without escaped characters is checked without allocating. Any other input (an
+    /// escape, or an error to describe) goes through [`Record::decode`], so both accept
+    /// exactly the same bytes.
+    pub fn check(bytes: &[u8]) -> Result<()> {
+        if bytes.len() <= MAX_RECORD_LEN && check_borrowed(bytes) {
+            return Ok(());
+        }
+        Record::decode(bytes).map(drop)
+    }
+}
+
+/// The checks of [`Record::validate`], over the record's parts.
+fn validate_parts<'a>(
+    v: u32,
+    kind: &str,
+    time: &str,
+    actor: &str,
+    attrs_and_digests: usize,
+    fields: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    if v != VERSION {
+        return Err(Error::Record(format!("unsupported record version {v}")));
+    }
+    let Some((family, action)) = kind.split_once('.') else {
+        return Err(Error::Record(format!(
+            "kind {kind:?} is not <family>.<action>"
+        )));
+    };
+    if !FAMILIES.contains(&family) {
+        return Err(Error::Record(format!(
+            "kind {kind:?}: family {family:?} is not one of {}",
+            FAMILIES.join(", ")
+        )));
+    }
+    if action.is_empty()
+        || action.len() > 64
+        || !action
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
+        return Err(Error::Record(format!(
+            "kind {kind:?}: the action must be lower-case letters, digits, '.', '_' or '-'"
+        )));
+    }
+    if humantime::parse_rfc3339(time).is_err() {
+        return Err(Error::Record(format!("time {time:?} is not RFC 3339")));
+    }
+    if actor.is_empty() {
+        return Err(Error::Record("actor is empty".into()));
+    }
+    if attrs_and_digests > MAX_ATTRS {
+        return Err(Error::Record(format!(
+            "more than {MAX_ATTRS} attributes and digests"
+        )));
+    }
+    for field in fields {
+        if field.len() > MAX_FIELD {
+            return Err(Error::Record(format!(
+                "a field of {} bytes exceeds {MAX_FIELD}",
+                field.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A record whose strings are borrowed from the bytes it was read from.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordRef<'a> {
+    v: u32,
+    kind: &'a str,
+    time: &'a str,
+    actor: &'a str,
+    #[serde(default)]
+    subject: Option<&'a str>,
+    #[serde(default, borrow)]
+    digests: Pairs<'a>,
+    #[serde(default, borrow)]
+    attrs: Pairs<'a>,
+}
+
+/// A string map, judged as it is read, without holding its entries: its keys must come
+/// in strictly increasing order (the order, without duplicates, in which a
+/// `BTreeMap<String, String>` serializes them), and its strings must follow each other as
+/// canonical JSON lays them out, `"k":"v","k":"v"`.
+#[derive(Default)]
+struct Pairs<'a> {
+    len: usize,
+    /// The first key and the last value: where the entries start and end in the input.
+    first_key: &'a str,
+    last_value: &'a str,
+    /// Whether every field is at most `MAX_FIELD` bytes, the keys increase, and the
+    /// entries are laid out canonically.
+    ok: bool,
+}
+
+/// How many bytes lie between the end of `a` and the start of `b` (both borrowed from
+/// the same input), if `b` comes after `a`.
+fn gap(a: &str, b: &str) -> Option<usize> {
+    (b.as_ptr() as usize).checked_sub(a.as_ptr() as usize + a.len())
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Pairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<Pairs<'a>, M::Error> {
+                let mut out = Pairs {
+                    ok: true,
+                    ..Pairs::default()
+                };
+                let mut last_key = "";
+                while let Some((k, v)) = map.next_entry::<&'de str, &'de str>()? {
+                    // Between two strings, only `":"` or `","` is 3 bytes long: JSON
+                    // allows nothing shorter, and whitespace makes it longer.
+                    let laid_out = gap(k, v) == Some(3)
+                        && (out.len == 0 || (last_key < k && gap(out.last_value, k) == Some(3)));
+                    if !laid_out || k.len() > MAX_FIELD || v.len() > MAX_FIELD {
+                        out.ok = false;
+                    }
+                    if out.len == 0 {
+                        out.first_key = k;
+                    }
+                    last_key = k;
+                    out.last_value = v;
+                    out.len += 1;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A reader that walks the input, checking it holds the canonical layout.
+struct Layout<'a> {
+    input: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Layout<'a> {
+    /// The literal bytes `text` come next.
+    fn literal(&mut self, text: &[u8]) -> bool {
+        let ok = self
+            .input
+            .get(self.at..)
+            .is_some_and(|rest| rest.starts_with(text));
+        self.at += text.len();
+        ok
+    }
+
+    /// `s`, borrowed from the input, lies exactly here; the walk goes on after it.
+    fn here(&mut self, s: &str) -> bool {
+        let ok = s.as_ptr() as usize == self.input.as_ptr() as usize + self.at;
+        self.at += s.len();
+        ok
+    }
+
+    /// A quoted string borrowed from the input.
+    fn string(&mut self, s: &str) -> bool {
+        self.literal(b"\"") && self.here(s) && self.literal(b"\"")
+    }
+
+    /// `,"name":{...}` for a non-empty map, nothing for an empty one.
+    fn map(&mut self, name: &[u8], pairs: &Pairs<'_>) -> bool {
+        if pairs.len == 0 {
+            return true;
+        }
+        if !(pairs.ok && self.literal(b",\"") && self.literal(name) && self.literal(b"\":{\"")) {
+            return false;
+        }
+        // The entries in between were checked as they were read.
+        let start = self.input.as_ptr() as usize + self.at;
+        if pairs.first_key.as_ptr() as usize != start {
+            return false;
+        }
+        let end = pairs.last_value.as_ptr() as usize + pairs.last_value.len();
+        match end.checked_sub(self.input.as_ptr() as usize) {
+            Some(at) if at >= self.at => self.at = at,
+            _ => return false,
+        }
+        self.literal(b"\"}")
+    }
+}
+
+/// Whether `bytes` are a valid record in canonical form, judged without allocating: the
+/// strings are borrowed from `bytes`, and since none holds an escape, the record is
+/// canonical exactly when they lie where its canonical serialization puts them. `false` is
+/// no verdict: strings with escapes (which cannot be borrowed) land there too.
+fn check_borrowed(bytes: &[u8]) -> bool {
+    let Ok(r) = serde_json::from_slice::<RecordRef<'_>>(bytes) else {
+        return false;
+    };
+    let fields = [r.actor].into_iter().chain(r.subject);
+    if validate_parts(
+        r.v,
+        r.kind,
+        r.time,
+        r.actor,
+        r.attrs.len + r.digests.len,
+        fields,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    // `v` is VERSION, which is 1.
+    let mut walk = Layout {
+        input: bytes,
+        at: 0,
+    };
+    let laid_out = VERSION == 1
+        && walk.literal(b"{\"v\":1,\"kind\":")
+        && walk.string(r.kind)
+        && walk.literal(b",\"time\":")
+        && walk.string(r.time)
+        && walk.literal(b",\"actor\":")
+        && walk.string(r.actor)
+        && r.subject
+            .is_none_or(|s| walk.literal(b",\"subject\":") && walk.string(s))
+        && walk.map(b"digests", &r.digests)
+        && walk.map(b"attrs", &r.attrs)
+        && walk.literal(b"}");
+    laid_out && walk.at == bytes.len()
 }
 
 /// `sha256:<hex>` of some bytes: for artifacts whose content is not secret.
@@ -236,6 +428,63 @@ mod tests {
         let unknown =
             r#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","extra":"1"}"#;
         assert!(Record::decode(unknown.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_borrowed_check_accepts_exactly_what_decode_accepts() {
+        let mut many = Record::new("admin.ok", "a");
+        for i in 0..MAX_ATTRS {
+            many = many.attr(&format!("k{i:02}"), "v");
+        }
+        let good = [
+            Record::new("admin.login", "bob"),
+            Record::new("release.admitted", "alice")
+                .subject("iris@1.0")
+                .attr("zeta", "1")
+                .attr("alpha", "2")
+                .digest("manifest", &sha256_digest(b"m")),
+            Record::new("admin.ok", "quote \" back \\ tab \t ctl \u{1} é /"),
+            Record::new("admin.ok", "a")
+                .attr("", "")
+                .attr("é", "x")
+                .attr("e", "y"),
+        ];
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for r in &good {
+            let bytes = r.encode().unwrap();
+            assert!(Record::check(&bytes).is_ok());
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            inputs.push(text.replace(',', ", ").into_bytes());
+            inputs.push(text.replace(":1,", ":1.0,").into_bytes());
+            inputs.push(text.replace(":1,", ":01,").into_bytes());
+            inputs.push(format!("{text} ").into_bytes());
+            inputs.push(text.replace('}', ",\"attrs\":{}}").into_bytes());
+            inputs.push(
+                text.replace("\"time\"", "\"subject\":null,\"time\"")
+                    .into_bytes(),
+            );
+            inputs.push(text.replace("alpha", "zzz").into_bytes());
+            inputs.push(text.replace("alpha", "zeta").into_bytes());
+            inputs.push(text.replace("/", "\\/").into_bytes());
+            inputs.push(text.replace("é", "\\u00e9").into_bytes());
+            inputs.push(text.replace("\\t", "\\u0009").into_bytes());
+            inputs.push(bytes[..bytes.len() - 1].to_vec());
+            inputs.push(bytes);
+        }
+        let over = many.clone().attr("zz", "v");
+        inputs.push(serde_json::to_vec(&over).unwrap());
+        inputs.push(many.encode().unwrap());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","attrs":{"b":"1","a":"2"}}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","attrs":{"a":"1","a":"2"}}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","attrs":{"a":"1","b":"2"}}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"2026-01-01T00:00:00.000Z","actor":"a","kind":"admin.y"}"#.to_vec());
+        inputs.push(br#"{"v":1,"kind":"admin.x","time":"yesterday","actor":"a"}"#.to_vec());
+        for input in &inputs {
+            let decoded = Record::decode(input).map(drop).map_err(|e| e.to_string());
+            let checked = Record::check(input).map_err(|e| e.to_string());
+            assert_eq!(decoded, checked, "{}", String::from_utf8_lossy(input));
+        }
+        assert!(inputs.iter().filter(|i| Record::check(i).is_ok()).count() > good.len());
     }
 
     #[test]

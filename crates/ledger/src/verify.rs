@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::checkpoint::{self, SignedCheckpoint};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hash::{leaf_hash, Hash};
 use crate::reader::Published;
 use crate::tiles::{self, TileId, TileKind, TILE_WIDTH};
@@ -143,8 +143,27 @@ pub fn verify(
         let bundle_id = TileId::for_entry(index, cp.size);
         let level0_id = TileId::for_hash(0, index, cp.size);
         let width = u64::from(bundle_id.width);
-        let leaves: Vec<Hash> = match ledger.read_bundle(index) {
-            Ok((_, entries)) => {
+        // The bundle's entries are checked where they lie in the tile, without copies.
+        let data = ledger.read_tile(&bundle_id);
+        let entries = data
+            .as_deref()
+            .map_err(ToString::to_string)
+            .and_then(|data| {
+                let entries = tiles::split_bundle(data).map_err(|e| {
+                    Error::Corrupt(format!("{}: {e}", bundle_id.path())).to_string()
+                })?;
+                if entries.len() as u64 != width {
+                    return Err(Error::Corrupt(format!(
+                        "{} holds {} entries, not {width}",
+                        bundle_id.path(),
+                        entries.len()
+                    ))
+                    .to_string());
+                }
+                Ok(entries)
+            });
+        let leaves: Vec<Hash> = match entries {
+            Ok(entries) => {
                 // Judging content and hashing dominate; a bundle's 256 entries go to
                 // all cores, and problems are reported in entry order.
                 let judged: Vec<(Hash, Option<String>)> = entries
@@ -160,8 +179,8 @@ pub fn verify(
                 }
                 leaves
             }
-            Err(e) => {
-                checker.problem(bundle_id.path(), e.to_string());
+            Err(why) => {
+                checker.problem(bundle_id.path(), why);
                 // Go on with the stored hashes so that later tiles are still checked.
                 match ledger
                     .read_tile(&level0_id)

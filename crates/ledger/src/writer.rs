@@ -1,13 +1,18 @@
-//! The ledger writer: one thread owns the journal and the tiles; appenders queue entries
-//! and wait for their receipt. Everything queued while a sync is in flight goes into the
-//! next group commit, so throughput grows with the number of writers while each append
-//! still waits for its own data to be durable.
+//! The ledger writer. Appenders hash their entries, queue them and wait; one thread, the
+//! committer, owns the journal: it takes everything queued, appends it as one frame, calls
+//! `fdatasync`, and wakes every appender of that group commit at once through one condition
+//! variable. Everything queued while a sync is in flight goes into the next group commit,
+//! so throughput grows with the number of writers while each append still waits for its
+//! own data to be durable. A second thread, the publisher, writes the tiles that filled and
+//! publishes the partial tiles and the checkpoint, so the committer's next sync does not
+//! wait for them.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,8 +28,8 @@ use crate::tree::{FullTile, TreeState};
 /// Tuning of the writer. The defaults suit a gateway; tests shrink them.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Appends that may wait in the queue; beyond it `append` blocks and `try_append`
-    /// returns [`Error::Busy`] (back-pressure).
+    /// Appends (calls) that may wait in the queue; beyond it `append` blocks and
+    /// `try_append` returns [`Error::Busy`] (back-pressure).
     pub queue: usize,
     /// Most entries in one group commit.
     pub max_batch: usize,
@@ -32,6 +37,11 @@ pub struct Options {
     pub rotate_bytes: u64,
     /// Publish the partial tiles and the checkpoint at most this often (and on close).
     pub publish_interval: Duration,
+    /// Zero-filled bytes kept ahead of the journal's end, written and synced once (at most
+    /// `max(rotate_bytes, 1 MiB)`; 0 turns it off). A commit then overwrites blocks the file
+    /// already has, and its `fdatasync` writes only data, not the file's new size and
+    /// block map.
+    pub reserve_bytes: u64,
 }
 
 impl Default for Options {
@@ -41,6 +51,7 @@ impl Default for Options {
             max_batch: 8_192,
             rotate_bytes: 64 << 20,
             publish_interval: Duration::from_millis(100),
+            reserve_bytes: 4 << 20,
         }
     }
 }
@@ -56,32 +67,120 @@ pub struct Receipt {
     pub tree_size: u64,
 }
 
-type Reply = SyncSender<Result<Vec<Receipt>>>;
-
-enum Msg {
-    Append(Vec<Vec<u8>>, Reply),
-    Publish(SyncSender<Result<()>>),
-}
-
 /// Most entries one [`Ledger::append_all`] call takes.
 pub const MAX_BATCH_CALL: usize = 65_536;
 
-fn one(mut receipts: Vec<Receipt>) -> Result<Receipt> {
-    receipts
-        .pop()
-        .ok_or_else(|| Error::Stopped("no receipt".into()))
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What became of the entries with tickets `start..end` (one group commit, or the entries
+/// failed when the writer stopped). A ticket numbers an entry in the order it was queued.
+struct Outcome {
+    start: u64,
+    end: u64,
+    /// Index of the entry with ticket `start`.
+    first_index: u64,
+    tree_size: u64,
+    error: Option<String>,
+    /// Calls that have not yet collected their receipts.
+    waiting: usize,
+}
+
+/// The queue between appenders and the committer, and the outcomes of the commits.
+#[derive(Default)]
+struct Queue {
+    /// Queued entries and their leaf hashes (computed by the appenders).
+    entries: Vec<Vec<u8>>,
+    leaves: Vec<Hash>,
+    /// The end ticket of each queued call.
+    calls: VecDeque<u64>,
+    /// Ticket of the next entry queued.
+    next_ticket: u64,
+    /// Every ticket below this has an outcome.
+    decided: u64,
+    /// Group commits taken by the committer, and the end ticket of the last one.
+    taken: u64,
+    taken_end: u64,
+    outcomes: VecDeque<Outcome>,
+    publish_waiters: Vec<SyncSender<Result<()>>>,
+    /// Whether the committer sleeps on `work`, and how many appenders on `room`.
+    committer_idle: bool,
+    room_waiters: usize,
+    closing: bool,
+    /// Why the writer stopped (it takes no more appends).
+    stopped: Option<String>,
+    /// Why the publisher failed; the committer stops on it.
+    publisher_failed: Option<String>,
+}
+
+impl Queue {
+    /// Records an outcome for the tickets up to `end` and wakes their appenders.
+    fn decide(
+        &mut self,
+        end: u64,
+        calls: usize,
+        first_index: u64,
+        tree_size: u64,
+        error: Option<String>,
+    ) {
+        self.outcomes.push_back(Outcome {
+            start: self.decided,
+            end,
+            first_index,
+            tree_size,
+            error,
+            waiting: calls,
+        });
+        self.decided = end;
+    }
+
+    /// The receipts (or the error) of the call with tickets `start..start+leaves.len()`.
+    fn collect(&mut self, start: u64, leaves: &[Hash]) -> Result<Vec<Receipt>> {
+        let at = self.outcomes.partition_point(|o| o.end <= start);
+        let Some(outcome) = self.outcomes.get_mut(at) else {
+            return Err(Error::Stopped("no outcome for an append".into()));
+        };
+        outcome.waiting = outcome.waiting.saturating_sub(1);
+        let result = match &outcome.error {
+            Some(e) => Err(Error::Stopped(e.clone())),
+            None => {
+                let first = outcome.first_index + (start - outcome.start);
+                Ok(leaves
+                    .iter()
+                    .zip(first..)
+                    .map(|(&leaf_hash, index)| Receipt {
+                        index,
+                        leaf_hash,
+                        tree_size: outcome.tree_size,
+                    })
+                    .collect())
+            }
+        };
+        while self.outcomes.front().is_some_and(|o| o.waiting == 0) {
+            self.outcomes.pop_front();
+        }
+        result
+    }
 }
 
 struct Shared {
+    queue: Mutex<Queue>,
+    /// The committer waits here for work.
+    work: Condvar,
+    /// Appenders wait here for their commit: on `done[n % 2]` for group commit number `n`,
+    /// so that waking one commit's appenders leaves the next one's asleep.
+    done: [Condvar; 2],
+    /// Appenders wait here for room in the queue.
+    room: Condvar,
     checkpoint: Mutex<SignedCheckpoint>,
-    stopped: Mutex<Option<String>>,
 }
 
-/// An open ledger with its writer thread.
+/// An open ledger with its writer threads.
 pub struct Ledger {
-    tx: Option<SyncSender<Msg>>,
-    worker: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
+    queue_limit: usize,
     dir: PathBuf,
 }
 
@@ -115,21 +214,23 @@ impl Ledger {
     /// (dropping a commit cut off by a crash, which was never acknowledged), republishes
     /// the tiles, and starts the writer.
     pub fn open(dir: &Path, skey: &str, options: Options) -> Result<Ledger> {
-        let writer = Writer::recover(dir, skey, options.clone())?;
+        let (writer, publisher) = Writer::recover(dir, skey, options.clone())?;
         let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            work: Condvar::new(),
+            done: [Condvar::new(), Condvar::new()],
+            room: Condvar::new(),
             checkpoint: Mutex::new(writer.checkpoint.clone()),
-            stopped: Mutex::new(None),
         });
-        let (tx, rx) = mpsc::sync_channel(options.queue.max(1));
         let thread_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run(rx, &thread_shared))
+            .spawn(move || writer.run(publisher, &thread_shared))
             .map_err(Error::io(dir))?;
         Ok(Ledger {
-            tx: Some(tx),
-            worker: Some(worker),
             shared,
+            worker: Some(worker),
+            queue_limit: options.queue.max(1),
             dir: dir.to_path_buf(),
         })
     }
@@ -174,42 +275,75 @@ impl Ledger {
         if let Some(big) = entries.iter().find(|e| e.len() > MAX_ENTRY_LEN) {
             return Err(Error::EntryTooLarge(big.len()));
         }
-        let (reply, wait) = mpsc::sync_channel(1);
-        let msg = Msg::Append(entries, reply);
-        let tx = self.tx.as_ref().ok_or_else(|| self.stopped())?;
-        if no_wait {
-            match tx.try_send(msg) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => return Err(Error::Busy),
-                Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
+        // Hashing here spreads it over the appenders' threads.
+        let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+        let shared = &*self.shared;
+        let mut q = lock(&shared.queue);
+        loop {
+            if let Some(reason) = &q.stopped {
+                return Err(Error::Stopped(reason.clone()));
             }
-        } else if tx.send(msg).is_err() {
-            return Err(self.stopped());
+            if q.closing {
+                return Err(Error::Stopped("closed".into()));
+            }
+            if q.calls.len() < self.queue_limit {
+                break;
+            }
+            if no_wait {
+                return Err(Error::Busy);
+            }
+            q.room_waiters += 1;
+            q = shared.room.wait(q).unwrap_or_else(PoisonError::into_inner);
+            q.room_waiters -= 1;
         }
-        wait.recv().map_err(|_| self.stopped())?
+        let start = q.next_ticket;
+        let end = start + entries.len() as u64;
+        q.entries.extend(entries);
+        q.leaves.extend_from_slice(&leaves);
+        q.next_ticket = end;
+        q.calls.push_back(end);
+        if q.committer_idle {
+            q.committer_idle = false;
+            shared.work.notify_one();
+        }
+        while q.decided < end {
+            // The commit taken last, if it holds these entries, or else the next one.
+            let commit = if end <= q.taken_end {
+                q.taken
+            } else {
+                q.taken + 1
+            };
+            q = shared.done[(commit % 2) as usize]
+                .wait(q)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        q.collect(start, &leaves)
     }
 
     /// Publishes the partial tiles and checkpoint now.
     pub fn publish(&self) -> Result<()> {
         let (reply, wait) = mpsc::sync_channel(1);
-        let tx = self.tx.as_ref().ok_or_else(|| self.stopped())?;
-        tx.send(Msg::Publish(reply)).map_err(|_| self.stopped())?;
+        {
+            let mut q = lock(&self.shared.queue);
+            if let Some(reason) = &q.stopped {
+                return Err(Error::Stopped(reason.clone()));
+            }
+            q.publish_waiters.push(reply);
+            if q.committer_idle {
+                q.committer_idle = false;
+                self.shared.work.notify_one();
+            }
+        }
         wait.recv().map_err(|_| self.stopped())?
     }
 
     /// The latest signed checkpoint (every acknowledged entry is under it).
     pub fn checkpoint(&self) -> SignedCheckpoint {
-        match self.shared.checkpoint.lock() {
-            Ok(cp) => cp.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        lock(&self.shared.checkpoint).clone()
     }
 
     fn stopped(&self) -> Error {
-        let reason = match self.shared.stopped.lock() {
-            Ok(s) => s.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let reason = lock(&self.shared.queue).stopped.clone();
         Error::Stopped(reason.unwrap_or_else(|| "closed".into()))
     }
 
@@ -219,19 +353,25 @@ impl Ledger {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        drop(self.tx.take());
+        {
+            let mut q = lock(&self.shared.queue);
+            q.closing = true;
+            self.shared.work.notify_one();
+        }
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
-        let stopped = match self.shared.stopped.lock() {
-            Ok(s) => s.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        match stopped {
+        match lock(&self.shared.queue).stopped.clone() {
             Some(reason) => Err(Error::Stopped(reason)),
             None => Ok(()),
         }
     }
+}
+
+fn one(mut receipts: Vec<Receipt>) -> Result<Receipt> {
+    receipts
+        .pop()
+        .ok_or_else(|| Error::Stopped("no receipt".into()))
 }
 
 impl Drop for Ledger {
@@ -240,20 +380,22 @@ impl Drop for Ledger {
     }
 }
 
+/// The committer's state: the journal and the tree.
 struct Writer {
     dir: PathBuf,
     key: LogKey,
     options: Options,
     journal: File,
+    /// End of the last frame.
     journal_len: u64,
+    /// Length of the file: the frames, then zeros reserved for the next ones.
+    reserved_to: u64,
+    /// No reserving again before the journal reaches this length (after a failure).
+    reserve_after: u64,
     state: TreeState,
     /// Entries of the partial entry bundle.
     tail: Vec<Vec<u8>>,
     checkpoint: SignedCheckpoint,
-    /// Whether full tiles were written since the last rotation (synced when it rotates).
-    unsynced: bool,
-    /// Partial tiles of the published checkpoint.
-    published: Vec<PathBuf>,
     published_size: Option<u64>,
     last_publish: Instant,
     _lock: File,
@@ -263,11 +405,43 @@ struct Writer {
 #[derive(Default)]
 struct NewTiles {
     hashes: Vec<FullTile>,
-    bundles: Vec<(u64, Vec<u8>)>,
+    bundles: Vec<(u64, Vec<Vec<u8>>)>,
+}
+
+impl NewTiles {
+    fn is_empty(&self) -> bool {
+        self.hashes.is_empty() && self.bundles.is_empty()
+    }
+}
+
+/// What a publication writes: the partial tiles of one tree size, then its checkpoint.
+struct Snapshot {
+    partials: Vec<(PathBuf, Vec<u8>)>,
+    checkpoint: Vec<u8>,
+}
+
+/// Work for the publisher thread, done in order.
+enum Job {
+    Tiles(NewTiles),
+    Publish(Snapshot, Vec<SyncSender<Result<()>>>),
+    /// Make every tile written so far durable, then reply.
+    Sync(SyncSender<Result<()>>),
+}
+
+/// A group commit taken from the queue.
+struct Batch {
+    /// Its number: the committer's `n`th.
+    commit: u64,
+    /// Tickets `start..end`, in `calls` calls.
+    start: u64,
+    end: u64,
+    calls: usize,
+    entries: Vec<Vec<u8>>,
+    leaves: Vec<Hash>,
 }
 
 impl Writer {
-    fn recover(dir: &Path, skey: &str, options: Options) -> Result<Writer> {
+    fn recover(dir: &Path, skey: &str, options: Options) -> Result<(Writer, Publisher)> {
         let journal_path = dir.join(layout::JOURNAL);
         if !journal_path.exists() {
             return Err(Error::NotFound(dir.to_path_buf()));
@@ -345,7 +519,7 @@ impl Writer {
             )));
         }
 
-        let mut journal = OpenOptions::new()
+        let journal = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&journal_path)
@@ -357,9 +531,6 @@ impl Writer {
             journal.sync_all().map_err(Error::io(&journal_path))?;
             journal_len = at;
         }
-        journal
-            .seek(SeekFrom::Start(journal_len))
-            .map_err(Error::io(&journal_path))?;
 
         if let Some(p) = &published {
             if p.size > cp.size {
@@ -385,18 +556,24 @@ impl Writer {
             options,
             journal,
             journal_len,
+            reserved_to: journal_len,
+            reserve_after: 0,
             state,
             tail: writer_tail,
             checkpoint: cp,
-            unsynced: false,
-            published: Vec::new(),
             published_size: None,
             last_publish: Instant::now(),
             _lock: lock,
         };
-        writer.write_tiles(new_tiles, true)?;
-        writer.publish()?;
-        Ok(writer)
+        let mut publisher = Publisher {
+            dir: dir.to_path_buf(),
+            published: Vec::new(),
+            unsynced: false,
+        };
+        publisher.write_tiles(new_tiles, true)?;
+        publisher.publish(writer.snapshot()?)?;
+        writer.published_size = Some(writer.state.size());
+        Ok((writer, publisher))
     }
 
     /// Checks a base frame against itself and its checkpoint.
@@ -419,102 +596,168 @@ impl Writer {
         Ok((state, base.entries.clone()))
     }
 
-    fn run(mut self, rx: Receiver<Msg>, shared: &Shared) {
-        let result = self.serve(&rx, shared);
-        let result = result.and_then(|()| self.publish());
-        if let Err(e) = result {
-            if let Ok(mut s) = shared.stopped.lock() {
-                *s = Some(e.to_string());
+    fn run(mut self, publisher: Publisher, shared: &Arc<Shared>) {
+        /// Should this thread die, no appender is left waiting.
+        struct Guard<'a>(&'a Shared);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    fail_all(self.0, "the ledger writer failed".into());
+                }
             }
-            // Fail everything still queued rather than leave callers waiting.
-            drop(rx);
+        }
+        let _guard = Guard(shared);
+        let (jobs, rx) = mpsc::channel();
+        let publisher_shared = Arc::clone(shared);
+        let publisher_thread = std::thread::Builder::new()
+            .name("ledger-publisher".into())
+            .spawn(move || publisher.run(&rx, &publisher_shared));
+        let result = match &publisher_thread {
+            Ok(_) => self.serve(&jobs, shared).and_then(|()| {
+                // A clean close leaves no reserved zeros behind.
+                let _ = self.journal.set_len(self.journal_len);
+                self.publish_and_wait(&jobs)
+            }),
+            Err(e) => Err(Error::Stopped(format!("starting the publisher: {e}"))),
+        };
+        // The publisher ends once it has done every job sent.
+        drop(jobs);
+        if let Ok(handle) = publisher_thread {
+            let _ = handle.join();
+        }
+        let publisher_failed = lock(&shared.queue).publisher_failed.clone();
+        if let Some(reason) = result.err().map(|e| e.to_string()).or(publisher_failed) {
+            fail_all(shared, reason);
         }
     }
 
-    fn serve(&mut self, rx: &Receiver<Msg>, shared: &Shared) -> Result<()> {
+    /// Takes the next group commit (and the publications asked for) from the queue,
+    /// waiting for work; `None` once the ledger closes with nothing queued.
+    #[allow(clippy::type_complexity)]
+    fn next_batch(
+        &mut self,
+        shared: &Shared,
+    ) -> Result<Option<(Option<Batch>, Vec<SyncSender<Result<()>>>)>> {
+        let mut q = lock(&shared.queue);
         loop {
-            let first = match rx.recv_timeout(self.options.publish_interval) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.published_size != Some(self.state.size()) {
-                        self.publish()?;
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            };
-            let mut batch = Vec::new();
-            let mut entries = 0;
-            let mut publish_waiters = Vec::new();
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Append(list, reply) => {
-                        entries += list.len();
-                        batch.push((list, reply));
-                    }
-                    Msg::Publish(reply) => publish_waiters.push(reply),
-                }
-                if entries < self.options.max_batch {
-                    next = rx.try_recv().ok();
-                }
+            if let Some(e) = &q.publisher_failed {
+                return Err(Error::Stopped(e.clone()));
             }
-            if !batch.is_empty() {
-                self.commit(batch, shared)?;
+            if !q.calls.is_empty() || !q.publish_waiters.is_empty() {
+                break;
+            }
+            if q.closing {
+                return Ok(None);
+            }
+            let unpublished = self.published_size != Some(self.state.size());
+            let wait = if unpublished {
+                let due = self.options.publish_interval;
+                match due.checked_sub(self.last_publish.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return Ok(Some((None, Vec::new()))),
+                }
+            } else {
+                self.options
+                    .publish_interval
+                    .max(Duration::from_millis(100))
+            };
+            q.committer_idle = true;
+            q = shared
+                .work
+                .wait_timeout(q, wait)
+                .map(|(q, _)| q)
+                .unwrap_or_else(|p| p.into_inner().0);
+            q.committer_idle = false;
+        }
+        let waiters = std::mem::take(&mut q.publish_waiters);
+        if q.calls.is_empty() {
+            return Ok(Some((None, waiters)));
+        }
+        // Whole calls, until the batch reaches `max_batch` entries.
+        let start = q.next_ticket - q.entries.len() as u64;
+        let limit = start.saturating_add(self.options.max_batch.max(1) as u64);
+        let mut calls = 0;
+        let mut end = start;
+        while let Some(&call_end) = q.calls.front() {
+            if calls > 0 && end >= limit {
+                break;
+            }
+            end = call_end;
+            calls += 1;
+            q.calls.pop_front();
+        }
+        q.taken += 1;
+        q.taken_end = end;
+        let commit = q.taken;
+        let n = (end - start) as usize;
+        let (entries, leaves) = if n == q.entries.len() {
+            (
+                std::mem::take(&mut q.entries),
+                std::mem::take(&mut q.leaves),
+            )
+        } else {
+            (
+                q.entries.drain(..n).collect(),
+                q.leaves.drain(..n).collect(),
+            )
+        };
+        if q.room_waiters > 0 {
+            shared.room.notify_all();
+        }
+        Ok(Some((
+            Some(Batch {
+                commit,
+                start,
+                end,
+                calls,
+                entries,
+                leaves,
+            }),
+            waiters,
+        )))
+    }
+
+    fn serve(&mut self, jobs: &Sender<Job>, shared: &Shared) -> Result<()> {
+        while let Some((batch, publish_waiters)) = self.next_batch(shared)? {
+            if let Some(batch) = batch {
+                self.commit(batch, jobs, shared)?;
             }
             let due = self.last_publish.elapsed() >= self.options.publish_interval;
-            if !publish_waiters.is_empty() || due {
-                let result = self.publish();
-                let failed = result.as_ref().err().map(ToString::to_string);
-                for reply in publish_waiters {
-                    let _ = reply.send(match &failed {
-                        None => Ok(()),
-                        Some(e) => Err(Error::Stopped(e.clone())),
-                    });
-                }
-                result?;
+            if !publish_waiters.is_empty()
+                || (due && self.published_size != Some(self.state.size()))
+            {
+                self.send_publish(jobs, publish_waiters)?;
             }
             if self.journal_len >= self.options.rotate_bytes {
-                self.rotate()?;
+                self.rotate(jobs)?;
             }
+            self.reserve_ahead();
         }
+        Ok(())
     }
 
-    /// One group commit: journal frame, sync, receipts, then the full tiles.
-    fn commit(&mut self, batch: Vec<(Vec<Vec<u8>>, Reply)>, shared: &Shared) -> Result<()> {
+    /// One group commit: journal frame, sync, wake the appenders, then hand the tiles that
+    /// filled to the publisher.
+    fn commit(&mut self, batch: Batch, jobs: &Sender<Job>, shared: &Shared) -> Result<()> {
         // The tree moves first (to sign its new root); the pending bundle only once the
         // commit is durable, so a failed commit restores the tree alone.
         let saved_state = self.state.clone();
         let first = self.state.size();
         let mut new_tiles = NewTiles::default();
-        let mut receipts = Vec::with_capacity(batch.len());
-        let mut entries = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
-        for (list, reply) in batch {
-            let mut mine = Vec::with_capacity(list.len());
-            for entry in list {
-                let index = self.state.size();
-                let leaf = leaf_hash(&entry);
-                self.state.push(leaf, |full| new_tiles.hashes.push(full));
-                mine.push((index, leaf));
-                entries.push(entry);
-            }
-            receipts.push(mine);
-            replies.push(reply);
+        for leaf in &batch.leaves {
+            self.state.push(*leaf, |full| new_tiles.hashes.push(full));
         }
-        let mut commit = Frame::Commit(Commit {
+        let mut commit = Commit {
             first,
-            entries,
+            entries: batch.entries,
             checkpoint: Vec::new(),
-        });
+        };
         let outcome = self
             .key
             .sign(self.state.size(), &self.state.root())
             .and_then(|cp| {
-                if let Frame::Commit(c) = &mut commit {
-                    c.checkpoint = cp.note.clone();
-                }
-                self.append_frame(&journal::encode(&commit))?;
+                commit.checkpoint.clone_from(&cp.note);
+                self.append_frame(&journal::encode_commit(&commit))?;
                 Ok(cp)
             });
         let cp = match outcome {
@@ -522,53 +765,254 @@ impl Writer {
             Err(e) => {
                 // Nothing of this batch was acknowledged; undo it in memory and on disk.
                 self.state = saved_state;
-                let message = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(Error::Stopped(message.clone())));
+                {
+                    let mut q = lock(&shared.queue);
+                    q.decide(batch.end, batch.calls, 0, 0, Some(e.to_string()));
+                    shared.done[(batch.commit % 2) as usize].notify_all();
                 }
                 let path = self.dir.join(layout::JOURNAL);
+                self.reserved_to = self.journal_len;
+                self.reserve_after = self.journal_len + self.reserve_bytes();
                 self.journal
                     .set_len(self.journal_len)
-                    .and_then(|()| {
-                        self.journal
-                            .seek(SeekFrom::Start(self.journal_len))
-                            .map(drop)
-                    })
                     .map_err(Error::io(&path))?;
                 return Ok(());
             }
         };
         let size = cp.size;
-        self.checkpoint = cp.clone();
-        if let Ok(mut shared_cp) = shared.checkpoint.lock() {
-            *shared_cp = cp;
-        }
-        for (mine, reply) in receipts.into_iter().zip(replies) {
-            let list = mine
-                .into_iter()
-                .map(|(index, leaf_hash)| Receipt {
-                    index,
-                    leaf_hash,
-                    tree_size: size,
-                })
-                .collect();
-            let _ = reply.send(Ok(list));
+        *lock(&shared.checkpoint) = cp.clone();
+        self.checkpoint = cp;
+        {
+            let mut q = lock(&shared.queue);
+            debug_assert_eq!(q.decided, batch.start);
+            q.decide(batch.end, batch.calls, first, size, None);
+            shared.done[(batch.commit % 2) as usize].notify_all();
         }
         // Durable: the entries now join the pending bundle.
-        if let Frame::Commit(commit) = commit {
-            for (i, entry) in commit.entries.into_iter().enumerate() {
-                push_tail(first + i as u64, &mut self.tail, entry, &mut new_tiles)?;
-            }
+        for (i, entry) in commit.entries.into_iter().enumerate() {
+            push_tail(first + i as u64, &mut self.tail, entry, &mut new_tiles)?;
         }
-        self.write_tiles(new_tiles, false)
+        if !new_tiles.is_empty() {
+            jobs.send(Job::Tiles(new_tiles))
+                .map_err(|_| Error::Stopped("the publisher stopped".into()))?;
+        }
+        Ok(())
     }
 
     fn append_frame(&mut self, frame: &[u8]) -> Result<()> {
         let path = self.dir.join(layout::JOURNAL);
-        self.journal.write_all(frame).map_err(Error::io(&path))?;
+        let end = self.journal_len + frame.len() as u64;
+        if end > self.reserved_to {
+            self.reserve(end);
+        }
+        self.journal
+            .write_all_at(frame, self.journal_len)
+            .map_err(Error::io(&path))?;
         self.journal.sync_data().map_err(Error::io(&path))?;
-        self.journal_len += frame.len() as u64;
+        self.journal_len = end;
+        self.reserved_to = self.reserved_to.max(end);
         Ok(())
+    }
+
+    /// Bytes to keep reserved ahead of the journal's end.
+    fn reserve_bytes(&self) -> u64 {
+        self.options
+            .reserve_bytes
+            .min(self.options.rotate_bytes.max(1 << 20))
+    }
+
+    /// Reserves zeros ahead once fewer than a quarter of the reserve remain.
+    fn reserve_ahead(&mut self) {
+        let want = self.reserve_bytes();
+        if want > 0 && self.reserved_to.saturating_sub(self.journal_len) < want / 4 {
+            self.reserve(self.journal_len);
+        }
+    }
+
+    /// Zero-fills the journal from its reserved end to `reserve_bytes` past `at_least`, and
+    /// syncs that once: later commits overwrite these zeros (recovery reads zeros after
+    /// the last frame as a torn tail). Best effort: if it fails (a full disk), the
+    /// reservation is undone and commits extend the file as they go.
+    fn reserve(&mut self, at_least: u64) {
+        let want = self.reserve_bytes();
+        if want == 0 || self.journal_len < self.reserve_after {
+            return;
+        }
+        let target = at_least.max(self.journal_len) + want;
+        let zeros = [0u8; 64 << 10];
+        let mut at = self.reserved_to.max(self.journal_len);
+        let mut filled = Ok(());
+        while at < target && filled.is_ok() {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            filled = self.journal.write_all_at(&zeros[..n], at);
+            at += n as u64;
+        }
+        match filled.and_then(|()| self.journal.sync_data()) {
+            Ok(()) => self.reserved_to = target,
+            Err(_) => {
+                // Only zeros past the last frame are dropped.
+                let _ = self.journal.set_len(self.journal_len);
+                self.reserved_to = self.journal_len;
+                self.reserve_after = self.journal_len + want;
+            }
+        }
+    }
+
+    /// The partial tiles and checkpoint of the current size.
+    fn snapshot(&self) -> Result<Snapshot> {
+        let mut partials = Vec::new();
+        for (id, hashes) in self.state.partial_tiles() {
+            partials.push((layout::tile(&self.dir, &id), tiles::encode_hashes(hashes)));
+        }
+        if !self.tail.is_empty() {
+            let id = TileId::for_entry(self.state.size() - 1, self.state.size());
+            let mut bundle = Vec::new();
+            for entry in &self.tail {
+                tiles::push_entry(&mut bundle, entry)?;
+            }
+            partials.push((layout::tile(&self.dir, &id), bundle));
+        }
+        Ok(Snapshot {
+            partials,
+            checkpoint: self.checkpoint.note.clone(),
+        })
+    }
+
+    fn send_publish(
+        &mut self,
+        jobs: &Sender<Job>,
+        waiters: Vec<SyncSender<Result<()>>>,
+    ) -> Result<()> {
+        self.last_publish = Instant::now();
+        let snapshot = self.snapshot()?;
+        self.published_size = Some(self.state.size());
+        jobs.send(Job::Publish(snapshot, waiters))
+            .map_err(|_| Error::Stopped("the publisher stopped".into()))
+    }
+
+    /// Publishes the current size and waits until it is done (on close).
+    fn publish_and_wait(&mut self, jobs: &Sender<Job>) -> Result<()> {
+        let (reply, wait) = mpsc::sync_channel(1);
+        self.send_publish(jobs, vec![reply])?;
+        wait.recv()
+            .map_err(|_| Error::Stopped("the publisher stopped".into()))?
+    }
+
+    /// Makes the full tiles durable, then replaces the journal by a base frame holding the
+    /// tree's right edge.
+    fn rotate(&mut self, jobs: &Sender<Job>) -> Result<()> {
+        // The publisher writes every tile handed to it so far, then one syncfs makes them
+        // durable (and their directories), instead of one fsync per file.
+        let (reply, wait) = mpsc::sync_channel(1);
+        jobs.send(Job::Sync(reply))
+            .map_err(|_| Error::Stopped("the publisher stopped".into()))?;
+        wait.recv()
+            .map_err(|_| Error::Stopped("the publisher stopped".into()))??;
+        let base = Frame::Base(Base {
+            size: self.state.size(),
+            levels: self.state.levels().to_vec(),
+            entries: self.tail.clone(),
+            checkpoint: self.checkpoint.note.clone(),
+        });
+        let data = journal::encode(&base);
+        let path = self.dir.join(layout::JOURNAL);
+        fsio::write_atomic(&path, &data, true)?;
+        let journal = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io(&path))?;
+        self.journal = journal;
+        self.journal_len = data.len() as u64;
+        self.reserved_to = self.journal_len;
+        self.reserve_after = 0;
+        Ok(())
+    }
+}
+
+/// Stops the ledger: fails everything still queued rather than leave callers waiting,
+/// and refuses appends from now on.
+fn fail_all(shared: &Shared, reason: String) {
+    let mut q = lock(&shared.queue);
+    let end = q.next_ticket;
+    let calls = q.calls.len();
+    if end > q.decided {
+        q.decide(end, calls, 0, 0, Some(reason.clone()));
+    }
+    q.entries.clear();
+    q.leaves.clear();
+    q.calls.clear();
+    for reply in q.publish_waiters.drain(..) {
+        let _ = reply.send(Err(Error::Stopped(reason.clone())));
+    }
+    q.stopped.get_or_insert(reason);
+    for done in &shared.done {
+        done.notify_all();
+    }
+    shared.room.notify_all();
+}
+
+/// The publisher: writes the tiles that filled and publishes, in the order the committer
+/// asks, off the committer's thread.
+struct Publisher {
+    dir: PathBuf,
+    /// Partial tiles of the published checkpoint.
+    published: Vec<PathBuf>,
+    /// Whether full tiles were written since the last sync.
+    unsynced: bool,
+}
+
+impl Publisher {
+    fn run(mut self, jobs: &Receiver<Job>, shared: &Shared) {
+        let mut failed: Option<String> = None;
+        for job in jobs {
+            if let Some(reason) = &failed {
+                // Answer, but do nothing more: the committer stops.
+                let refuse = || Err(Error::Stopped(reason.clone()));
+                match job {
+                    Job::Tiles(_) => {}
+                    Job::Publish(_, waiters) => {
+                        for w in waiters {
+                            let _ = w.send(refuse());
+                        }
+                    }
+                    Job::Sync(reply) => {
+                        let _ = reply.send(refuse());
+                    }
+                }
+                continue;
+            }
+            let result = match job {
+                Job::Tiles(tiles) => self.write_tiles(tiles, false),
+                Job::Publish(snapshot, waiters) => {
+                    let result = self.publish(snapshot);
+                    let message = result.as_ref().err().map(ToString::to_string);
+                    for w in waiters {
+                        let _ = w.send(match &message {
+                            None => Ok(()),
+                            Some(e) => Err(Error::Stopped(e.clone())),
+                        });
+                    }
+                    result
+                }
+                Job::Sync(reply) => {
+                    let result = self.sync();
+                    let message = result.as_ref().err().map(ToString::to_string);
+                    let _ = reply.send(match &message {
+                        None => Ok(()),
+                        Some(e) => Err(Error::Stopped(e.clone())),
+                    });
+                    result
+                }
+            };
+            if let Err(e) = result {
+                let reason = e.to_string();
+                let mut q = lock(&shared.queue);
+                q.publisher_failed = Some(reason.clone());
+                shared.work.notify_one();
+                failed = Some(reason);
+            }
+        }
     }
 
     /// Writes tiles that became full. During recovery an existing tile must be the same
@@ -580,17 +1024,22 @@ impl Writer {
                 index: t.index,
                 width: TILE_WIDTH as u16,
             };
-            (id, tiles::encode_hashes(&t.hashes))
+            Ok((id, tiles::encode_hashes(&t.hashes)))
         });
-        let bundles = tiles.bundles.into_iter().map(|(index, data)| {
+        let bundles = tiles.bundles.into_iter().map(|(index, entries)| {
             let id = TileId {
                 kind: TileKind::Entries,
                 index,
                 width: TILE_WIDTH as u16,
             };
-            (id, data)
+            let mut data = Vec::new();
+            for e in &entries {
+                tiles::push_entry(&mut data, e)?;
+            }
+            Ok((id, data))
         });
-        for (id, data) in hash_tiles.chain(bundles) {
+        for tile in hash_tiles.chain(bundles) {
+            let (id, data): (TileId, Vec<u8>) = tile?;
             let path = layout::tile(&self.dir, &id);
             if recovering {
                 if let Some(existing) = fsio::read_optional(&path, 17 << 20)? {
@@ -611,32 +1060,17 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the partial tiles of the current size, then the checkpoint, then removes the
-    /// partial tiles that the new checkpoint superseded.
-    fn publish(&mut self) -> Result<()> {
-        self.last_publish = Instant::now();
-        if self.published_size == Some(self.state.size()) {
-            return Ok(());
-        }
-        let mut written = Vec::new();
-        for (id, hashes) in self.state.partial_tiles() {
-            let path = layout::tile(&self.dir, &id);
-            fsio::write_atomic(&path, &tiles::encode_hashes(hashes), false)?;
-            written.push(path);
-        }
-        if !self.tail.is_empty() {
-            let id = TileId::for_entry(self.state.size() - 1, self.state.size());
-            let mut bundle = Vec::new();
-            for entry in &self.tail {
-                tiles::push_entry(&mut bundle, entry)?;
-            }
-            let path = layout::tile(&self.dir, &id);
-            fsio::write_atomic(&path, &bundle, false)?;
+    /// Writes the partial tiles of a size, then the checkpoint, then removes the partial
+    /// tiles that the new checkpoint superseded.
+    fn publish(&mut self, snapshot: Snapshot) -> Result<()> {
+        let mut written = Vec::with_capacity(snapshot.partials.len());
+        for (path, data) in snapshot.partials {
+            fsio::write_atomic(&path, &data, false)?;
             written.push(path);
         }
         fsio::write_atomic(
             &self.dir.join(layout::CHECKPOINT),
-            &self.checkpoint.note,
+            &snapshot.checkpoint,
             false,
         )?;
         for old in std::mem::take(&mut self.published) {
@@ -648,36 +1082,15 @@ impl Writer {
             }
         }
         self.published = written;
-        self.published_size = Some(self.state.size());
         Ok(())
     }
 
-    /// Makes the full tiles durable, then replaces the journal by a base frame holding the
-    /// tree's right edge.
-    fn rotate(&mut self) -> Result<()> {
-        // One syncfs makes every tile written since the last rotation durable (and their
-        // directories), instead of one fsync per file.
+    /// Makes every tile written so far durable: one syncfs instead of one fsync per file.
+    fn sync(&mut self) -> Result<()> {
         if std::mem::take(&mut self.unsynced) {
             let dir = File::open(&self.dir).map_err(Error::io(&self.dir))?;
             rustix::fs::syncfs(&dir).map_err(|e| Error::io(&self.dir)(e.into()))?;
         }
-        let base = Frame::Base(Base {
-            size: self.state.size(),
-            levels: self.state.levels().to_vec(),
-            entries: self.tail.clone(),
-            checkpoint: self.checkpoint.note.clone(),
-        });
-        let data = journal::encode(&base);
-        let path = self.dir.join(layout::JOURNAL);
-        fsio::write_atomic(&path, &data, true)?;
-        let mut journal = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io(&path))?;
-        journal.seek(SeekFrom::End(0)).map_err(Error::io(&path))?;
-        self.journal = journal;
-        self.journal_len = data.len() as u64;
         Ok(())
     }
 }
@@ -733,11 +1146,9 @@ fn push_tail(
 ) -> Result<()> {
     tail.push(entry);
     if tail.len() as u64 == TILE_WIDTH {
-        let mut bundle = Vec::new();
-        for e in tail.drain(..) {
-            tiles::push_entry(&mut bundle, &e)?;
-        }
-        new_tiles.bundles.push((index / TILE_WIDTH, bundle));
+        new_tiles
+            .bundles
+            .push((index / TILE_WIDTH, std::mem::take(tail)));
     }
     Ok(())
 }

@@ -38,5 +38,5 @@ pub fn ledger_with(dir: &Path, n: u64) -> String {
 }
 
 pub fn check_record(entry: &[u8]) -> Result<(), String> {
-    Record::decode(entry).map(drop).map_err(|e| e.to_string())
+    Record::check(entry).map_err(|e| e.to_string())
 }

@@ -85,9 +85,7 @@ impl Paths {
 
 /// Entries must be canonical records.
 pub fn check_record(entry: &[u8]) -> Result<(), String> {
-    ledger::Record::decode(entry)
-        .map(drop)
-        .map_err(|e| e.to_string())
+    ledger::Record::check(entry).map_err(|e| e.to_string())
 }
 
 /// A verifier key given as a file.
