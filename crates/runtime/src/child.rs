@@ -352,7 +352,7 @@ mod probe {
                 // An infallible allocation, as an engine makes them: beyond the limit, the
                 // worker aborts.
                 let v = vec![1u8; n];
-                Response::ProbeResult(i32::from(std::hint::black_box(v.last().copied()) == None))
+                Response::ProbeResult(i32::from(std::hint::black_box(v.last().copied()).is_none()))
             }
         }
     }
