@@ -204,6 +204,20 @@ impl Worker {
         self.start_into(&mut inner)
     }
 
+    /// Stops the worker: closes its socket, lets it exit (killing it after a second), and
+    /// says how it ended. A worker that was killed, or exited with an error, is an error.
+    pub fn shutdown(self) -> Result<(), RuntimeError> {
+        let live = self.lock().live.take();
+        let Some(live) = live else {
+            return Ok(());
+        };
+        let _ = live.stream.shutdown(std::net::Shutdown::Both);
+        match reap(live, Duration::from_secs(1)) {
+            Some(status) if status.success() => Ok(()),
+            status => Err(RuntimeError::Crashed(describe(status))),
+        }
+    }
+
     /// Sends a test-only probe and returns the errno the worker saw (0: it succeeded).
     #[cfg(feature = "sandbox-probe")]
     pub fn probe(&self, probe: protocol::Probe) -> Result<i32, RuntimeError> {

@@ -25,6 +25,33 @@ fn golden_outputs_from_the_sandboxed_worker() {
         }
     }
     assert_eq!(w.restarts(), 0);
+    // Leaving is inside the allow-list too: the worker exits 0, not killed by seccomp.
+    w.shutdown().unwrap();
+}
+
+#[test]
+fn a_large_batch_runs_in_the_sandbox() {
+    // Large inputs and outputs take the allocator's other paths (mmap, mremap, munmap),
+    // which the seccomp allow-list must let through.
+    let w = common::spawn(common::config());
+    let g = common::golden();
+    for rows in [1000usize, 200_000] {
+        let data: Vec<f32> = (0..rows)
+            .flat_map(|i| g.input.data[(i % 7) * 4..(i % 7) * 4 + 4].to_vec())
+            .collect();
+        let out = w
+            .infer(&[Tensor::new(vec![rows, 4], data).unwrap()])
+            .unwrap();
+        assert_eq!(out[0].shape, vec![rows, 3]);
+        for i in [0, rows / 2, rows - 1] {
+            for c in 0..3 {
+                let (a, b) = (out[0].data[i * 3 + c], g.output.data[(i % 7) * 3 + c]);
+                assert!((a - b).abs() <= g.tolerance, "row {i}: {a} vs {b}");
+            }
+        }
+    }
+    assert_eq!(w.restarts(), 0);
+    w.shutdown().unwrap();
 }
 
 #[test]
@@ -63,7 +90,9 @@ fn bad_inputs_are_errors_and_the_worker_stays() {
 
 #[test]
 fn a_model_that_is_not_onnx_is_refused_after_lockdown() {
-    let err = runtime::Worker::spawn(b"not a model at all", common::config())
+    let mut cfg = common::config();
+    cfg.allow_weaker_sandbox = true;
+    let err = runtime::Worker::spawn(b"not a model at all", cfg)
         .err()
         .unwrap();
     assert!(matches!(err, RuntimeError::Load(_)), "{err}");
