@@ -15,7 +15,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 def errors(text):
     """The schema errors of one document, as strings (empty when valid)."""
     found = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text, all_errors=True)
-    return [] if found is None else [str(e.data.message) for e in found]
+    return [] if found is None else [f"{e.data.json_path}: {e.data.message}" for e in found]
 
 
 def self_test():
