@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use registry::release::pattern_matches;
 use registry::{ApiKey, Registry};
 
 use crate::error::ApiError;
@@ -42,26 +43,6 @@ impl Caller {
     pub fn may_use(&self, model: &str) -> bool {
         self.models.iter().any(|p| pattern_matches(p, model))
     }
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-pub fn pattern_matches(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let tail: Vec<&str> = parts.collect();
-    let Some((last, middle)) = tail.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[derive(Default)]

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+pub use registry::release::pattern_matches;
+
 /// The file's name in the data directory.
 pub const FILE_NAME: &str = "warden.toml";
 const MAX_CONFIG: u64 = 1 << 20;
@@ -289,26 +291,6 @@ impl ServeConfig {
         config.check().context("[serve]")?;
         Ok(config)
     }
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-pub fn pattern_matches(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let tail: Vec<&str> = parts.collect();
-    let Some((last, middle)) = tail.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 impl Config {
