@@ -200,7 +200,7 @@ fn run(cfg: &ChildConfig) -> Result<(), u8> {
     drop(bytes);
     if protocol::write_frame(
         &mut sock,
-        &Response::Ready(report).encode(),
+        &Response::Ready(report, engine.signature().clone()).encode(),
         cfg.max_frame_bytes,
     )
     .is_err()

@@ -15,6 +15,6 @@ mod worker;
 
 pub use child::{worker_main, MODEL_FD, SOCKET_FD};
 pub use engine::Engine;
-pub use protocol::{Request, Response, Tensor};
+pub use protocol::{Request, Response, Signature, Tensor, TensorSpec};
 pub use sandbox::{Layer, LayerReport, LayerStatus, SandboxReport};
 pub use worker::{Limits, RuntimeError, Worker, WorkerConfig};

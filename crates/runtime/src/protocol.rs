@@ -10,13 +10,16 @@
 //! tensors   = count:u32 (<= MAX_TENSORS), tensor * count
 //! request   = 0x01 tensors                        infer
 //!           | 0x7f probe                          (feature sandbox-probe only)
-//! response  = 0x10 report                         ready: locked down, model loaded
+//! response  = 0x10 report signature               ready: locked down, model loaded
 //!           | 0x11 text                           refused to start (which layer is missing)
 //!           | 0x12 tensors                        outputs
 //!           | 0x13 text                           error (bad input, the model failed)
 //!           | 0x7e errno:i32                      probe result (0: the attempt succeeded)
 //! text      = len:u32, UTF-8 bytes
 //! report    = count:u32, (layer:u8, status:u8, detail:text) * count
+//! signature = count:u32 (<= 2 * MAX_TENSORS), io * count
+//! io        = kind:u8 (0 input, 1 output), name:text, datatype:text, rank:u32, dims:i64 * rank
+//!             (a dimension of -1 is not fixed by the model, e.g. the batch size)
 //! ```
 
 use std::io::{self, Read, Write};
@@ -166,10 +169,31 @@ pub enum Probe {
     Allocate(u64),
 }
 
+/// One input or output of a model, as the worker's engine sees it once it has loaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    /// The KServe v2 datatype name (`FP32`, `INT64`, ...).
+    pub datatype: String,
+    /// Each dimension, or -1 where the model leaves it open (the batch size, usually).
+    pub shape: Vec<i64>,
+}
+
+/// What a model takes and gives: read by the sandboxed worker (the parent never parses a
+/// model) and sent with `Ready`, so the gateway can check requests before they cross over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signature {
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// The longest tensor or datatype name in a signature.
+const MAX_NAME: u32 = 256;
+
 /// A response from the worker.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
-    Ready(SandboxReport),
+    Ready(SandboxReport, Signature),
     Refused(String),
     Outputs(Vec<Tensor>),
     Error(String),
@@ -205,6 +229,16 @@ impl<'a> Cursor<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
+    }
+    fn short_text(&mut self) -> Result<String, ProtocolError> {
+        let len = self.u32()?;
+        if len > MAX_NAME {
+            return Err(malformed(format!(
+                "a name of {len} bytes (at most {MAX_NAME})"
+            )));
+        }
+        let b = self.take(len as usize)?;
+        String::from_utf8(b.to_vec()).map_err(|_| malformed("text is not UTF-8"))
     }
     fn text(&mut self) -> Result<String, ProtocolError> {
         let len = self.u32()? as usize;
@@ -245,6 +279,64 @@ fn put_tensors(out: &mut Vec<u8>, tensors: &[Tensor]) {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
+}
+
+fn put_signature(out: &mut Vec<u8>, sig: &Signature) {
+    let count = sig.inputs.len() + sig.outputs.len();
+    put_u32(out, u32::try_from(count).unwrap_or(u32::MAX));
+    let tagged = sig
+        .inputs
+        .iter()
+        .map(|s| (0u8, s))
+        .chain(sig.outputs.iter().map(|s| (1u8, s)));
+    for (kind, spec) in tagged {
+        out.push(kind);
+        put_text(out, &spec.name);
+        put_text(out, &spec.datatype);
+        put_u32(out, u32::try_from(spec.shape.len()).unwrap_or(u32::MAX));
+        for d in &spec.shape {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+    }
+}
+
+fn get_signature(c: &mut Cursor<'_>) -> Result<Signature, ProtocolError> {
+    let count = c.u32()?;
+    if count > 2 * MAX_TENSORS {
+        return Err(malformed(format!(
+            "{count} inputs and outputs (at most {})",
+            2 * MAX_TENSORS
+        )));
+    }
+    let mut sig = Signature::default();
+    for _ in 0..count {
+        let kind = c.u8()?;
+        let name = c.short_text()?;
+        let datatype = c.short_text()?;
+        let rank = c.u32()?;
+        if rank > MAX_RANK {
+            return Err(malformed(format!("rank {rank} (at most {MAX_RANK})")));
+        }
+        let mut shape = Vec::with_capacity(rank as usize);
+        for _ in 0..rank {
+            let d = i64::from_le_bytes(c.u64()?.to_le_bytes());
+            if d < -1 {
+                return Err(malformed(format!("dimension {d}")));
+            }
+            shape.push(d);
+        }
+        let spec = TensorSpec {
+            name,
+            datatype,
+            shape,
+        };
+        match kind {
+            0 => sig.inputs.push(spec),
+            1 => sig.outputs.push(spec),
+            k => return Err(malformed(format!("unknown signature entry kind {k}"))),
+        }
+    }
+    Ok(sig)
 }
 
 fn get_tensors(c: &mut Cursor<'_>) -> Result<Vec<Tensor>, ProtocolError> {
@@ -346,7 +438,7 @@ impl Response {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            Response::Ready(report) => {
+            Response::Ready(report, signature) => {
                 out.push(RESP_READY);
                 put_u32(
                     &mut out,
@@ -357,6 +449,7 @@ impl Response {
                     out.push(l.status as u8);
                     put_text(&mut out, &l.detail);
                 }
+                put_signature(&mut out, signature);
             }
             Response::Refused(s) => {
                 out.push(RESP_REFUSED);
@@ -399,7 +492,8 @@ impl Response {
                         detail,
                     });
                 }
-                Response::Ready(SandboxReport { layers })
+                let signature = get_signature(&mut c)?;
+                Response::Ready(SandboxReport { layers }, signature)
             }
             RESP_REFUSED => Response::Refused(c.text()?),
             RESP_OUTPUTS => Response::Outputs(get_tensors(&mut c)?),
@@ -434,6 +528,53 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(Request::decode(&frame).unwrap(), req);
+    }
+
+    #[test]
+    fn ready_carries_the_signature() {
+        let sig = Signature {
+            inputs: vec![TensorSpec {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, 4],
+            }],
+            outputs: vec![TensorSpec {
+                name: "probabilities".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, 3],
+            }],
+        };
+        let ready = Response::Ready(SandboxReport::default(), sig);
+        assert_eq!(Response::decode(&ready.encode()).unwrap(), ready);
+        // A name longer than the limit, a dimension below -1, an unknown kind: refused.
+        let mut m = vec![RESP_READY];
+        put_u32(&mut m, 0);
+        put_u32(&mut m, 1);
+        m.push(0);
+        put_u32(&mut m, MAX_NAME + 1);
+        assert!(Response::decode(&m).is_err());
+        let mut m = vec![RESP_READY];
+        put_u32(&mut m, 0);
+        put_signature(
+            &mut m,
+            &Signature {
+                inputs: vec![TensorSpec {
+                    name: "x".into(),
+                    datatype: "FP32".into(),
+                    shape: vec![-2],
+                }],
+                outputs: vec![],
+            },
+        );
+        assert!(Response::decode(&m).is_err());
+        let mut m = vec![RESP_READY];
+        put_u32(&mut m, 0);
+        put_u32(&mut m, 1);
+        m.push(9);
+        put_text(&mut m, "x");
+        put_text(&mut m, "FP32");
+        put_u32(&mut m, 0);
+        assert!(Response::decode(&m).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{MemfdFlags, SealFlags};
 
 use crate::child::{ChildConfig, MODEL_FD, SOCKET_FD};
-use crate::protocol::{self, ProtocolError, Request, Response, Tensor};
+use crate::protocol::{self, ProtocolError, Request, Response, Signature, Tensor};
 #[cfg(feature = "sandbox-probe")]
 use crate::sandbox::Layer;
 use crate::sandbox::{ResourceLimits, SandboxReport};
@@ -129,6 +129,7 @@ struct Live {
 struct Inner {
     live: Option<Live>,
     report: Option<SandboxReport>,
+    signature: Option<Signature>,
     /// Failures in a row (reset by a request that succeeds).
     failures: u32,
     next_start: Option<Instant>,
@@ -154,6 +155,7 @@ impl Worker {
             inner: Mutex::new(Inner {
                 live: None,
                 report: None,
+                signature: None,
                 failures: 0,
                 next_start: None,
                 restarts: 0,
@@ -161,9 +163,10 @@ impl Worker {
         };
         {
             let mut inner = worker.lock();
-            let (live, report) = worker.start()?;
+            let (live, report, signature) = worker.start()?;
             inner.live = Some(live);
             inner.report = Some(report);
+            inner.signature = Some(signature);
         }
         Ok(worker)
     }
@@ -171,6 +174,11 @@ impl Worker {
     /// What each sandbox layer achieved in the current (or last) worker.
     pub fn sandbox_report(&self) -> Option<SandboxReport> {
         self.lock().report.clone()
+    }
+
+    /// The model's inputs and outputs, as the worker read them from the model.
+    pub fn signature(&self) -> Option<Signature> {
+        self.lock().signature.clone()
     }
 
     /// The worker's process id, while it runs.
@@ -269,9 +277,10 @@ impl Worker {
 
     fn start_into(&self, inner: &mut Inner) -> Result<(), RuntimeError> {
         match self.start() {
-            Ok((live, report)) => {
+            Ok((live, report, signature)) => {
                 inner.live = Some(live);
                 inner.report = Some(report);
+                inner.signature = Some(signature);
                 inner.restarts += 1;
                 inner.next_start = None;
                 Ok(())
@@ -362,7 +371,7 @@ impl Worker {
     }
 
     /// Starts a worker process and waits for it to lock down and load the model.
-    fn start(&self) -> Result<(Live, SandboxReport), RuntimeError> {
+    fn start(&self) -> Result<(Live, SandboxReport, Signature), RuntimeError> {
         let (parent_end, child_end) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
             rustix::net::SocketType::STREAM,
@@ -402,7 +411,7 @@ impl Worker {
         );
         let failure = match first {
             Ok(Some(frame)) => match Response::decode(&frame) {
-                Ok(Response::Ready(report)) => return Ok((live, report)),
+                Ok(Response::Ready(report, signature)) => return Ok((live, report, signature)),
                 Ok(Response::Refused(why)) => RuntimeError::Refused(why),
                 Ok(Response::Error(why)) => RuntimeError::Load(why),
                 Ok(other) => RuntimeError::Protocol(format!("unexpected first message {other:?}")),

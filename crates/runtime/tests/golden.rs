@@ -15,6 +15,17 @@ fn golden_outputs_from_the_sandboxed_worker() {
         common::enforced(&w, layer);
     }
     common::assert_golden(&w);
+    // The worker read the model's signature from the ONNX graph (names from golden.json).
+    let sig = w.signature().unwrap();
+    let spec = |s: &runtime::TensorSpec| (s.name.clone(), s.datatype.clone(), s.shape.clone());
+    assert_eq!(
+        sig.inputs.iter().map(spec).collect::<Vec<_>>(),
+        vec![("input".to_string(), "FP32".to_string(), vec![-1, 4])]
+    );
+    assert_eq!(
+        sig.outputs.iter().map(spec).collect::<Vec<_>>(),
+        vec![("probabilities".to_string(), "FP32".to_string(), vec![-1, 3])]
+    );
     // Row by row gives the same answers (the batch dimension is symbolic).
     let g = common::golden();
     for row in 0..g.input.shape[0] {
