@@ -5,7 +5,8 @@
 //! ```text
 //! TLS (rustls, TLS 1.3 by default) ─► route ─► authenticate (API key) ─► kill switch
 //!     ─► ledger health ─► body limit ─► validate (UTF-8, JSON, schema) ─► authorise (model
-//!     scope) ─► route to the upstream serving the model ─► response ─► ledger record
+//!     scope) ─► the sandboxed runtime (KServe v2, checked against the model's signature,
+//!     outputs shaped) or the upstream serving the model ─► response ─► ledger record
 //! ```
 //!
 //! Every refusal is a JSON error with a status that tells the caller what to fix, and
@@ -17,14 +18,17 @@ pub mod audit;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod local;
 pub mod server;
 pub mod tls;
 pub mod validate;
 
 mod proxy;
+mod runtime_kserve;
 mod service;
 
 pub use audit::{Digests, Recorder};
 pub use config::{GatewayConfig, Protocol, Upstream};
 pub use control::Control;
+pub use local::{BackendError, LocalBackend, LocalModel, LocalModels, OutputShaping, Served};
 pub use server::{serve, Gateway};

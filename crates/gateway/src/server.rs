@@ -30,6 +30,8 @@ pub struct Gateway {
     pub control: Arc<Control>,
     pub recorder: Recorder,
     pub digests: Digests,
+    /// Models run by the sandboxed runtime (KServe v2); the others go upstream.
+    pub local: crate::local::LocalModels,
     pub(crate) client: proxy::Client,
 }
 
@@ -46,6 +48,7 @@ impl Gateway {
             control,
             recorder,
             digests,
+            local: crate::local::LocalModels::default(),
             client: proxy::client(),
         })
     }

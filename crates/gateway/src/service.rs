@@ -21,7 +21,9 @@ use crate::audit::StreamDigest;
 use crate::config::{valid_model_name, Protocol};
 use crate::control::Caller;
 use crate::error::ApiError;
+use crate::local::Served;
 use crate::proxy;
+use crate::runtime_kserve;
 use crate::server::Gateway;
 use crate::validate::{self, OpenAiKind};
 
@@ -35,6 +37,7 @@ enum Route {
     /// `/v2/models/{model}[/versions/{v}]` + `suffix` (`""`, `/ready`, `/infer`).
     KServe {
         model: String,
+        version: Option<String>,
         path: String,
         kind: KServeKind,
     },
@@ -117,6 +120,7 @@ fn kserve_route(rest: &str) -> Option<Route> {
     }
     Some(Route::KServe {
         model: (*model).to_string(),
+        version: version.map(str::to_string),
         path,
         kind,
     })
@@ -372,6 +376,21 @@ async fn inner(
     facts.request_bytes = body.len() as u64;
     facts.request_digest = gw.digests.digest(&body);
 
+    // Models run by the sandboxed runtime.
+    if let Route::KServe {
+        model,
+        version,
+        kind,
+        ..
+    } = &route
+    {
+        if let Some(served) = gw.local.get(model) {
+            facts.model = Some(model.clone());
+            return local_kserve(gw, &caller, served, version.as_deref(), *kind, &body, facts)
+                .await;
+        }
+    }
+
     // Validation, then the model: in scope (403), then served here (404).
     let (protocol, model, path, stream) = match &route {
         Route::OpenAi(kind) => {
@@ -383,7 +402,9 @@ async fn inner(
             };
             (Protocol::OpenAi, v.model, path.to_string(), v.stream)
         }
-        Route::KServe { model, path, kind } => {
+        Route::KServe {
+            model, path, kind, ..
+        } => {
             if *kind == KServeKind::Infer {
                 validate::kserve_infer(&body)?;
             }
@@ -445,6 +466,70 @@ async fn inner(
         content_type,
         body: collected.to_bytes(),
     })
+}
+
+/// A KServe v2 request for a model the runtime serves: in scope (403), the live version
+/// (404), loaded (503), then metadata, readiness or inference.
+async fn local_kserve(
+    gw: &Arc<Gateway>,
+    caller: &Caller,
+    served: Served,
+    version: Option<&str>,
+    kind: KServeKind,
+    body: &Bytes,
+    facts: &mut Facts,
+) -> Result<Reply, ApiError> {
+    let name = facts.model.clone().unwrap_or_default();
+    if !caller.may_use(&name) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            format!("this API key may not use model {name:?}"),
+        ));
+    }
+    let live = match &served {
+        Served::Ready(m) => &m.version,
+        Served::Unavailable { version } => version,
+    };
+    if version.is_some_and(|v| v != live) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "model_version_not_found",
+            format!("model {name:?} is served at version {live:?} only"),
+        ));
+    }
+    facts.upstream = Some(format!("runtime:{name}@{live}"));
+    let ok = |body: Bytes| Reply::Whole {
+        status: StatusCode::OK,
+        content_type: "application/json",
+        body,
+    };
+    let model = match served {
+        Served::Ready(m) => m,
+        Served::Unavailable { .. } if kind == KServeKind::Ready => {
+            return Err(ApiError::unavailable(
+                "model_not_ready",
+                format!("model {name:?} is not ready"),
+            ))
+        }
+        Served::Unavailable { .. } => {
+            return Err(ApiError::unavailable(
+                "model_unavailable",
+                format!("model {name:?} is not available at the moment"),
+            ))
+        }
+    };
+    match kind {
+        KServeKind::Metadata => Ok(ok(runtime_kserve::metadata(&model))),
+        KServeKind::Ready => Ok(ok(Bytes::from(
+            json!({"name": name, "ready": true}).to_string(),
+        ))),
+        KServeKind::Infer => {
+            let (inputs, id) = runtime_kserve::parse(&model, body)?;
+            let outputs = runtime_kserve::infer(&model, inputs, gw.config.request_timeout).await?;
+            Ok(ok(runtime_kserve::answer(&model, outputs, id)?))
+        }
+    }
 }
 
 fn too_large(max: usize) -> ApiError {
@@ -594,6 +679,7 @@ mod tests {
             r,
             Route::KServe {
                 model: "iris".into(),
+                version: Some("3".into()),
                 path: "/v2/models/iris/versions/3/infer".into(),
                 kind: KServeKind::Infer
             }
