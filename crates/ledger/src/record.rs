@@ -22,7 +22,15 @@ pub const MAX_ATTRS: usize = 64;
 const MAX_FIELD: usize = 1024;
 
 /// The families of records. A kind is `<family>.<action>`, e.g. `release.admitted`.
-pub const FAMILIES: &[&str] = &["admin", "release", "inference", "alert", "config", "ledger"];
+pub const FAMILIES: &[&str] = &[
+    "admin",
+    "release",
+    "inference",
+    "runtime",
+    "alert",
+    "config",
+    "ledger",
+];
 
 /// One ledger record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -83,6 +83,14 @@ pub enum LayerStatus {
 }
 
 impl LayerStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerStatus::Enforced => "enforced",
+            LayerStatus::Partial => "partial",
+            LayerStatus::Missing => "missing",
+        }
+    }
+
     pub(crate) fn from_u8(v: u8) -> Option<LayerStatus> {
         match v {
             1 => Some(LayerStatus::Enforced),

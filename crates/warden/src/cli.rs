@@ -90,6 +90,10 @@ pub enum Command {
     /// Report every setting weaker than the secure default (exit 2 if any).
     Posture(ledger::JsonArg),
 
+    /// Set up a demo node here and serve the demo model over HTTPS: admit, seal, approve
+    /// (DEMO MODE), deploy, serve. Needs nothing external.
+    Quickstart(QuickstartArgs),
+
     // --- serving (crates/gateway) ---
     /// Run the inference gateway (OpenAI-compatible and KServe v2 APIs over TLS).
     Serve(serve::ServeArgs),
@@ -97,6 +101,19 @@ pub enum Command {
     Apikey(serve::ApikeyArgs),
     /// The kill switch: refuse all inference traffic.
     Lockdown(serve::LockdownArgs),
+}
+
+/// `warden quickstart`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Creates --data-dir (default ./warden-data; it must not exist or be empty), then serves until Ctrl-C.\nExit codes: 0 stopped cleanly, 1 error, 2 denied (e.g. the demo model failed its integrity check)."
+)]
+pub struct QuickstartArgs {
+    /// Listen here (default 127.0.0.1:8443; 127.0.0.1:0 for any free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub json: ledger::JsonArg,
 }
 
 /// Scans files, directories (recursively) and archives. The format of every file is

@@ -27,6 +27,8 @@ pub struct Config {
     pub trust: TrustConfig,
     #[serde(default)]
     pub serve: ServeConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
 }
 
 /// Where the key-encryption key lives.
@@ -293,6 +295,133 @@ impl ServeConfig {
     }
 }
 
+/// `[runtime]`: live ONNX releases served by `warden serve` in sandboxed worker processes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Serve live releases holding an `.onnx` file in the sandboxed runtime (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address-space limit of each worker, in MiB (default 1024).
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// CPU-time limit of each worker over its life, in seconds (default 3600); a worker
+    /// that reaches it is restarted.
+    #[serde(default = "default_cpu_seconds")]
+    pub cpu_seconds: u64,
+    /// How long one inference may take before the worker is killed (default 10000 ms).
+    #[serde(default = "default_runtime_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// How long a worker may take to lock down and load its model (default 10000 ms).
+    #[serde(default = "default_runtime_timeout_ms")]
+    pub start_timeout_ms: u64,
+    /// Run workers even where the kernel lacks a sandbox layer (default false: refuse).
+    /// `warden posture` reports it.
+    #[serde(default)]
+    pub allow_weaker_sandbox: bool,
+    /// What a classifier returns by default: `label`, `label-score` (default: the label
+    /// and its score rounded to two decimals) or `scores` (every output in full; reported
+    /// by `warden posture`).
+    #[serde(default = "default_output")]
+    pub output: String,
+    /// Per model name: class labels and output shaping.
+    #[serde(default)]
+    pub models: std::collections::BTreeMap<String, RuntimeModelConfig>,
+}
+
+/// `[runtime.models.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeModelConfig {
+    /// Class names, in the order of the model's output (default: class indices).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Overrides `[runtime] output` for this model.
+    pub output: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_memory_mib() -> u64 {
+    1024
+}
+
+fn default_cpu_seconds() -> u64 {
+    3600
+}
+
+fn default_runtime_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_output() -> String {
+    "label-score".into()
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            enabled: true,
+            memory_mib: default_memory_mib(),
+            cpu_seconds: default_cpu_seconds(),
+            request_timeout_ms: default_runtime_timeout_ms(),
+            start_timeout_ms: default_runtime_timeout_ms(),
+            allow_weaker_sandbox: false,
+            output: default_output(),
+            models: Default::default(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The output shaping of `model`.
+    pub fn shaping(&self, model: &str) -> anyhow::Result<gateway::OutputShaping> {
+        let name = self
+            .models
+            .get(model)
+            .and_then(|m| m.output.as_deref())
+            .unwrap_or(&self.output);
+        gateway::OutputShaping::parse(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "[runtime] output {name:?} (for model {model:?}) is not \"label\", \"label-score\" or \"scores\""
+            )
+        })
+    }
+
+    /// The worker limits.
+    pub fn limits(&self) -> anyhow::Result<runtime::Limits> {
+        if self.memory_mib < 64 {
+            bail!("[runtime] memory_mib must be at least 64");
+        }
+        if self.cpu_seconds == 0 || self.request_timeout_ms == 0 || self.start_timeout_ms == 0 {
+            bail!(
+                "[runtime] cpu_seconds, request_timeout_ms and start_timeout_ms must be at least 1"
+            );
+        }
+        Ok(runtime::Limits {
+            memory_bytes: self.memory_mib.saturating_mul(1 << 20),
+            cpu_seconds: self.cpu_seconds,
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
+            start_timeout: std::time::Duration::from_millis(self.start_timeout_ms),
+            ..runtime::Limits::default()
+        })
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        self.limits()?;
+        self.shaping("")?;
+        for (name, m) in &self.models {
+            self.shaping(name)?;
+            if m.labels.iter().any(|l| l.is_empty() || l.len() > 128) {
+                bail!("[runtime.models.{name}] labels must be 1 to 128 characters each");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads the configuration; a missing file gives the defaults.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
@@ -330,6 +459,7 @@ impl Config {
             }
         }
         self.serve.gateway()?;
+        self.runtime.check()?;
         if self.vault.provider == Some(Provider::Pkcs11) && self.vault.pkcs11.is_none() {
             bail!("[vault] provider = \"pkcs11\" needs a [vault.pkcs11] section (module, token)");
         }
@@ -371,6 +501,10 @@ mod tests {
             ("[[trust.signers]]\nname = \"x\"\n", "exactly one of"),
             ("[serve]\nlisten = \"nowhere\"\n", "listen"),
             ("[serve]\ntls13 = true\n", "unknown field"),
+            ("[runtime]\noutput = \"all\"\n", "label-score"),
+            ("[runtime]\nmemory_mib = 1\n", "memory_mib"),
+            ("[runtime.models.iris]\noutput = \"probs\"\n", "iris"),
+            ("[runtime.models.iris]\nlabel = [\"a\"]\n", "unknown field"),
             (
                 "[[serve.upstreams]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\nprotocol = \"grpc\"\nmodels = [\"m\"]\n",
                 "protocol",

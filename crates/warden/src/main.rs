@@ -13,6 +13,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `warden` runs itself as the sandboxed runtime's worker (docs/runtime.md): before
+    // anything else, so that no thread exists when the worker locks itself down.
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(node::served::WORKER_ARG))
+    {
+        return runtime::worker_main(std::env::args_os().skip(2));
+    }
     // Usage errors exit 1 like every other error (clap's default of 2 means "denied" here).
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -2,6 +2,7 @@
 
 pub mod ledger;
 mod posture;
+mod quickstart;
 mod release;
 mod release_show;
 mod scan;
@@ -32,6 +33,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         | Command::Show(_)
         | Command::Principal(_) => release::run(cli),
         Command::Serve(_) | Command::Apikey(_) | Command::Lockdown(_) => serve::run(cli),
+        Command::Quickstart(args) => quickstart::run(
+            &release::Ctx {
+                data_dir: cli.data_dir,
+                config: cli.config,
+                token_file: cli.token_file,
+            },
+            args,
+        ),
         Command::Scan(args) => scan::run(args),
         Command::Posture(args) => posture::run(&cli.data_dir, cli.config.as_deref(), args),
         // signing

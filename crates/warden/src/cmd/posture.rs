@@ -149,6 +149,39 @@ fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
         },
         "remove [serve] tls12 once every client speaks TLS 1.3",
     ));
+    out.push(check(
+        "runtime.allow_weaker_sandbox",
+        c.runtime.allow_weaker_sandbox,
+        if c.runtime.allow_weaker_sandbox {
+            "model workers may run where the kernel lacks a sandbox layer".into()
+        } else {
+            "model workers refuse to run without every sandbox layer".into()
+        },
+        "remove [runtime] allow_weaker_sandbox (a worker then names the missing layer and stops)",
+    ));
+    let full: Vec<String> = std::iter::once(("[runtime]".to_string(), Some(&c.runtime.output)))
+        .chain(
+            c.runtime
+                .models
+                .iter()
+                .map(|(n, m)| (format!("[runtime.models.{n}]"), m.output.as_ref())),
+        )
+        .filter(|(_, o)| o.is_some_and(|o| o == "scores"))
+        .map(|(n, _)| n)
+        .collect();
+    out.push(check(
+        "runtime.output",
+        !full.is_empty(),
+        if full.is_empty() {
+            "classifiers return a label and a rounded score at most".into()
+        } else {
+            format!(
+                "full model outputs are returned to callers ({})",
+                full.join(", ")
+            )
+        },
+        "set output = \"label-score\" or \"label\": full scores help copy or invert a model",
+    ));
     let tls_key = c.serve.tls_key.to_string_lossy().into_owned();
     for (id, rel) in [
         ("files.data_dir", ""),
@@ -249,7 +282,8 @@ mod tests {
             &path,
             "[vault]\nprovider = \"file\"\n[approvals]\nrequired = 1\n[admission]\nreject_at = \"critical\"\n\
              [trust]\nunsigned_models = [\"demo-*\"]\n[[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\n\
-             [serve]\ninsecure_plain_http = true\ntls12 = true\n",
+             [serve]\ninsecure_plain_http = true\ntls12 = true\n\
+             [runtime]\nallow_weaker_sandbox = true\n[runtime.models.iris]\noutput = \"scores\"\n",
         )
         .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -271,6 +305,8 @@ mod tests {
                 "trust.signers",
                 "serve.insecure_plain_http",
                 "serve.tls12",
+                "runtime.allow_weaker_sandbox",
+                "runtime.output",
                 "files.tls_key",
                 "files.config"
             ]

@@ -33,7 +33,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         token_file: cli.token_file,
     };
     match cli.command {
-        Command::Serve(a) => serve(&ctx, a),
+        Command::Serve(a) => serve(
+            &ctx,
+            a.listen,
+            Box::new(|url: &str| {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "listening on {url}")?;
+                out.flush()?;
+                Ok(())
+            }),
+        ),
         Command::Apikey(a) => apikey(&ctx, a),
         Command::Lockdown(a) => lockdown(&ctx, a),
         _ => bail!("internal: not a serve command"),
@@ -210,10 +219,14 @@ fn digest_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(key)
 }
 
-fn serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Code> {
+/// Called once the server listens, with its URL (`https://ADDR:PORT`).
+pub type OnReady = Box<dyn FnOnce(&str) -> anyhow::Result<()> + Send>;
+
+/// `warden serve`: runs until SIGINT or SIGTERM.
+pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Result<Code> {
     let mut node = ctx.node()?;
     let mut config = node.config.serve.clone();
-    if let Some(listen) = a.listen {
+    if let Some(listen) = listen {
         config.listen = listen;
     }
     let gateway_config = config.gateway()?;
@@ -244,6 +257,9 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Code> {
         recorder,
         digests,
     )?);
+    if node.config.runtime.enabled {
+        start_runtime(&mut node, &ledger, &gw)?;
+    }
     let admin_node = Arc::new(Mutex::new(ctx.node()?));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -253,12 +269,12 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Code> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(run_server(
         &ctx.data_dir,
-        gw.config.listen,
         tls.clone(),
         Arc::clone(&gw),
         Arc::clone(&ledger),
         admin_node,
         config.tls12,
+        on_ready,
     ));
     drop(runtime);
     control.stop();
@@ -276,15 +292,36 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
+/// Starts a sandboxed worker for each live ONNX release; refuses a model name that an
+/// upstream also answers for over KServe (the caller could not tell which one answered).
+fn start_runtime(node: &mut Node, ledger: &Arc<Ledger>, gw: &Gateway) -> anyhow::Result<()> {
+    let program = std::env::current_exe().context("finding the warden program to run workers")?;
+    let runtime_config = node.config.runtime.clone();
+    let loaded = node::served::load_live(node, ledger, &runtime_config, program)?;
+    for l in loaded {
+        if let Some(u) = gw.config.upstream_for(gateway::Protocol::KServe, &l.model) {
+            bail!(
+                "model {:?} is live in the registry and also listed by the KServe upstream {:?}; remove it from one of them",
+                l.model,
+                u.name
+            );
+        }
+        eprintln!("warden serve: runtime: {}", l.summary);
+        gw.local.set(&l.model, l.served);
+    }
+    Ok(())
+}
+
 async fn run_server(
     data_dir: &Path,
-    listen: std::net::SocketAddr,
     tls: Option<Arc<gateway::tls::TlsConfig>>,
     gw: Arc<Gateway>,
     ledger: Arc<Ledger>,
     admin_node: Arc<Mutex<Node>>,
     tls12: bool,
+    on_ready: OnReady,
 ) -> anyhow::Result<()> {
+    let listen = gw.config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -300,7 +337,8 @@ async fn run_server(
         &Record::new("config.serve-start", "warden")
             .attr("listen", &bound.to_string())
             .attr("tls", tls_versions)
-            .attr("upstreams", &gw.config.upstreams.len().to_string()),
+            .attr("upstreams", &gw.config.upstreams.len().to_string())
+            .attr("runtime_models", &gw.local.names().join(",")),
     )?;
 
     let socket = remote::socket_path(data_dir);
@@ -315,14 +353,11 @@ async fn run_server(
         Arc::clone(&gw.control),
     ));
 
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {scheme}://{bound}")?;
-        out.flush()?;
-    }
+    on_ready(&format!("{scheme}://{bound}"))?;
     eprintln!(
-        "warden serve: {} upstream(s), TLS {tls_versions}; admin changes through {}",
+        "warden serve: {} upstream(s), {} model(s) in the sandboxed runtime, TLS {tls_versions}; admin changes through {}",
         gw.config.upstreams.len(),
+        gw.local.names().len(),
         socket.display()
     );
     let result = gateway::serve(listener, tls, gw, shutdown_signal()).await;

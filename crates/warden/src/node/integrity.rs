@@ -3,6 +3,7 @@
 //! every sealed header. Any mismatch refuses the load, names the file, and records an
 //! integrity alert in the ledger.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use ledger::record::Record;
 use ledger::Ledger;
 use registry::{FileRow, Release};
 use sign::manifest::{self, Item};
+use zeroize::Zeroizing;
 
 use super::admit::serialization_from;
 use super::denied;
@@ -23,6 +25,32 @@ pub enum Sink<'a> {
     Discard,
     /// Files under this new directory (export).
     Dir(&'a Path),
+    /// The plaintext of one file, into memory (the runtime); every file is still checked.
+    /// The buffer is reserved at the recorded size first, so it never moves (a move would
+    /// leave a copy of the plaintext behind that is not zeroized).
+    Memory {
+        file: &'a str,
+        out: &'a RefCell<Zeroizing<Vec<u8>>>,
+    },
+}
+
+/// Appends to a reserved buffer; refuses to grow it past its capacity.
+struct MemoryWriter<'a>(&'a RefCell<Zeroizing<Vec<u8>>>);
+
+impl Write for MemoryWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut out = self.0.borrow_mut();
+        if out.len() + buf.len() > out.capacity() {
+            return Err(std::io::Error::other(
+                "the file is larger than its recorded size",
+            ));
+        }
+        out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A checked release.
@@ -113,7 +141,7 @@ fn check(
 ) -> Result<Checked, Failure> {
     let ser = serialization_from(&release.serialization)?;
     let staging: Option<PathBuf> = match sink {
-        Sink::Discard => None,
+        Sink::Discard | Sink::Memory { .. } => None,
         Sink::Dir(dest) => {
             if dest.exists() {
                 return Err(Failure::Other(anyhow::anyhow!(
@@ -141,9 +169,22 @@ fn check(
                 file: f.path.clone(),
                 manifest: release.manifest.clone(),
             };
-            let out: Box<dyn Write> = match &staging {
-                None => Box::new(std::io::sink()),
-                Some(dir) => {
+            let out: Box<dyn Write> = match (&staging, sink) {
+                (None, Sink::Memory { file, out }) if *file == f.path => {
+                    let mut buf = out.borrow_mut();
+                    buf.clear();
+                    let size = usize::try_from(f.size).unwrap_or(usize::MAX);
+                    buf.try_reserve_exact(size).map_err(|_| {
+                        Failure::Other(anyhow::anyhow!(
+                            "{} ({} bytes) does not fit in memory",
+                            f.path,
+                            f.size
+                        ))
+                    })?;
+                    Box::new(MemoryWriter(out))
+                }
+                (None, _) => Box::new(std::io::sink()),
+                (Some(dir), _) => {
                     let path = safe_join(dir, &f.path)?;
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent)

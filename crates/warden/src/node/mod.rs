@@ -22,6 +22,7 @@ pub mod integrity;
 pub mod lifecycle;
 pub mod principals;
 pub mod remote;
+pub mod served;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
