@@ -9,20 +9,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::{self, stop, Kill, Resp};
 use common::{code, json, p, run, text};
 use serde_json::Value;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
@@ -192,44 +184,6 @@ fn start(node: &Node, log: &Path) -> (Kill, u16) {
     (Kill(child), port)
 }
 
-/// Stops the server as an operator would (SIGTERM) and checks it exited cleanly.
-fn stop(mut server: Kill) {
-    let pid = server.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            assert!(status.success(), "warden serve exited with {status}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "warden serve did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Resp {
-    status: u16,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .or(self.json()["code"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    }
-}
-
 /// One request with curl, verifying the server's certificate.
 fn call(
     node: &Node,
@@ -239,36 +193,8 @@ fn call(
     auth: Option<&str>,
     body: Option<&[u8]>,
 ) -> Resp {
-    let dir = node.data.parent().unwrap();
-    let body_file = dir.join("body.bin");
-    let mut c = Command::new("curl");
-    c.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "--cacert",
-        p(&node.cert),
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-    ]);
-    c.arg(format!("https://localhost:{port}{path}"));
-    if let Some(a) = auth {
-        c.args(["-H", &format!("Authorization: {a}")]);
-    }
-    if let Some(b) = body {
-        std::fs::write(&body_file, b).unwrap();
-        c.args(["-H", "Content-Type: application/json", "--data-binary"]);
-        c.arg(format!("@{}", p(&body_file)));
-    }
-    let out = c.output().unwrap();
-    let all = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, status) = all.rsplit_once('\n').unwrap_or(("", &all));
-    Resp {
-        status: status.trim().parse().unwrap_or(0),
-        body: body.to_string(),
-    }
+    let scratch = node.data.parent().unwrap();
+    http::call(&node.cert, scratch, port, method, path, auth, body)
 }
 
 fn chat(model: &str) -> Vec<u8> {
@@ -277,12 +203,7 @@ fn chat(model: &str) -> Vec<u8> {
 }
 
 fn ledger_records(node: &Node) -> Vec<Value> {
-    let out = node.warden(&["ledger", "export"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone())
-        .collect()
+    common::ledger_records(&node.data)
 }
 
 #[test]

@@ -187,6 +187,13 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<Code> {
     }
     let json = a.json.json;
     let listen = a.listen.clone();
+    if let Some(l) = &listen {
+        l.parse::<std::net::SocketAddr>().map_err(|e| {
+            anyhow::anyhow!(
+                "--listen {l:?}: {e} (e.g. 127.0.0.1:8443, or 127.0.0.1:0 for any free port)"
+            )
+        })?;
+    }
 
     step(
         json,

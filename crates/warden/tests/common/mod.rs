@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -39,6 +41,16 @@ pub fn json(out: &Output) -> Value {
     let s = String::from_utf8_lossy(&out.stdout);
     let line = s.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+}
+
+/// Every record of the ledger in `data`, oldest first (`warden ledger export`).
+pub fn ledger_records(data: &Path) -> Vec<Value> {
+    let out = run(&["ledger", "export"], &[("WARDEN_DATA", p(data))]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone())
+        .collect()
 }
 
 pub fn code(out: &Output) -> i32 {

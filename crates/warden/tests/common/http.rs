@@ -1,0 +1,98 @@
+//! HTTPS with curl against a running `warden serve`, and stopping it.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::p;
+
+/// A child process killed when dropped (a test that fails leaves nothing running).
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Stops the server as an operator would (SIGTERM) and checks it exited cleanly.
+pub fn stop(mut server: Kill) {
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "warden serve exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "warden serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .or(self.json()["code"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// One request with curl, verifying the server's certificate.
+pub fn call(
+    cert: &Path,
+    scratch: &Path,
+    port: u16,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&[u8]>,
+) -> Resp {
+    let body_file = scratch.join("body.bin");
+    let mut c = Command::new("curl");
+    c.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "--cacert",
+        p(cert),
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    c.arg(format!("https://localhost:{port}{path}"));
+    if let Some(a) = auth {
+        c.args(["-H", &format!("Authorization: {a}")]);
+    }
+    if let Some(b) = body {
+        std::fs::write(&body_file, b).unwrap();
+        c.args(["-H", "Content-Type: application/json", "--data-binary"]);
+        c.arg(format!("@{}", p(&body_file)));
+    }
+    let out = c.output().unwrap();
+    let all = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = all.rsplit_once('\n').unwrap_or(("", &all));
+    Resp {
+        status: status.trim().parse().unwrap_or(0),
+        body: body.to_string(),
+    }
+}
