@@ -8,7 +8,7 @@ verifies with `warden verify`, and a bundle made by `warden sign` verifies with
 `model_signing verify key`. Tampering (a flipped byte, an added, removed or renamed file, an
 edited payload, the wrong key) fails in both tools. Also: certificate mode both ways, an
 encrypted key, sharded and BLAKE3 bundles written by the model_signing API, and the
-signature file inside the model. Each check prints `ok` or `FAIL`; the last line is
+signature file inside the model, and the demo model's shipped signature. Each check prints `ok` or `FAIL`; the last line is
 `N passed, M failed`.
 """
 
@@ -369,6 +369,27 @@ def api_serializations(warden, tmp):
         check(f"API {name}: model_signing verifies warden's bundle", ok, err)
 
 
+def demo_model(warden, tmp):
+    """The demo model's shipped signature (examples/models/iris/model.sig, over a directory
+    holding model.onnx alone, as `warden quickstart` admits it) verifies with both tools
+    against the shipped publisher key, and fails both once the model changes."""
+    iris = pathlib.Path(__file__).resolve().parents[2] / "examples" / "models" / "iris"
+    model = tmp / "demo" / "iris"
+    model.mkdir(parents=True)
+    shutil.copy(iris / "model.onnx", model / "model.onnx")
+    sig, key = iris / "model.sig", iris / "demo-publisher.pub"
+    for tool, verify in (("warden", lambda: warden_verify(warden, model, sig, key)),
+                         ("model_signing", lambda: ms_verify(model, sig, key))):
+        code, out = verify()
+        check(f"demo model signature verifies with {tool}", code == 0, out)
+    data = bytearray((model / "model.onnx").read_bytes())
+    data[-1] ^= 1
+    (model / "model.onnx").write_bytes(bytes(data))
+    for tool, verify in (("warden", lambda: warden_verify(warden, model, sig, key)),
+                         ("model_signing", lambda: ms_verify(model, sig, key))):
+        check(f"demo model, one byte changed, fails with {tool}", verify()[0] != 0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--warden", required=True)
@@ -379,6 +400,7 @@ def main():
         signature_inside_and_encrypted_key(args.warden, tmp)
         certificate_mode(args.warden, tmp)
         api_serializations(args.warden, tmp)
+        demo_model(args.warden, tmp)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
