@@ -171,6 +171,11 @@ impl LocalModels {
         map.insert(name.to_string(), served);
     }
 
+    pub fn remove(&self, name: &str) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(name);
+    }
+
     pub fn get(&self, name: &str) -> Option<Served> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         map.get(name).cloned()

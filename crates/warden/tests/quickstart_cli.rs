@@ -386,3 +386,110 @@ fn quickstart_refuses_a_separate_config_and_a_bad_listen_address() {
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("listen"), "{}", text(&out));
 }
+
+/// Admission, approvals, deploy, rollback and revocation while the server runs: each goes
+/// through the server (it holds the ledger), and the runtime follows the live release.
+#[test]
+fn lifecycle_commands_while_serving_switch_the_served_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let (server, line) = spawn(
+        &[
+            "quickstart",
+            "--data-dir",
+            p(&data),
+            "--listen",
+            "127.0.0.1:0",
+            "--json",
+        ],
+        &dir.path().join("quickstart.log"),
+    );
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    let port = port_of(ready["url"].as_str().unwrap());
+    let cert = PathBuf::from(ready["ca_cert"].as_str().unwrap());
+    let key = format!("Bearer {}", ready["api_key"].as_str().unwrap());
+    let call = |method: &str, path: &str, body: Option<&[u8]>| {
+        http::call(&cert, dir.path(), port, method, path, Some(&key), body)
+    };
+    let token_file = |name: &str, token: &str| {
+        let f = dir.path().join(format!("{name}.token"));
+        std::fs::write(&f, token).unwrap();
+        f
+    };
+    let admin = token_file("admin", ready["admin_token"].as_str().unwrap());
+    let as_ = |who: &Path, args: &[&str]| {
+        let out = run(
+            args,
+            &[("WARDEN_DATA", p(&data)), ("WARDEN_TOKEN_FILE", p(who))],
+        );
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+        out
+    };
+    let mut approvers = Vec::new();
+    for name in ["alice", "bob"] {
+        let out = as_(
+            &admin,
+            &["principal", "add", name, "--role", "approver", "--json"],
+        );
+        let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        approvers.push(token_file(name, v["token"].as_str().unwrap()));
+    }
+    let model = data.join("demo/iris");
+    let sig = data.join("demo/iris.sig");
+    as_(
+        &admin,
+        &[
+            "admit",
+            p(&model),
+            "--name",
+            "iris",
+            "--version",
+            "2.0",
+            "--signature",
+            p(&sig),
+        ],
+    );
+    for a in &approvers {
+        as_(a, &["approve", "iris@2.0"]);
+    }
+    let version = |r: Resp| -> String {
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["versions"][0].as_str().unwrap().to_string()
+    };
+    assert_eq!(version(call("GET", "/v2/models/iris", None)), "1.0");
+    as_(&admin, &["deploy", "iris@2.0"]);
+    assert_eq!(version(call("GET", "/v2/models/iris", None)), "2.0");
+    let body = br#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[6.3,3.3,6.0,2.5]}]}"#;
+    let r = call("POST", "/v2/models/iris/versions/2.0/infer", Some(body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["outputs"][0]["data"], json!(["virginica"]));
+    assert_eq!(
+        call("GET", "/v2/models/iris/versions/1.0", None).status,
+        404
+    );
+
+    as_(&admin, &["rollback", "iris"]);
+    assert_eq!(version(call("GET", "/v2/models/iris", None)), "1.0");
+
+    as_(
+        &admin,
+        &[
+            "revoke",
+            "iris@1.0",
+            "--reason",
+            "withdrawn by its publisher",
+        ],
+    );
+    let r = call("GET", "/v2/models/iris/ready", None);
+    assert_eq!(r.status, 404, "no live release, no model: {}", r.body);
+
+    let records = records_with(&data, &["release.revoked"]);
+    let starts: Vec<&str> = records_of(&records, "runtime.worker-start")
+        .iter()
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(starts, ["iris@1.0", "iris@2.0", "iris@1.0"]);
+    stop(server);
+    let verify = run(&["ledger", "verify"], &[("WARDEN_DATA", p(&data))]);
+    assert_eq!(code(&verify), 0, "{}", text(&verify));
+}

@@ -2,16 +2,19 @@
 //! node, act as the presented principal, print.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use registry::{Purpose, ReleaseId, Role, State};
+use anyhow::Context;
+use registry::{ReleaseId, Role, State};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::cli::release::*;
 use crate::cli::{Cli, Command};
 use crate::config::Provider;
 use crate::exit::Code;
-use crate::node::{admit, init, lifecycle, principals, Node};
+use crate::node::remote::{self, Op};
+use crate::node::{init, Node};
 use crate::progress::ByteProgress;
 
 /// The global options every command here needs.
@@ -40,6 +43,29 @@ impl Ctx {
             .map(Zeroizing::new))
     }
 
+    /// Carries out a change: through the running `warden serve` if there is one (it holds
+    /// the ledger), else here, with a progress bar when `bar`.
+    pub fn carry_out(&self, op: &Op, bar: bool) -> anyhow::Result<Value> {
+        let (mut node, who) = self.act(op.roles())?;
+        let token = self.token()?;
+        if let Some(reply) = remote::call(&self.data_dir, token.as_deref().map(|t| t.as_str()), op)?
+        {
+            return reply.into_result();
+        }
+        let p = ByteProgress::new(bar);
+        let result = remote::execute(
+            &mut node,
+            &who,
+            op,
+            &remote::Progress {
+                total: &|t| p.set_total(t),
+                advance: &|n| p.inc(n),
+            },
+        );
+        p.finish();
+        result
+    }
+
     pub fn act(&self, roles: &[Role]) -> anyhow::Result<(Node, registry::Principal)> {
         let mut node = self.node()?;
         let token = self.token()?;
@@ -48,18 +74,24 @@ impl Ctx {
     }
 }
 
-fn release_id(s: &str) -> anyhow::Result<ReleaseId> {
-    ReleaseId::parse(s).map_err(anyhow::Error::msg)
-}
-
-fn print_outcome(o: &lifecycle::Outcome, json: bool) -> anyhow::Result<Code> {
+fn print_outcome(o: &Value, json: bool) -> anyhow::Result<Code> {
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string(o)?)?;
+        writeln!(out, "{o}")?;
     } else {
-        writeln!(out, "{} (ledger entry {})", o.message, o.ledger_index)?;
+        writeln!(
+            out,
+            "{} (ledger entry {})",
+            o["message"].as_str().unwrap_or_default(),
+            o["ledger_index"]
+        )?;
     }
     Ok(Code::Ok)
+}
+
+/// An absolute path: the change may be carried out by the server, elsewhere.
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Code> {
@@ -68,80 +100,48 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         config: cli.config,
         token_file: cli.token_file,
     };
-    match cli.command {
-        Command::Init(a) => run_init(&ctx, a),
-        Command::Admit(a) => run_admit(&ctx, a),
-        Command::Approve(a) => {
-            let (mut node, who) = ctx.act(&[Role::Approver])?;
-            let purpose = if a.export {
-                Purpose::Export
-            } else {
-                Purpose::Promote
-            };
-            let o = lifecycle::approve(
-                &mut node,
-                &who,
-                &release_id(&a.release)?,
-                purpose,
-                a.accept_findings,
-            )?;
-            print_outcome(&o, a.json.json)
-        }
-        Command::Reject(a) => {
-            let (mut node, who) = ctx.act(&[Role::Approver])?;
-            let o = lifecycle::reject_or_revoke(
-                &mut node,
-                &who,
-                &release_id(&a.release)?,
-                State::Rejected,
-                &a.reason,
-            )?;
-            print_outcome(&o, a.json.json)
-        }
-        Command::Revoke(a) => {
-            let (mut node, who) = ctx.act(&[Role::Admin, Role::Approver])?;
-            let o = lifecycle::reject_or_revoke(
-                &mut node,
-                &who,
-                &release_id(&a.release)?,
-                State::Revoked,
-                &a.reason,
-            )?;
-            print_outcome(&o, a.json.json)
-        }
-        Command::Deploy(a) => {
-            let (mut node, who) = ctx.act(&[Role::Operator, Role::Admin])?;
-            let p = ByteProgress::new(!a.json.json);
-            let o = lifecycle::deploy(&mut node, &who, &release_id(&a.release)?, &|n| p.inc(n))?;
-            p.finish();
-            print_outcome(&o, a.json.json)
-        }
-        Command::Rollback(a) => {
-            let (mut node, who) = ctx.act(&[Role::Operator, Role::Admin])?;
-            let p = ByteProgress::new(!a.json.json);
-            let o = lifecycle::rollback(&mut node, &who, &a.model, &|n| p.inc(n))?;
-            p.finish();
-            print_outcome(&o, a.json.json)
-        }
-        Command::Export(a) => {
-            let (mut node, who) = ctx.act(&[Role::Operator, Role::Admin])?;
-            let p = ByteProgress::new(!a.json.json);
-            let o = lifecycle::export(&mut node, &who, &release_id(&a.release)?, &a.to, &|n| {
-                p.inc(n)
-            })?;
-            p.finish();
-            print_outcome(&o, a.json.json)
-        }
-        Command::Shred(a) => {
-            let (mut node, who) = ctx.act(&[Role::Admin])?;
-            let (o, _) = lifecycle::shred(&mut node, &who, &release_id(&a.release)?)?;
-            print_outcome(&o, a.json.json)
-        }
-        Command::Releases(a) => super::release_show::releases(&mut ctx.node()?, a),
-        Command::Show(a) => super::release_show::show(&mut ctx.node()?, a),
-        Command::Principal(a) => run_principal(&ctx, a),
+    let (op, json) = match cli.command {
+        Command::Init(a) => return run_init(&ctx, a),
+        Command::Admit(a) => return run_admit(&ctx, a),
+        Command::Releases(a) => return super::release_show::releases(&mut ctx.node()?, a),
+        Command::Show(a) => return super::release_show::show(&mut ctx.node()?, a),
+        Command::Principal(a) => return run_principal(&ctx, a),
+        Command::Approve(a) => (
+            Op::Approve {
+                release: a.release,
+                export: a.export,
+                accept_findings: a.accept_findings,
+            },
+            a.json.json,
+        ),
+        Command::Reject(a) => (
+            Op::Reject {
+                release: a.release,
+                reason: a.reason,
+            },
+            a.json.json,
+        ),
+        Command::Revoke(a) => (
+            Op::Revoke {
+                release: a.release,
+                reason: a.reason,
+            },
+            a.json.json,
+        ),
+        Command::Deploy(a) => (Op::Deploy { release: a.release }, a.json.json),
+        Command::Rollback(a) => (Op::Rollback { model: a.model }, a.json.json),
+        Command::Export(a) => (
+            Op::Export {
+                release: a.release,
+                to: absolute(&a.to)?,
+            },
+            a.json.json,
+        ),
+        Command::Shred(a) => (Op::Shred { release: a.release }, a.json.json),
         _ => anyhow::bail!("internal: not a release command"),
-    }
+    };
+    let v = ctx.carry_out(&op, !json)?;
+    print_outcome(&v, json)
 }
 
 fn run_init(ctx: &Ctx, a: InitArgs) -> anyhow::Result<Code> {
@@ -181,47 +181,40 @@ fn run_init(ctx: &Ctx, a: InitArgs) -> anyhow::Result<Code> {
 }
 
 fn run_admit(ctx: &Ctx, a: AdmitArgs) -> anyhow::Result<Code> {
-    let id = ReleaseId::new(&a.name, &a.version).map_err(anyhow::Error::msg)?;
-    let (mut node, who) = ctx.act(&[Role::Operator, Role::Admin])?;
-    let req = admit::AdmitRequest {
-        model: a.model,
-        id,
-        signature: a.signature,
-        model_card: a.model_card,
-        threat_model: a.threat_model,
+    ReleaseId::new(&a.name, &a.version).map_err(anyhow::Error::msg)?;
+    let optional = |p: &Option<PathBuf>| p.as_deref().map(absolute).transpose();
+    let op = Op::Admit {
+        model: absolute(&a.model)?,
+        name: a.name,
+        version: a.version,
+        signature: optional(&a.signature)?,
+        model_card: optional(&a.model_card)?,
+        threat_model: optional(&a.threat_model)?,
         threads: a.threads,
     };
-    let p = ByteProgress::new(!a.json.json);
-    let result = admit::admit(
-        &mut node,
-        &who,
-        &req,
-        admit::Progress {
-            total: &|t| p.set_total(t),
-            advance: &|n| p.inc(n),
-        },
-    )?;
-    p.finish();
+    let r = ctx.carry_out(&op, !a.json.json)?;
+    let admitted = r["state"] == State::Admitted.name();
     let mut out = std::io::stdout().lock();
+    let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
     if a.json.json {
-        writeln!(out, "{}", serde_json::to_string(&result)?)?;
-    } else if result.state == State::Admitted {
+        writeln!(out, "{r}")?;
+    } else if admitted {
         writeln!(
             out,
             "{} admitted: {} files, {} bytes sealed; manifest {}; signer {}; {} scan findings (ledger entry {})",
-            result.release,
-            result.files,
-            result.bytes,
-            result.manifest,
-            result.signer.as_deref().unwrap_or("none (unsigned, allowed by policy)"),
-            result.findings,
-            result.ledger_index
+            field("release"),
+            r["files"],
+            r["bytes"],
+            field("manifest"),
+            r["signer"].as_str().unwrap_or("none (unsigned, allowed by policy)"),
+            r["findings"],
+            r["ledger_index"]
         )?;
         writeln!(
             out,
             "next: two approvers run `warden approve {}`{}",
-            result.release,
-            if result.findings > 0 {
+            field("release"),
+            if r["findings"].as_u64().unwrap_or(0) > 0 {
                 " --accept-findings (after reading `warden show` )"
             } else {
                 ""
@@ -231,41 +224,55 @@ fn run_admit(ctx: &Ctx, a: AdmitArgs) -> anyhow::Result<Code> {
         writeln!(
             out,
             "{} rejected (ledger entry {}):",
-            result.release, result.ledger_index
+            field("release"),
+            r["ledger_index"]
         )?;
-        for r in &result.reasons {
-            writeln!(out, "  - {r}")?;
+        for reason in r["reasons"].as_array().into_iter().flatten() {
+            writeln!(out, "  - {}", reason.as_str().unwrap_or_default())?;
         }
     }
-    Ok(if result.state == State::Admitted {
-        Code::Ok
-    } else {
-        Code::Denied
-    })
+    Ok(if admitted { Code::Ok } else { Code::Denied })
 }
 
 fn run_principal(ctx: &Ctx, a: PrincipalArgs) -> anyhow::Result<Code> {
     let mut out = std::io::stdout().lock();
     match a.command {
         PrincipalCommand::Add(p) => {
-            let (mut node, who) = ctx.act(&[Role::Admin])?;
-            let issued = principals::add(&mut node, &who, &p.name, &p.roles)?;
-            print_token(&mut out, &p.name, &issued.token, p.json.json)?;
+            let op = Op::PrincipalAdd {
+                name: p.name.clone(),
+                roles: p.roles.clone(),
+            };
+            let v = ctx.carry_out(&op, false)?;
+            let token = Zeroizing::new(v["token"].as_str().unwrap_or_default().to_string());
+            print_token(&mut out, &p.name, &token, p.json.json)?;
         }
         PrincipalCommand::Rotate(p) => {
-            let (mut node, who) = ctx.act(&[])?;
-            let issued = principals::rotate(&mut node, &who, &p.name)?;
-            print_token(&mut out, &p.name, &issued.token, p.json.json)?;
+            let v = ctx.carry_out(
+                &Op::PrincipalRotate {
+                    name: p.name.clone(),
+                },
+                false,
+            )?;
+            let token = Zeroizing::new(v["token"].as_str().unwrap_or_default().to_string());
+            print_token(&mut out, &p.name, &token, p.json.json)?;
         }
-        PrincipalCommand::Disable(p) => {
-            let (mut node, who) = ctx.act(&[Role::Admin])?;
-            principals::set_disabled(&mut node, &who, &p.name, true)?;
-            writeln!(out, "{} is disabled", p.name)?;
-        }
-        PrincipalCommand::Enable(p) => {
-            let (mut node, who) = ctx.act(&[Role::Admin])?;
-            principals::set_disabled(&mut node, &who, &p.name, false)?;
-            writeln!(out, "{} is enabled", p.name)?;
+        command @ (PrincipalCommand::Disable(_) | PrincipalCommand::Enable(_)) => {
+            let (disabled, p) = match command {
+                PrincipalCommand::Disable(p) => (true, p),
+                PrincipalCommand::Enable(p) => (false, p),
+                _ => anyhow::bail!("internal: not disable or enable"),
+            };
+            let op = Op::PrincipalDisable {
+                name: p.name.clone(),
+                disabled,
+            };
+            ctx.carry_out(&op, false)?;
+            writeln!(
+                out,
+                "{} is {}",
+                p.name,
+                if disabled { "disabled" } else { "enabled" }
+            )?;
         }
         PrincipalCommand::List(j) => {
             let mut node = ctx.node()?;

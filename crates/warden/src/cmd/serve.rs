@@ -7,11 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
-use gateway::{Control, Digests, Gateway, Recorder};
+use gateway::{Control, Digests, Gateway, Recorder, Served};
 use ledger::record::Record;
 use ledger::Ledger;
 use registry::Role;
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::release::Ctx;
@@ -49,20 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
     }
 }
 
-/// Carries out an admin change: through the running server if there is one (it holds the
-/// ledger), else here.
-fn change(ctx: &Ctx, op: &Op) -> anyhow::Result<Value> {
-    let (mut node, who) = ctx.act(op.roles())?;
-    let token = ctx.token()?;
-    if let Some(reply) = remote::call(&ctx.data_dir, token.as_deref().map(|t| t.as_str()), op)? {
-        return reply.into_result();
-    }
-    let ledger = node.ledger()?;
-    let out = remote::execute(&mut node, &ledger, &who, op);
-    ledger.close()?;
-    out
-}
-
 fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
     let mut out = std::io::stdout().lock();
     match a.command {
@@ -70,13 +55,13 @@ fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
             let expires = c
                 .expires
                 .map(|d| humantime::format_rfc3339_millis(SystemTime::now() + *d).to_string());
-            let v = change(
-                ctx,
+            let v = ctx.carry_out(
                 &Op::ApikeyCreate {
                     principal: c.principal.clone(),
                     models: c.models,
                     expires,
                 },
+                false,
             )?;
             if c.json.json {
                 writeln!(out, "{v}")?;
@@ -91,7 +76,7 @@ fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
             }
         }
         ApikeyCommand::Revoke(r) => {
-            let v = change(ctx, &Op::ApikeyRevoke { id: r.id.clone() })?;
+            let v = ctx.carry_out(&Op::ApikeyRevoke { id: r.id.clone() }, false)?;
             if r.json.json {
                 writeln!(out, "{v}")?;
             } else {
@@ -158,7 +143,7 @@ fn lockdown(ctx: &Ctx, a: LockdownArgs) -> anyhow::Result<Code> {
         Switch::On => true,
         Switch::Off => false,
     };
-    let v = change(ctx, &Op::Lockdown { on })?;
+    let v = ctx.carry_out(&Op::Lockdown { on }, false)?;
     if a.json.json {
         writeln!(out, "{v}")?;
     } else {
@@ -247,7 +232,7 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
         })?)
     };
     let digests = Digests::new(&digest_key(&node.path(Path::new(DIGEST_KEY)))?);
-    let ledger = Arc::new(node.ledger()?);
+    let ledger = Arc::new(node.open_ledger()?);
     let control = Control::new(&mut node.registry)?;
     let poller = control.spawn_poller(&node.path(Path::new(node::REGISTRY_DB)), POLL)?;
     let recorder = Recorder::start(Arc::clone(&ledger), gateway::audit::QUEUE)?;
@@ -260,7 +245,9 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
     if node.config.runtime.enabled {
         start_runtime(&mut node, &ledger, &gw)?;
     }
-    let admin_node = Arc::new(Mutex::new(ctx.node()?));
+    let mut admin_node = ctx.node()?;
+    admin_node.shared_ledger = Some(Arc::clone(&ledger));
+    let admin_node = Arc::new(Mutex::new(admin_node));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -297,7 +284,7 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
 fn start_runtime(node: &mut Node, ledger: &Arc<Ledger>, gw: &Gateway) -> anyhow::Result<()> {
     let program = std::env::current_exe().context("finding the warden program to run workers")?;
     let runtime_config = node.config.runtime.clone();
-    let loaded = node::served::load_live(node, ledger, &runtime_config, program)?;
+    let loaded = node::served::load_live(node, ledger, &runtime_config, program, &|_, _| false)?;
     for l in loaded {
         if let Some(u) = gw.config.upstream_for(gateway::Protocol::KServe, &l.model) {
             bail!(
@@ -346,12 +333,7 @@ async fn run_server(
     let admin = tokio::net::UnixListener::bind(&socket)
         .with_context(|| format!("creating the admin socket {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-    let admin_task = tokio::spawn(admin_loop(
-        admin,
-        admin_node,
-        Arc::clone(&ledger),
-        Arc::clone(&gw.control),
-    ));
+    let admin_task = tokio::spawn(admin_loop(admin, admin_node, Arc::clone(&gw)));
 
     on_ready(&format!("{scheme}://{bound}"))?;
     eprintln!(
@@ -380,20 +362,14 @@ async fn shutdown_signal() {
     }
 }
 
-async fn admin_loop(
-    listener: tokio::net::UnixListener,
-    node: Arc<Mutex<Node>>,
-    ledger: Arc<Ledger>,
-    control: Arc<Control>,
-) {
+async fn admin_loop(listener: tokio::net::UnixListener, node: Arc<Mutex<Node>>, gw: Arc<Gateway>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let node = Arc::clone(&node);
-        let ledger = Arc::clone(&ledger);
-        let control = Arc::clone(&control);
+        let gw = Arc::clone(&gw);
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut line = String::new();
@@ -409,12 +385,17 @@ async fn admin_loop(
                     Ok(n) => n,
                     Err(p) => p.into_inner(),
                 };
-                let reply = remote::serve_request(&mut node, &ledger, &line);
+                let (reply, op) = remote::serve_request(&mut node, &line);
                 // The change takes effect before it is acknowledged (the poller would
                 // see it within its interval anyway).
                 if reply.ok {
-                    if let Err(e) = control.reload(&mut node.registry) {
+                    if let Err(e) = gw.control.reload(&mut node.registry) {
                         eprintln!("warden serve: reading the registry after a change: {e:#}");
+                    }
+                    if op.is_some_and(|op| op.changes_live()) && node.config.runtime.enabled {
+                        if let Err(e) = sync_runtime(&mut node, &gw) {
+                            eprintln!("warden serve: following the live releases: {e:#}");
+                        }
                     }
                 }
                 reply
@@ -427,4 +408,44 @@ async fn admin_loop(
             }
         });
     }
+}
+
+/// After a deploy, rollback or revocation: workers for releases newly live, and models no
+/// longer live taken out of service.
+fn sync_runtime(node: &mut Node, gw: &Gateway) -> anyhow::Result<()> {
+    let ledger = node
+        .shared_ledger
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("internal: no server ledger"))?;
+    let live: Vec<(String, String)> = node
+        .registry
+        .read(|tx| tx.all_live().map_err(anyhow::Error::from))?
+        .into_iter()
+        .map(|l| (l.model, l.version))
+        .collect();
+    for name in gw.local.names() {
+        if !live.iter().any(|(m, _)| *m == name) {
+            gw.local.remove(&name);
+            eprintln!("warden serve: runtime: {name} has no live release now; not served");
+        }
+    }
+    let served = |model: &str, version: &str| matches!(gw.local.get(model), Some(Served::Ready(m)) if m.version == version);
+    let program = std::env::current_exe().context("finding the warden program to run workers")?;
+    let runtime_config = node.config.runtime.clone();
+    for l in node::served::load_live(node, &ledger, &runtime_config, program, &served)? {
+        if gw
+            .config
+            .upstream_for(gateway::Protocol::KServe, &l.model)
+            .is_some()
+        {
+            eprintln!(
+                "warden serve: runtime: {} is also listed by a KServe upstream; not served by the runtime",
+                l.model
+            );
+            continue;
+        }
+        eprintln!("warden serve: runtime: {}", l.summary);
+        gw.local.set(&l.model, l.served);
+    }
+    Ok(())
 }

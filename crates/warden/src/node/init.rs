@@ -104,6 +104,7 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> anyhow::Result<Initialised> 
         data_dir: data_dir.to_path_buf(),
         config: crate::config::Config::load(&config_path)?,
         registry,
+        shared_ledger: None,
     };
     let kek = create_kek(&node)?;
 

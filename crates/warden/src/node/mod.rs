@@ -25,6 +25,7 @@ pub mod remote;
 pub mod served;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context};
@@ -58,6 +59,35 @@ pub struct Node {
     pub data_dir: PathBuf,
     pub config: Config,
     pub registry: Registry,
+    /// In `warden serve`: the server's ledger, which every change made in the server
+    /// (admin requests over its socket) records into.
+    pub shared_ledger: Option<Arc<Ledger>>,
+}
+
+/// The ledger as a change holds it: opened for it alone, or the running server's.
+pub enum LedgerHandle {
+    Owned(Ledger),
+    Shared(Arc<Ledger>),
+}
+
+impl std::ops::Deref for LedgerHandle {
+    type Target = Ledger;
+    fn deref(&self) -> &Ledger {
+        match self {
+            LedgerHandle::Owned(l) => l,
+            LedgerHandle::Shared(l) => l,
+        }
+    }
+}
+
+impl LedgerHandle {
+    /// Closes a ledger opened for this change (syncing it); leaves the server's open.
+    pub fn close(self) -> ledger::Result<()> {
+        match self {
+            LedgerHandle::Owned(l) => l.close(),
+            LedgerHandle::Shared(_) => Ok(()),
+        }
+    }
 }
 
 /// Now, as the ledger writes times (RFC 3339, UTC, milliseconds).
@@ -84,6 +114,7 @@ impl Node {
             data_dir: data_dir.to_path_buf(),
             config,
             registry,
+            shared_ledger: None,
         })
     }
 
@@ -164,8 +195,17 @@ impl Node {
             })
     }
 
+    /// The ledger to record a change in: the server's when this runs inside it, else
+    /// opened for the change (see [`Node::open_ledger`]).
+    pub fn ledger(&self) -> anyhow::Result<LedgerHandle> {
+        match &self.shared_ledger {
+            Some(l) => Ok(LedgerHandle::Shared(Arc::clone(l))),
+            None => self.open_ledger().map(LedgerHandle::Owned),
+        }
+    }
+
     /// Opens the ledger for writing, waiting while another Warden process holds it.
-    pub fn ledger(&self) -> anyhow::Result<Ledger> {
+    pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
         let paths = crate::cmd::ledger::Paths::new(&self.data_dir);
         let key = paths.read_key()?;
         let start = Instant::now();

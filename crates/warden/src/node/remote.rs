@@ -1,20 +1,20 @@
-//! Admin changes while `warden serve` runs. The server holds the ledger for its whole life,
-//! so a command that must record a change (a new or revoked API key, the lockdown) hands it
-//! to the server over a Unix socket in the data directory (`serve.sock`, mode 0600); the
-//! server authenticates the token itself and carries the change out with its ledger. When
-//! no server answers, the command does it itself.
+//! Admin changes, here or in a running `warden serve`. The server holds the ledger for its
+//! whole life, so a command that records a change (admission, approvals, deploys, API keys,
+//! the lockdown, principals...) hands it to the server over a Unix socket in the data
+//! directory (`serve.sock`, mode 0600); the server authenticates the token itself and
+//! carries the change out with its ledger, and follows a change of live release at once.
+//! When no server answers, the command carries the change out itself: the same code.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ledger::Ledger;
-use registry::Role;
+use registry::{Purpose, ReleaseId, Role, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{apikeys, Denied, Node};
+use super::{admit, apikeys, lifecycle, principals, Denied, Node};
 
 /// The socket's name in the data directory.
 pub const SOCKET: &str = "serve.sock";
@@ -25,7 +25,8 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET)
 }
 
-/// A change to carry out.
+/// A change to carry out. Paths are absolute: the server does not share the caller's
+/// working directory.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Op {
@@ -41,12 +42,94 @@ pub enum Op {
     Lockdown {
         on: bool,
     },
+    Admit {
+        model: PathBuf,
+        name: String,
+        version: String,
+        signature: Option<PathBuf>,
+        model_card: Option<PathBuf>,
+        threat_model: Option<PathBuf>,
+        threads: usize,
+    },
+    Approve {
+        release: String,
+        export: bool,
+        accept_findings: bool,
+    },
+    Reject {
+        release: String,
+        reason: String,
+    },
+    Revoke {
+        release: String,
+        reason: String,
+    },
+    Deploy {
+        release: String,
+    },
+    Rollback {
+        model: String,
+    },
+    Export {
+        release: String,
+        to: PathBuf,
+    },
+    Shred {
+        release: String,
+    },
+    PrincipalAdd {
+        name: String,
+        roles: Vec<Role>,
+    },
+    PrincipalRotate {
+        name: String,
+    },
+    PrincipalDisable {
+        name: String,
+        disabled: bool,
+    },
 }
 
 impl Op {
-    /// The roles that may ask for it.
+    /// The roles that may ask for it (empty: any principal; the change checks more).
     pub fn roles(&self) -> &'static [Role] {
-        &[Role::Admin]
+        match self {
+            Op::Admit { .. } | Op::Deploy { .. } | Op::Rollback { .. } | Op::Export { .. } => {
+                &[Role::Operator, Role::Admin]
+            }
+            Op::Approve { .. } | Op::Reject { .. } => &[Role::Approver],
+            Op::Revoke { .. } => &[Role::Admin, Role::Approver],
+            Op::PrincipalRotate { .. } => &[],
+            Op::ApikeyCreate { .. }
+            | Op::ApikeyRevoke { .. }
+            | Op::Lockdown { .. }
+            | Op::Shred { .. }
+            | Op::PrincipalAdd { .. }
+            | Op::PrincipalDisable { .. } => &[Role::Admin],
+        }
+    }
+
+    /// Whether it can change which release of a model is live.
+    pub fn changes_live(&self) -> bool {
+        matches!(
+            self,
+            Op::Deploy { .. } | Op::Rollback { .. } | Op::Revoke { .. }
+        )
+    }
+}
+
+/// How a change reports progress on bytes (a bar in the CLI, nothing in the server).
+pub struct Progress<'a> {
+    pub total: &'a dyn Fn(u64),
+    pub advance: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Progress<'_> {
+    pub fn none() -> Progress<'static> {
+        Progress {
+            total: &|_| {},
+            advance: &|_| {},
+        }
     }
 }
 
@@ -97,12 +180,20 @@ impl Reply {
     }
 }
 
-/// Carries out an authenticated principal's change with an open ledger.
+fn release_id(s: &str) -> anyhow::Result<ReleaseId> {
+    ReleaseId::parse(s).map_err(anyhow::Error::msg)
+}
+
+fn outcome(o: &lifecycle::Outcome) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(o)?)
+}
+
+/// Carries out an authenticated principal's change, recording it in `node.ledger()`.
 pub fn execute(
     node: &mut Node,
-    ledger: &Ledger,
     actor: &registry::Principal,
     op: &Op,
+    progress: &Progress,
 ) -> anyhow::Result<Value> {
     match op {
         Op::ApikeyCreate {
@@ -115,29 +206,128 @@ pub fn execute(
                 .map(humantime::parse_rfc3339)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("expiry: {e}"))?;
-            let created = apikeys::create(node, ledger, actor, principal, models, expires)?;
-            Ok(serde_json::to_value(&created)?)
+            let ledger = node.ledger()?;
+            let created = apikeys::create(node, &ledger, actor, principal, models, expires);
+            ledger.close()?;
+            Ok(serde_json::to_value(&created?)?)
         }
         Op::ApikeyRevoke { id } => {
-            let index = apikeys::revoke(node, ledger, actor, id)?;
-            Ok(serde_json::json!({"id": id, "revoked": true, "ledger_index": index}))
+            let ledger = node.ledger()?;
+            let index = apikeys::revoke(node, &ledger, actor, id);
+            ledger.close()?;
+            Ok(serde_json::json!({"id": id, "revoked": true, "ledger_index": index?}))
         }
         Op::Lockdown { on } => {
-            let index = apikeys::set_lockdown(node, ledger, actor, *on)?;
-            Ok(serde_json::json!({"lockdown": on, "ledger_index": index}))
+            let ledger = node.ledger()?;
+            let index = apikeys::set_lockdown(node, &ledger, actor, *on);
+            ledger.close()?;
+            Ok(serde_json::json!({"lockdown": on, "ledger_index": index?}))
+        }
+        Op::Admit {
+            model,
+            name,
+            version,
+            signature,
+            model_card,
+            threat_model,
+            threads,
+        } => {
+            let req = admit::AdmitRequest {
+                model: model.clone(),
+                id: ReleaseId::new(name, version).map_err(anyhow::Error::msg)?,
+                signature: signature.clone(),
+                model_card: model_card.clone(),
+                threat_model: threat_model.clone(),
+                threads: *threads,
+            };
+            let progress = admit::Progress {
+                total: progress.total,
+                advance: progress.advance,
+            };
+            Ok(serde_json::to_value(admit::admit(
+                node, actor, &req, progress,
+            )?)?)
+        }
+        Op::Approve {
+            release,
+            export,
+            accept_findings,
+        } => {
+            let purpose = if *export {
+                Purpose::Export
+            } else {
+                Purpose::Promote
+            };
+            outcome(&lifecycle::approve(
+                node,
+                actor,
+                &release_id(release)?,
+                purpose,
+                *accept_findings,
+            )?)
+        }
+        Op::Reject { release, reason } | Op::Revoke { release, reason } => {
+            let to = if matches!(op, Op::Reject { .. }) {
+                State::Rejected
+            } else {
+                State::Revoked
+            };
+            outcome(&lifecycle::reject_or_revoke(
+                node,
+                actor,
+                &release_id(release)?,
+                to,
+                reason,
+            )?)
+        }
+        Op::Deploy { release } => outcome(&lifecycle::deploy(
+            node,
+            actor,
+            &release_id(release)?,
+            progress.advance,
+        )?),
+        Op::Rollback { model } => {
+            outcome(&lifecycle::rollback(node, actor, model, progress.advance)?)
+        }
+        Op::Export { release, to } => outcome(&lifecycle::export(
+            node,
+            actor,
+            &release_id(release)?,
+            to,
+            progress.advance,
+        )?),
+        Op::Shred { release } => outcome(&lifecycle::shred(node, actor, &release_id(release)?)?.0),
+        Op::PrincipalAdd { name, roles } => {
+            let issued = principals::add(node, actor, name, roles)?;
+            Ok(serde_json::json!({"principal": name, "token": issued.token.as_str()}))
+        }
+        Op::PrincipalRotate { name } => {
+            let issued = principals::rotate(node, actor, name)?;
+            Ok(serde_json::json!({"principal": name, "token": issued.token.as_str()}))
+        }
+        Op::PrincipalDisable { name, disabled } => {
+            principals::set_disabled(node, actor, name, *disabled)?;
+            Ok(serde_json::json!({"principal": name, "disabled": disabled}))
         }
     }
 }
 
 /// Authenticates the request's token and carries out its change (the server's side).
-pub fn serve_request(node: &mut Node, ledger: &Ledger, line: &str) -> Reply {
-    let result = (|| -> anyhow::Result<Value> {
-        let req: Request =
-            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("bad admin request: {e}"))?;
-        let actor = node.authenticate(req.token.as_deref(), req.change.roles())?;
-        execute(node, ledger, &actor, &req.change)
-    })();
-    Reply::from_result(result)
+/// Returns the change too, when it was understood.
+pub fn serve_request(node: &mut Node, line: &str) -> (Reply, Option<Op>) {
+    let req: Request = match serde_json::from_str(line) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Reply::from_result(Err(anyhow::anyhow!("bad admin request: {e}"))),
+                None,
+            )
+        }
+    };
+    let result = node
+        .authenticate(req.token.as_deref(), req.change.roles())
+        .and_then(|actor| execute(node, &actor, &req.change, &Progress::none()));
+    (Reply::from_result(result), Some(req.change))
 }
 
 /// Sends a change to a running server; `None` when none answers on the socket.

@@ -124,13 +124,14 @@ fn onnx_file(files: &[registry::FileRow]) -> Result<Option<&registry::FileRow>, 
     }
 }
 
-/// Starts a worker for every live release with an ONNX model (skipping `skip`, the models
-/// upstream servers answer for).
+/// Starts a worker for every live release with an ONNX model, but those `served` already
+/// (model, version).
 pub fn load_live(
     node: &mut Node,
     ledger: &Arc<Ledger>,
     config: &RuntimeConfig,
     program: PathBuf,
+    served: &dyn Fn(&str, &str) -> bool,
 ) -> anyhow::Result<Vec<Loaded>> {
     let live = node
         .registry
@@ -138,6 +139,9 @@ pub fn load_live(
     let limits = config.limits()?;
     let mut loaded = Vec::new();
     for l in live {
+        if served(&l.model, &l.version) {
+            continue;
+        }
         let id = ReleaseId::new(&l.model, &l.version).map_err(anyhow::Error::msg)?;
         let (release, files) = node.registry.read(|tx| {
             let r = tx.release(&id)?;
