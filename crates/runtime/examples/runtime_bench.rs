@@ -65,7 +65,9 @@ fn summary(name: &str, mut samples: Vec<Duration>, fmt: fn(Duration) -> String) 
 }
 
 fn bench(round_trips: usize, starts: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../..");
     let model = std::fs::read(root.join("examples/models/iris/model.onnx"))?;
     let mut cfg = WorkerConfig::new(std::env::current_exe()?);
     cfg.args = vec![WORKER_ARG.into()];

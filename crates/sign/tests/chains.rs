@@ -6,14 +6,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sign::cert::{pem_certificates, verify_chain, Anchors, CertError};
 
+/// A fixture's path, from the manifest directory cargo gives the test when it runs (not
+/// the one baked in when it was built: a binary may come from another checkout).
+fn fixture(name: &str) -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    format!("{dir}/tests/pki/{name}.pem")
+}
+
 fn der(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/pki/{name}.pem", env!("CARGO_MANIFEST_DIR"));
+    let path = fixture(name);
     let pem = std::fs::read_to_string(path).unwrap();
     pem_certificates(&pem).unwrap().remove(0)
 }
 
 fn anchors(name: &str) -> Anchors {
-    let path = format!("{}/tests/pki/{name}.pem", env!("CARGO_MANIFEST_DIR"));
+    let path = fixture(name);
     Anchors::from_pem(&std::fs::read(path).unwrap()).unwrap()
 }
 

@@ -292,6 +292,20 @@ impl Opened {
         Ok(self.header.plaintext_size)
     }
 
+    /// Decrypts the whole sealed `file` into `out` on `threads` threads, reading each
+    /// segment where it lies (`pread`) and writing the plaintext in order. A file longer
+    /// than its header implies is refused before anything is written; a shorter one fails
+    /// at its first missing segment. On error, discard `out`.
+    pub fn decrypt_file_to(&self, file: &File, mut out: impl Write, threads: usize) -> Result<u64> {
+        let len = file.metadata()?.len();
+        if len > self.sealed_len() {
+            return Err(Error::Format("bytes after the last segment".into()));
+        }
+        crate::parallel::decrypt_file(self, file, &mut out, threads)?;
+        out.flush()?;
+        Ok(self.header.plaintext_size)
+    }
+
     /// Reads, authenticates and decrypts segment `index` of a sealed file (random access).
     pub fn read_segment(&self, file: &File, index: u64) -> Result<Vec<u8>> {
         if index >= self.header.segments() {
@@ -303,5 +317,23 @@ impl Opened {
             .map_err(|_| Error::Tampered { segment: index })?;
         self.decrypt(index, &mut buf)?;
         Ok(buf)
+    }
+}
+
+impl crate::parallel::Segments for Opened {
+    fn count(&self) -> u64 {
+        self.header.segments()
+    }
+
+    fn span(&self, index: u64) -> (u64, usize) {
+        let stride = u64::from(self.header.segment_size) + TAG;
+        (
+            self.data_start + index * stride,
+            (self.segment_plain_len(index) + TAG) as usize,
+        )
+    }
+
+    fn open(&self, index: u64, buf: &mut Vec<u8>) -> Result<()> {
+        self.decrypt(index, buf)
     }
 }

@@ -8,6 +8,7 @@
 pub mod datakey;
 pub mod error;
 pub mod format;
+mod parallel;
 mod pipeline;
 pub mod provider;
 

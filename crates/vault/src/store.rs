@@ -202,15 +202,15 @@ impl Vault {
         Ok((opened, file))
     }
 
-    /// Decrypts a sealed file into `out`, authenticating every segment. On error, discard
-    /// what was written.
+    /// Decrypts a sealed file into `out`, authenticating every segment, on every core. On
+    /// error, discard what was written.
     pub fn decrypt_to(&self, ctx: &Context, out: impl Write) -> Result<u64> {
         let key = self.data_key(ctx)?;
         let blob = self.blob_path(ctx);
         let file = File::open(&blob).map_err(Error::io(&blob))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let opened = Opened::new(&mut reader, &key, ctx)?;
-        opened.decrypt_to(reader, out)
+        let opened = Opened::new(BufReader::new(&file), &key, ctx)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        opened.decrypt_file_to(&file, out, threads)
     }
 
     /// Removes everything stored for `release` (blobs and wrapped keys): the clean-up of

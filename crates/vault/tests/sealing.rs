@@ -214,7 +214,36 @@ fn the_vault_seals_opens_and_shreds() {
     let original = fs::read(&blob).unwrap();
     fs::write(&blob, &original[..original.len() - 1]).unwrap();
     assert!(vault.open(&c).is_err());
+    // Unsealing it whole (on every core) names the cut segment; an extended blob and a
+    // flipped bit in any segment are refused too.
+    assert!(matches!(
+        vault.decrypt_to(&c, Vec::new()),
+        Err(Error::Tampered { segment: 3 })
+    ));
+    let mut longer = original.clone();
+    longer.push(0);
+    fs::write(&blob, &longer).unwrap();
+    assert!(matches!(
+        vault.decrypt_to(&c, Vec::new()),
+        Err(Error::Format(_))
+    ));
+    for segment in 0..4usize {
+        let mut flipped = original.clone();
+        let at = original.len() - 200_000 - 4 * 16 + segment * (65_536 + 16) + 100;
+        flipped[at] ^= 0x20;
+        fs::write(&blob, &flipped).unwrap();
+        assert!(
+            matches!(
+                vault.decrypt_to(&c, Vec::new()),
+                Err(Error::Tampered { segment: s }) if s == segment as u64
+            ),
+            "segment {segment}"
+        );
+    }
     fs::write(&blob, &original).unwrap();
+    let mut again = Vec::new();
+    vault.decrypt_to(&c, &mut again).unwrap();
+    assert_eq!(again, plain);
 
     // Shredding: the blob stays, nobody can open it, KEK or not; backup key copies go too.
     let report = vault

@@ -17,10 +17,6 @@ use common::http::{self, stop, Kill, Resp};
 use common::{code, ledger_records, p, run, text};
 use serde_json::{json, Value};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// Starts `warden ARGS` with stdout piped and stderr to `log`; returns it and its first
 /// line of output.
 fn spawn(args: &[&str], log: &Path) -> (Kill, String) {
@@ -64,7 +60,8 @@ struct Golden {
 
 fn golden() -> Golden {
     let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("examples/models/iris/golden.json")).unwrap(),
+        &std::fs::read_to_string(common::repo_root().join("examples/models/iris/golden.json"))
+            .unwrap(),
     )
     .unwrap();
     let floats = |v: &Value| -> Vec<f64> {

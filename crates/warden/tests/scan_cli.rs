@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -228,7 +230,7 @@ fn limits_can_be_listed_and_changed_and_bad_ones_are_refused() {
 
 #[test]
 fn every_rule_is_documented() {
-    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scanning.md");
+    let doc_path = common::repo_root().join("docs/scanning.md");
     let doc = std::fs::read_to_string(&doc_path).unwrap();
     let out = warden(&["scan", "--list-rules", "--json"]);
     let missing: Vec<String> = json_lines(&out)

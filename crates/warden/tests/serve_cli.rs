@@ -135,7 +135,7 @@ models = ["iris"]
 }
 
 fn fake_upstream() -> (Kill, u16) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/serve/fake_upstream.py");
+    let script = common::repo_root().join("tests/serve/fake_upstream.py");
     let mut child = Command::new("python3")
         .arg(script)
         .stdout(Stdio::piped())

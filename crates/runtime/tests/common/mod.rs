@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use runtime::{LayerStatus, RuntimeError, Tensor, Worker, WorkerConfig};
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    // Read when the test runs, not when it is built (a binary may come from another checkout).
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../..")
 }
 
 pub fn iris_model() -> Vec<u8> {

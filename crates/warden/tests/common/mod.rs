@@ -4,10 +4,18 @@
 
 pub mod http;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+/// The repository's root. Read when the test runs (cargo sets the variable), not baked in
+/// when it is built: a test binary may be reused from a build in another checkout.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../..")
+}
 
 /// Runs `warden` with `args`, in a clean environment for Warden's variables.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
