@@ -255,8 +255,16 @@ impl Opened {
 
     /// Authenticates and decrypts one segment (ciphertext ‖ tag) in place.
     fn decrypt(&self, index: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let plain_len = self.decrypt_slice(index, buf)?;
+        buf.truncate(plain_len);
+        Ok(())
+    }
+
+    /// Authenticates and decrypts one segment (ciphertext ‖ tag) in place; returns the
+    /// length of its plaintext, at the start of `buf`.
+    fn decrypt_slice(&self, index: u64, buf: &mut [u8]) -> Result<usize> {
         let last = index + 1 == self.header.segments();
-        let plain_len = self
+        Ok(self
             .aead
             .open_in_place(
                 nonce(&self.prefix, index, last)?,
@@ -264,9 +272,7 @@ impl Opened {
                 buf,
             )
             .map_err(|_| Error::Tampered { segment: index })?
-            .len();
-        buf.truncate(plain_len);
-        Ok(())
+            .len())
     }
 
     /// Decrypts the whole file from `input` (positioned after the header) into `out`.
@@ -325,15 +331,19 @@ impl crate::parallel::Segments for Opened {
         self.header.segments()
     }
 
-    fn span(&self, index: u64) -> (u64, usize) {
-        let stride = u64::from(self.header.segment_size) + TAG;
-        (
-            self.data_start + index * stride,
-            (self.segment_plain_len(index) + TAG) as usize,
-        )
+    fn stride(&self) -> u64 {
+        u64::from(self.header.segment_size) + TAG
     }
 
-    fn open(&self, index: u64, buf: &mut Vec<u8>) -> Result<()> {
-        self.decrypt(index, buf)
+    fn start(&self) -> u64 {
+        self.data_start
+    }
+
+    fn segment_len(&self, index: u64) -> usize {
+        (self.segment_plain_len(index) + TAG) as usize
+    }
+
+    fn open(&self, index: u64, buf: &mut [u8]) -> Result<usize> {
+        self.decrypt_slice(index, buf)
     }
 }

@@ -1,9 +1,10 @@
 //! Unsealing a file on several cores. Segments are independent (each has its own nonce and
-//! tag), so worker threads each read a whole segment with `pread` and authenticate and
-//! decrypt it, while this thread writes the plaintext out strictly in order. A fixed pool of
-//! buffers bounds the memory: a worker takes a buffer before it takes the next segment, and
-//! a buffer comes back only once its segment is written, so at most `BUFFERS` segments are
-//! in flight and the segment next in order is always among them.
+//! tag), so worker threads each read a group of consecutive segments with one `pread` and
+//! authenticate and decrypt them in place, while this thread writes the plaintext out
+//! strictly in order. A fixed pool of buffers bounds the memory: a worker takes a buffer
+//! before it takes the next group, and a buffer comes back only once its group is written,
+//! so at most `BUFFERS_PER_THREAD × threads` groups are in flight and the group next in
+//! order is always among them.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,15 +16,26 @@ use std::sync::{mpsc, Condvar, Mutex};
 use crate::error::{Error, Result};
 
 /// Buffers per worker thread.
-const BUFFERS_PER_THREAD: usize = 4;
+const BUFFERS_PER_THREAD: usize = 3;
+/// Bytes read per `pread` (rounded to whole segments, at least one).
+const GROUP_BYTES: u64 = 1 << 20;
 
-/// What the parallel reader needs of an opened sealed file.
+/// What the parallel reader needs of an opened sealed file: segments of `stride` bytes
+/// (ciphertext and tag) from `start`, the last one possibly shorter.
 pub(crate) trait Segments: Sync {
     fn count(&self) -> u64;
-    /// Offset and length (ciphertext and tag) of segment `index` in the sealed file.
-    fn span(&self, index: u64) -> (u64, usize);
-    /// Authenticates and decrypts a segment in place.
-    fn open(&self, index: u64, buf: &mut Vec<u8>) -> Result<()>;
+    fn stride(&self) -> u64;
+    fn start(&self) -> u64;
+    /// Length of segment `index` (ciphertext and tag).
+    fn segment_len(&self, index: u64) -> usize;
+    /// Authenticates and decrypts a segment in place; returns its plaintext length.
+    fn open(&self, index: u64, buf: &mut [u8]) -> Result<usize>;
+}
+
+/// A group read and decrypted: its buffer and where each segment's plaintext lies in it.
+struct Group {
+    buf: Vec<u8>,
+    plain: Vec<(usize, usize)>,
 }
 
 struct Pool {
@@ -62,6 +74,41 @@ impl Pool {
     }
 }
 
+/// Reads and decrypts group `g` (segments `g * per ..`) into `buf`.
+fn group(
+    segments: &dyn Segments,
+    file: &File,
+    g: u64,
+    per: u64,
+    mut buf: Vec<u8>,
+) -> Result<Group> {
+    let first = g * per;
+    let last = (first + per).min(segments.count());
+    let offset = segments.start() + first * segments.stride();
+    let len: usize = (first..last).map(|i| segments.segment_len(i)).sum();
+    buf.resize(len, 0);
+    if let Err(e) = file.read_exact_at(&mut buf, offset) {
+        // Name the first segment the file does not hold whole.
+        let have = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let cut = (first..last).find(|&i| {
+            segments.start() + i * segments.stride() + segments.segment_len(i) as u64 > have
+        });
+        return match cut {
+            Some(segment) => Err(Error::Tampered { segment }),
+            None => Err(Error::Stream(e)),
+        };
+    }
+    let mut plain = Vec::with_capacity((last - first) as usize);
+    let mut at = 0;
+    for i in first..last {
+        let n = segments.segment_len(i);
+        let p = segments.open(i, &mut buf[at..at + n])?;
+        plain.push((at, p));
+        at += n;
+    }
+    Ok(Group { buf, plain })
+}
+
 /// Decrypts every segment of `file` into `out`, in order, on `threads` threads. Each
 /// segment is written only after it authenticated; on error, discard `out`.
 pub(crate) fn decrypt_file(
@@ -70,7 +117,8 @@ pub(crate) fn decrypt_file(
     out: &mut dyn Write,
     threads: usize,
 ) -> Result<()> {
-    let count = segments.count();
+    let per = (GROUP_BYTES / segments.stride().max(1)).max(1);
+    let groups = segments.count().div_ceil(per);
     let threads = threads.clamp(1, 16);
     let pool = Pool {
         free: Mutex::new(
@@ -82,26 +130,22 @@ pub(crate) fn decrypt_file(
         stop: AtomicBool::new(false),
     };
     let next = AtomicU64::new(0);
-    let (done_tx, done_rx) = mpsc::channel::<(u64, Result<Vec<u8>>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(u64, Result<Group>)>();
     std::thread::scope(|s| {
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let (pool, next) = (&pool, &next);
             s.spawn(move || {
-                while let Some(mut buf) = pool.take() {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= count {
+                while let Some(buf) = pool.take() {
+                    let g = next.fetch_add(1, Ordering::Relaxed);
+                    if g >= groups {
                         pool.give(buf);
                         break;
                     }
-                    let (offset, len) = segments.span(index);
-                    buf.resize(len, 0);
-                    let result = file
-                        .read_exact_at(&mut buf, offset)
-                        .map_err(|_| Error::Tampered { segment: index })
-                        .and_then(|()| segments.open(index, &mut buf))
-                        .map(|()| buf);
-                    if done_tx.send((index, result)).is_err() {
+                    if done_tx
+                        .send((g, group(segments, file, g, per, buf)))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -110,15 +154,18 @@ pub(crate) fn decrypt_file(
         drop(done_tx);
         // Results wait here until all before them are written: the first failure in file
         // order is the one reported.
-        let mut pending: BTreeMap<u64, Result<Vec<u8>>> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, Result<Group>> = BTreeMap::new();
         let mut want = 0u64;
         let mut outcome = Ok(());
-        'receive: for (index, result) in done_rx.iter() {
-            pending.insert(index, result);
+        'receive: for (g, result) in done_rx.iter() {
+            pending.insert(g, result);
             while let Some(result) = pending.remove(&want) {
-                let written = result.and_then(|buf| {
-                    out.write_all(&buf).map_err(Error::Stream)?;
-                    pool.give(buf);
+                let written = result.and_then(|group| {
+                    for &(at, n) in &group.plain {
+                        out.write_all(&group.buf[at..at + n])
+                            .map_err(Error::Stream)?;
+                    }
+                    pool.give(group.buf);
                     Ok(())
                 });
                 if let Err(e) = written {
@@ -130,7 +177,7 @@ pub(crate) fn decrypt_file(
         }
         pool.halt();
         drop(done_rx);
-        if outcome.is_ok() && want != count {
+        if outcome.is_ok() && want != groups {
             outcome = Err(Error::Format("a segment was not decrypted".into()));
         }
         outcome
@@ -142,7 +189,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// "Segments" of a plain file, each checked by a predicate instead of a tag.
+    /// "Segments" of a plain file with no tags, each checked by a predicate instead.
     struct Plain {
         len: u64,
         seg: u64,
@@ -153,15 +200,20 @@ mod tests {
         fn count(&self) -> u64 {
             self.len.div_ceil(self.seg)
         }
-        fn span(&self, index: u64) -> (u64, usize) {
-            let start = index * self.seg;
-            (start, (self.len - start).min(self.seg) as usize)
+        fn stride(&self) -> u64 {
+            self.seg
         }
-        fn open(&self, index: u64, _: &mut Vec<u8>) -> Result<()> {
+        fn start(&self) -> u64 {
+            0
+        }
+        fn segment_len(&self, index: u64) -> usize {
+            (self.len - index * self.seg).min(self.seg) as usize
+        }
+        fn open(&self, index: u64, buf: &mut [u8]) -> Result<usize> {
             if Some(index) == self.bad {
                 return Err(Error::Tampered { segment: index });
             }
-            Ok(())
+            Ok(buf.len())
         }
     }
 
@@ -169,32 +221,32 @@ mod tests {
     fn segments_come_out_in_order_and_errors_stop_the_work() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let data: Vec<u8> = (0..100_003u32).map(|i| (i * 7) as u8).collect();
+        let data: Vec<u8> = (0..3_000_003u32).map(|i| (i * 7) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let file = File::open(&path).unwrap();
-        for threads in [1, 2, 5] {
+        for (threads, seg) in [(1, 1000), (2, 70_000), (5, 1 << 21)] {
             let mut out = Vec::new();
             let plain = Plain {
                 len: data.len() as u64,
-                seg: 1000,
+                seg,
                 bad: None,
             };
             decrypt_file(&plain, &file, &mut out, threads).unwrap();
-            assert_eq!(out, data, "{threads} threads");
+            assert_eq!(out, data, "{threads} threads, segments of {seg}");
             let bad = Plain {
-                bad: Some(57),
+                bad: Some(1),
                 ..plain
             };
             let err = decrypt_file(&bad, &file, &mut Vec::new(), threads).unwrap_err();
-            assert!(matches!(err, Error::Tampered { segment: 57 }), "{err}");
+            assert!(matches!(err, Error::Tampered { segment: 1 }), "{err}");
         }
-        // A file shorter than its segments claim: the missing segment is named.
+        // A file shorter than its segments claim: the first missing segment is named.
         let short = Plain {
             len: data.len() as u64 + 5000,
             seg: 1000,
             bad: None,
         };
         let err = decrypt_file(&short, &file, &mut Vec::new(), 2).unwrap_err();
-        assert!(matches!(err, Error::Tampered { segment: 100 }), "{err}");
+        assert!(matches!(err, Error::Tampered { segment: 3000 }), "{err}");
     }
 }
