@@ -1,0 +1,18 @@
+-- wrk script of bench/runtime.sh: every request is one KServe v2 inference, the JSON body
+-- from BENCH_BODY, with BENCH_API_KEY as a bearer token (bench/runtime.sh sets both).
+-- At the end it prints one line, "RESULT {json}", that bench/runtime.sh reads: completed
+-- requests, run time, errors (non-2xx/3xx statuses; connect, read, write and timeout
+-- errors) and latency percentiles, in microseconds.
+wrk.method = "POST"
+wrk.body = assert(os.getenv("BENCH_BODY"), "BENCH_BODY is not set")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. assert(os.getenv("BENCH_API_KEY"), "BENCH_API_KEY is not set")
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,' ..
+    '"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
