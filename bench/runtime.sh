@@ -12,8 +12,11 @@
 #   WARDEN_BIN=/path/to/warden       use that binary instead of building one
 #
 # Not like for like, and in the peer's favour: Warden terminates TLS 1.3, checks an API
-# key and writes a ledger record for every request; the peer speaks plain HTTP, ignores
-# the key (it gets the same header all the same) and records nothing.
+# key, runs the model in a sandboxed worker process and writes a ledger record for every
+# request; the peer speaks plain HTTP, ignores the key (it gets the same header all the
+# same), runs the model in process and records nothing. Each answers as it does by
+# default: the peer with the three probabilities, Warden with the label and its rounded
+# score.
 #
 # How it runs: each server first answers one request, checked against
 # examples/models/iris/golden.json; then gets WARMUP seconds of load (not counted); then
@@ -164,7 +167,7 @@ done
 url[peer]="http://127.0.0.1:$peer_port/v2/models/iris/infer"
 names+=(peer)
 
-# One request each before any load: HTTP 200 and the golden probabilities.
+# One request each before any load: HTTP 200 and the golden answer.
 check() { # NAME [curl options]
   local name=$1 code
   shift
@@ -184,16 +187,24 @@ g = json.load(open(golden))
 sent = json.loads(body)["inputs"][0]["data"]
 assert all(abs(a - b) < 1e-6 for a, b in zip(sent, g["inputs"]["data"][:4])), "body is not golden row 0"
 want, tol = g["outputs"]["data"][:3], g["tolerance"]
+# The full probabilities (the peer), or Warden's default minimal output: the most likely
+# class and its score rounded to two decimals.
+best = max(range(3), key=lambda i: want[i])
 try:
     r = json.load(open(answer))
-    (out,) = [o for o in r["outputs"] if o["name"] == "probabilities"]
-    ok = (out["shape"] == [1, 3] and out["datatype"] == "FP32"
-          and all(abs(a - b) <= tol for a, b in zip(out["data"], want)) and len(out["data"]) == 3)
-except (ValueError, KeyError, TypeError):
+    outs = {o["name"]: o for o in r["outputs"]}
+    if "probabilities" in outs:
+        out = outs["probabilities"]
+        ok = (out["shape"] == [1, 3] and out["datatype"] == "FP32"
+              and all(abs(a - b) <= tol for a, b in zip(out["data"], want)) and len(out["data"]) == 3)
+    else:
+        ok = (outs["label"]["data"] == [g["classes"][best]]
+              and abs(outs["score"]["data"][0] - want[best]) <= 0.005 + tol)
+except (ValueError, KeyError, TypeError, IndexError):
     ok = False
 if not ok:
-    sys.exit(f"{name}: wrong answer to the check request (want probabilities [1,3] FP32 {want}):\n"
-             + open(answer).read())
+    sys.exit(f"{name}: wrong answer to the check request (want probabilities [1,3] FP32 {want}"
+             f" or label {g['classes'][best]!r} with its rounded score):\n" + open(answer).read())
 print(f"{name}: answer checked against golden.json", file=sys.stderr)
 PY
 }
