@@ -17,4 +17,5 @@ pub use error::{Error, Result};
 pub use format::{Context, Header};
 pub use provider::{KeyProvider, WrappedKey};
 pub mod store;
+mod writeback;
 pub use store::Vault;

@@ -146,11 +146,13 @@ impl Vault {
         let tmp = blob.with_extension("tmp");
         let result = (|| {
             let out = File::create(&tmp).map_err(Error::io(&tmp))?;
-            let mut writer = BufWriter::with_capacity(1 << 20, out);
+            let mut writer =
+                BufWriter::with_capacity(1 << 20, crate::writeback::Writeback::new(out));
             format::seal(input, size, &mut writer, &key, ctx)?;
             let out = writer
                 .into_inner()
-                .map_err(|e| Error::io(&tmp)(e.into_error()))?;
+                .map_err(|e| Error::io(&tmp)(e.into_error()))?
+                .into_inner();
             out.sync_all().map_err(Error::io(&tmp))?;
             let json =
                 serde_json::to_vec_pretty(&wrapped).map_err(|e| Error::Format(e.to_string()))?;
