@@ -20,7 +20,7 @@ head -c "$((mib << 20))" /dev/urandom > "$work/model/weights.bin"
 cat > "$work/prepare.sh" <<PREP
 #!/usr/bin/env bash
 set -euo pipefail
-rm -rf "$work/data"
+rm -rf "$work/data" "$work/copy.bin"
 "$warden" --data-dir "$work/data" init > "$work/token" 2>/dev/null
 cp "$work/pub.pem.pub" "$work/data/pub.pem"
 printf '\n[[trust.signers]]\nname = "bench"\nkey = "pub.pem"\n' >> "$work/data/warden.toml"
@@ -29,7 +29,7 @@ chmod +x "$work/prepare.sh"
 admit="$warden --data-dir $work/data --token-file $work/token admit $work/model --name bench --version 1 --signature $work/model.sig"
 hyperfine --warmup 1 --runs "${RUNS:-5}" \
   -n "warden sign (hashing alone)" "$warden sign $work/model --key $work/pub.pem --signature $work/again.sig" \
-  -n "dd conv=fsync (durable copy)" --prepare "rm -f $work/copy.bin" "dd if=$work/model/weights.bin of=$work/copy.bin bs=1M conv=fsync status=none" \
+  -n "dd conv=fsync (durable copy)" --prepare "rm -rf $work/copy.bin $work/data" "dd if=$work/model/weights.bin of=$work/copy.bin bs=1M conv=fsync status=none" \
   -n "warden admit" --prepare "$work/prepare.sh" "$admit" \
   --export-json "$work/hyperfine.json" >&2
 python3 - "$work/hyperfine.json" <<'PY'
