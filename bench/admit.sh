@@ -28,7 +28,7 @@ PREP
 chmod +x "$work/prepare.sh"
 admit="$warden --data-dir $work/data --token-file $work/token admit $work/model --name bench --version 1 --signature $work/model.sig"
 hyperfine --warmup 1 --runs "${RUNS:-5}" \
-  -n "warden sign (hashing alone)" "$warden sign $work/model --key $work/pub.pem --signature $work/again.sig" \
+  --prepare true -n "warden sign (hashing alone)" "$warden sign $work/model --key $work/pub.pem --signature $work/again.sig" \
   -n "dd conv=fsync (durable copy)" --prepare "rm -rf $work/copy.bin $work/data" "dd if=$work/model/weights.bin of=$work/copy.bin bs=1M conv=fsync status=none" \
   -n "warden admit" --prepare "$work/prepare.sh" "$admit" \
   --export-json "$work/hyperfine.json" >&2

@@ -8,8 +8,9 @@ use std::sync::mpsc;
 
 use crate::error::{Error, Result};
 
-/// Segments in flight between the reader and the worker.
-const DEPTH: usize = 8;
+/// Segments in flight between the reader and the worker (4 MiB of 64 KiB segments: enough
+/// for the reader to keep hashing while the writer waits for the disk).
+const DEPTH: usize = 64;
 
 /// Reads consecutive chunks of the given `sizes` from `input` on a helper thread and hands
 /// each, in order, to `work` with its index. A chunk shorter than its size (the input
