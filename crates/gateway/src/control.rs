@@ -4,7 +4,7 @@
 //! snapshot, so a revoked key or `warden lockdown on` takes effect within one interval.
 //! If the registry cannot be read, inference is refused (fail closed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -18,6 +18,17 @@ use crate::error::ApiError;
 
 /// The setting that holds the kill switch (`on` or `off`).
 pub const LOCKDOWN: &str = "lockdown";
+/// The setting that holds the principals blocked from inference (a JSON array of names).
+pub const BLOCKED: &str = "blocked";
+
+/// Reads the blocked-principals setting (absent: nobody is blocked).
+pub fn parse_blocked(value: Option<&str>) -> Result<Vec<String>, String> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| format!("the `{BLOCKED}` setting is not a JSON list of names: {e}")),
+    }
+}
 
 /// An API key as the gateway checks it.
 #[derive(Clone, Debug)]
@@ -48,6 +59,7 @@ impl Caller {
 #[derive(Default)]
 struct Snapshot {
     keys: HashMap<String, Key>,
+    blocked: HashSet<String>,
 }
 
 /// The registry's view, shared by every request.
@@ -78,14 +90,22 @@ fn convert(k: ApiKey) -> Result<Key, String> {
 }
 
 fn load(registry: &mut Registry) -> anyhow::Result<(Snapshot, bool)> {
-    let (keys, lockdown) =
-        registry.read(|tx| -> anyhow::Result<_> { Ok((tx.api_keys()?, tx.setting(LOCKDOWN)?)) })?;
+    let (keys, lockdown, blocked) = registry.read(|tx| -> anyhow::Result<_> {
+        Ok((tx.api_keys()?, tx.setting(LOCKDOWN)?, tx.setting(BLOCKED)?))
+    })?;
     let mut map = HashMap::new();
     for k in keys {
         let k = convert(k).map_err(anyhow::Error::msg)?;
         map.insert(k.id.clone(), k);
     }
-    Ok((Snapshot { keys: map }, lockdown.as_deref() == Some("on")))
+    let blocked = parse_blocked(blocked.as_deref()).map_err(anyhow::Error::msg)?;
+    Ok((
+        Snapshot {
+            keys: map,
+            blocked: blocked.into_iter().collect(),
+        },
+        lockdown.as_deref() == Some("on"),
+    ))
 }
 
 impl Control {
@@ -162,6 +182,18 @@ impl Control {
         self.readable.load(Ordering::SeqCst)
     }
 
+    fn current(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Whether `principal` is blocked from inference (`warden block`).
+    pub fn blocked(&self, principal: &str) -> bool {
+        self.current().blocked.contains(principal)
+    }
+
     /// Checks an `Authorization` header. The key itself is never logged, echoed or kept.
     pub fn authenticate(
         &self,
@@ -189,10 +221,7 @@ impl Control {
             return Err(malformed());
         }
         let (id, digest) = registry::identity::parse_token(token).ok_or_else(malformed)?;
-        let snapshot = match self.snapshot.read() {
-            Ok(s) => Arc::clone(&s),
-            Err(p) => Arc::clone(&p.into_inner()),
-        };
+        let snapshot = self.current();
         let invalid = |id: &str| {
             (
                 ApiError::unauthorized("invalid_api_key", "the API key is not valid"),

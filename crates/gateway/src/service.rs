@@ -348,6 +348,13 @@ async fn inner(
     if !gw.control.readable() || !gw.recorder.healthy() {
         return Err(ledger_down());
     }
+    if gw.control.blocked(&caller.principal) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "principal_blocked",
+            "this principal is blocked by the operators",
+        ));
+    }
 
     if route == Route::Models {
         let data: Vec<_> = gw
@@ -628,6 +635,16 @@ impl Body for Metered {
         }
         if self.gw.control.locked_down() {
             self.outcome = "cut-lockdown";
+            self.finish();
+            return Poll::Ready(None);
+        }
+        let blocked = self
+            .facts
+            .as_ref()
+            .and_then(|f| f.caller.as_ref())
+            .is_some_and(|c| self.gw.control.blocked(&c.principal));
+        if blocked {
+            self.outcome = "cut-blocked";
             self.finish();
             return Poll::Ready(None);
         }

@@ -101,6 +101,10 @@ pub enum Command {
     Apikey(serve::ApikeyArgs),
     /// The kill switch: refuse all inference traffic.
     Lockdown(serve::LockdownArgs),
+    /// Refuse a principal's inference requests and cut its open streams (within a second).
+    Block(serve::BlockArgs),
+    /// Let a blocked principal make inference requests again.
+    Unblock(serve::BlockArgs),
 }
 
 /// `warden quickstart`.

@@ -8,47 +8,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::http::{self, stop, Kill, Resp};
 use common::{code, ledger_records, p, run, text};
 use serde_json::{json, Value};
 
-/// Starts `warden ARGS` with stdout piped and stderr to `log`; returns it and its first
-/// line of output.
 fn spawn(args: &[&str], log: &Path) -> (Kill, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
-    c.args(args);
-    for var in [
-        "WARDEN_DATA",
-        "WARDEN_TOKEN",
-        "WARDEN_TOKEN_FILE",
-        "WARDEN_CONFIG",
-    ] {
-        c.env_remove(var);
-    }
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        !line.is_empty(),
-        "warden {args:?} printed nothing: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-    (Kill(child), line)
+    http::spawn(args, &[], log)
 }
 
 fn port_of(url: &str) -> u16 {
-    url.trim().rsplit(':').next().unwrap().parse().unwrap()
+    http::port_of(url)
 }
 
 struct Golden {

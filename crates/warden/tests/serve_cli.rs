@@ -150,38 +150,12 @@ fn fake_upstream() -> (Kill, u16) {
 
 /// Starts `warden serve`; returns it and its port. Stderr goes to `log`.
 fn start(node: &Node, log: &Path) -> (Kill, u16) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
-    c.args(["serve", "--listen", "127.0.0.1:0"]);
-    for var in [
-        "WARDEN_DATA",
-        "WARDEN_TOKEN",
-        "WARDEN_TOKEN_FILE",
-        "WARDEN_CONFIG",
-    ] {
-        c.env_remove(var);
-    }
-    c.env("WARDEN_DATA", &node.data);
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no address in {line:?}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        });
-    (Kill(child), port)
+    let (server, line) = http::spawn(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("WARDEN_DATA", p(&node.data))],
+        log,
+    );
+    (server, http::port_of(&line))
 }
 
 /// One request with curl, verifying the server's certificate.
@@ -523,6 +497,57 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         200
     );
 
+    // Blocking a principal: its requests are refused within a second, with every one of its
+    // keys; another principal is served; unblocking lets it in again.
+    let (_, other) = node.key("app6", "*", &[]);
+    let o = bearer(&other);
+    let out = node.warden(&["block", "app5", "--reason", "exfiltration suspected"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let t = Instant::now();
+    loop {
+        let r = call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&f),
+            Some(&chat("chat-1")),
+        );
+        if r.status == 403 {
+            assert_eq!(r.code(), "principal_blocked");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "still serving a blocked principal: {}",
+            r.body
+        );
+    }
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&o),
+        Some(&chat("chat-1")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = node.warden(&["block", "app5"]);
+    assert_eq!(code(&out), 2, "blocked twice: {}", text(&out));
+    let out = node.warden(&["lockdown", "status", "--json"]);
+    assert_eq!(json(&out)["blocked"], serde_json::json!(["app5"]));
+    let out = node.warden(&["unblock", "app5"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&f),
+        Some(&chat("chat-1")),
+    );
+    assert_eq!(r.status, 200, "unblocked: {}", r.body);
+
     // TLS 1.2 is refused by default.
     let out = Command::new("openssl")
         .args([
@@ -573,6 +598,8 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         "admin.apikey-create",
         "admin.apikey-revoke",
         "admin.lockdown",
+        "admin.block",
+        "admin.unblock",
         "config.serve-start",
         "config.serve-stop",
     ] {

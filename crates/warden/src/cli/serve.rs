@@ -72,3 +72,15 @@ pub struct LockdownArgs {
     #[command(flatten)]
     pub json: JsonArg,
 }
+
+/// `warden block` and `warden unblock`.
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// The principal named by its API keys (`warden apikey list`).
+    pub principal: String,
+    /// Why (recorded in the ledger).
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    #[command(flatten)]
+    pub json: JsonArg,
+}

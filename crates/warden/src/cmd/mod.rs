@@ -32,7 +32,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         | Command::Releases(_)
         | Command::Show(_)
         | Command::Principal(_) => release::run(cli),
-        Command::Serve(_) | Command::Apikey(_) | Command::Lockdown(_) => serve::run(cli),
+        Command::Serve(_)
+        | Command::Apikey(_)
+        | Command::Lockdown(_)
+        | Command::Block(_)
+        | Command::Unblock(_) => serve::run(cli),
         Command::Quickstart(args) => quickstart::run(
             &release::Ctx {
                 data_dir: cli.data_dir,

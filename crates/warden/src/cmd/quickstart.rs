@@ -6,7 +6,6 @@
 //! over HTTPS with a fresh API key.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +19,7 @@ use super::serve;
 use crate::cli::QuickstartArgs;
 use crate::config::Provider;
 use crate::exit::Code;
+use crate::files::create_private;
 use crate::node::{self, admit, apikeys, init, lifecycle, principals, Node};
 
 /// The demo model, as the repository ships it (examples/models/iris).
@@ -37,21 +37,6 @@ const KEY_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// One flower for the printed request: a virginica.
 const EXAMPLE: &str =
     r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[6.3,3.3,6.0,2.5]}]}"#;
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
 
 /// The configuration quickstart adds to what `init` wrote.
 fn demo_config(publisher_key: &str) -> String {
@@ -84,8 +69,8 @@ fn self_signed(dir: &Path, listen: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     let cert_path = dir.join("tls/cert.pem");
     let key_path = dir.join("tls/key.pem");
     let key_pem = Zeroizing::new(cert.signing_key.serialize_pem());
-    write_private(&key_path, key_pem.as_bytes())?;
-    write_private(&cert_path, cert.cert.pem().as_bytes())?;
+    create_private(&key_path, key_pem.as_bytes())?;
+    create_private(&cert_path, cert.cert.pem().as_bytes())?;
     Ok((cert_path, key_path))
 }
 
@@ -217,10 +202,10 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<Code> {
 
     // The demo model as its publisher ships it, and the trust policy for it.
     let model_dir = data_dir.join("demo/iris");
-    write_private(&model_dir.join("model.onnx"), MODEL)?;
-    write_private(&data_dir.join("demo/iris.sig"), SIGNATURE)?;
-    write_private(&data_dir.join("demo/MODEL_CARD.md"), MODEL_CARD)?;
-    write_private(&data_dir.join("demo/demo-publisher.pub"), PUBLISHER_KEY)?;
+    create_private(&model_dir.join("model.onnx"), MODEL)?;
+    create_private(&data_dir.join("demo/iris.sig"), SIGNATURE)?;
+    create_private(&data_dir.join("demo/MODEL_CARD.md"), MODEL_CARD)?;
+    create_private(&data_dir.join("demo/demo-publisher.pub"), PUBLISHER_KEY)?;
     {
         let mut f = std::fs::OpenOptions::new()
             .append(true)

@@ -1,7 +1,7 @@
 //! `warden serve`, `warden apikey` and `warden lockdown`.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -44,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         ),
         Command::Apikey(a) => apikey(&ctx, a),
         Command::Lockdown(a) => lockdown(&ctx, a),
+        Command::Block(a) => block(&ctx, a, true),
+        Command::Unblock(a) => block(&ctx, a, false),
         _ => bail!("internal: not a serve command"),
     }
 }
@@ -128,15 +130,52 @@ fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
+fn block(ctx: &Ctx, a: BlockArgs, on: bool) -> anyhow::Result<Code> {
+    let op = Op::Block {
+        principal: a.principal.clone(),
+        block: on,
+        reason: a.reason,
+    };
+    let v = ctx.carry_out(&op, false)?;
+    let mut out = std::io::stdout().lock();
+    if a.json.json {
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "{} is {} (ledger entry {})",
+            a.principal,
+            if on {
+                "blocked: its inference requests are refused"
+            } else {
+                "no longer blocked"
+            },
+            v["ledger_index"]
+        )?;
+    }
+    Ok(Code::Ok)
+}
+
 fn lockdown(ctx: &Ctx, a: LockdownArgs) -> anyhow::Result<Code> {
     let mut out = std::io::stdout().lock();
     let on = match a.switch {
         Switch::Status => {
-            let on = apikeys::lockdown(&mut ctx.node()?)?;
+            let mut node = ctx.node()?;
+            let on = apikeys::lockdown(&mut node)?;
+            let blocked = apikeys::blocked(&mut node)?;
             if a.json.json {
-                writeln!(out, "{}", serde_json::json!({"lockdown": on}))?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"lockdown": on, "blocked": blocked})
+                )?;
             } else {
                 writeln!(out, "lockdown is {}", if on { "on" } else { "off" })?;
+                if blocked.is_empty() {
+                    writeln!(out, "no principal is blocked")?;
+                } else {
+                    writeln!(out, "blocked: {}", blocked.join(", "))?;
+                }
             }
             return Ok(Code::Ok);
         }
@@ -178,18 +217,9 @@ fn digest_key(path: &Path) -> anyhow::Result<[u8; 32]> {
             let mut secret = zeroize::Zeroizing::new([0u8; 32]);
             rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, secret.as_mut())
                 .map_err(|e| anyhow::anyhow!("the system random number generator failed: {e}"))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
             text.push_str(&hex::encode(secret.as_ref()));
-            f.write_all(format!("{}\n", text.as_str()).as_bytes())?;
-            f.sync_all()?;
+            text.push('\n');
+            crate::files::create_private(path, text.as_bytes())?;
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }

@@ -142,6 +142,57 @@ pub fn set_lockdown(
     })
 }
 
+/// The principals blocked from the inference plane.
+pub fn blocked(node: &mut Node) -> anyhow::Result<Vec<String>> {
+    let v = node.registry.read(|tx| {
+        tx.setting(gateway::control::BLOCKED)
+            .map_err(anyhow::Error::from)
+    })?;
+    gateway::control::parse_blocked(v.as_deref()).map_err(anyhow::Error::msg)
+}
+
+/// Blocks a principal from the inference plane (`warden serve` refuses its requests and
+/// cuts its open streams within one poll), or lets it in again.
+pub fn set_blocked(
+    node: &mut Node,
+    ledger: &Ledger,
+    actor: &Principal,
+    principal: &str,
+    block: bool,
+    reason: &str,
+) -> anyhow::Result<u64> {
+    identity::check_name(principal).map_err(anyhow::Error::msg)?;
+    node.registry.write(|tx| -> anyhow::Result<u64> {
+        let current = tx.setting(gateway::control::BLOCKED)?;
+        let mut list =
+            gateway::control::parse_blocked(current.as_deref()).map_err(anyhow::Error::msg)?;
+        let present = list.iter().any(|p| p == principal);
+        match (block, present) {
+            (true, true) => return Err(denied(format!("{principal} is blocked already"))),
+            (false, false) => return Err(denied(format!("{principal} is not blocked"))),
+            (true, false) => list.push(principal.to_string()),
+            (false, true) => list.retain(|p| p != principal),
+        }
+        list.sort();
+        let mut rec = Record::new(
+            if block {
+                "admin.block"
+            } else {
+                "admin.unblock"
+            },
+            &actor.name,
+        )
+        .subject(principal);
+        if !reason.is_empty() {
+            rec = rec.attr("reason", &super::admit::truncate(reason, 500));
+        }
+        let index = super::record(ledger, &rec)?;
+        let value = serde_json::to_string(&list)?;
+        tx.set_setting(gateway::control::BLOCKED, &value, &actor.name, &now())?;
+        Ok(index)
+    })
+}
+
 /// Whether the lockdown is on.
 pub fn lockdown(node: &mut Node) -> anyhow::Result<bool> {
     let v = node.registry.read(|tx| {

@@ -1,8 +1,7 @@
 //! `warden init`: a new data directory with its configuration, key-encryption key, ledger,
 //! registry and first administrator.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -83,14 +82,7 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> anyhow::Result<Initialised> 
 
     let config_path = data_dir.join(config::FILE_NAME);
     if !config_path.exists() {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&config_path)
-            .with_context(|| format!("writing {}", config_path.display()))?;
-        f.write_all(config_text(opts).as_bytes())?;
-        f.sync_all()?;
+        crate::files::create_private(&config_path, config_text(opts).as_bytes())?;
     }
     let paths = Paths::new(data_dir);
     let vkey = if paths.ledger.join(ledger::layout::JOURNAL).exists() {

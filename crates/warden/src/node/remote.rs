@@ -42,6 +42,11 @@ pub enum Op {
     Lockdown {
         on: bool,
     },
+    Block {
+        principal: String,
+        block: bool,
+        reason: String,
+    },
     Admit {
         model: PathBuf,
         name: String,
@@ -103,6 +108,7 @@ impl Op {
             Op::ApikeyCreate { .. }
             | Op::ApikeyRevoke { .. }
             | Op::Lockdown { .. }
+            | Op::Block { .. }
             | Op::Shred { .. }
             | Op::PrincipalAdd { .. }
             | Op::PrincipalDisable { .. } => &[Role::Admin],
@@ -222,6 +228,18 @@ pub fn execute(
             let index = apikeys::set_lockdown(node, &ledger, actor, *on);
             ledger.close()?;
             Ok(serde_json::json!({"lockdown": on, "ledger_index": index?}))
+        }
+        Op::Block {
+            principal,
+            block,
+            reason,
+        } => {
+            let ledger = node.ledger()?;
+            let index = apikeys::set_blocked(node, &ledger, actor, principal, *block, reason);
+            ledger.close()?;
+            Ok(
+                serde_json::json!({"principal": principal, "blocked": block, "ledger_index": index?}),
+            )
         }
         Op::Admit {
             model,

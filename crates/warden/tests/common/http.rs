@@ -1,7 +1,8 @@
 //! HTTPS with curl against a running `warden serve`, and stopping it.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,6 +17,35 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts `warden ARGS` (with `env`) with stdout piped and stderr to `log`; returns it and
+/// its first line of output (`listening on URL`, or quickstart's JSON).
+pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> (Kill, String) {
+    let mut child = super::command(args, env)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        !line.is_empty(),
+        "warden {args:?} printed nothing: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    (Kill(child), line)
+}
+
+/// The port of `https://HOST:PORT` at the end of a line.
+pub fn port_of(line: &str) -> u16 {
+    line.trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
 }
 
 /// Stops the server as an operator would (SIGTERM) and checks it exited cleanly.

@@ -17,8 +17,8 @@ pub fn repo_root() -> PathBuf {
         .join("../..")
 }
 
-/// Runs `warden` with `args`, in a clean environment for Warden's variables.
-pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+/// `warden ARGS` with Warden's variables cleared, then `env` set.
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
     c.args(args);
     for var in [
@@ -32,7 +32,12 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("run warden")
+    c
+}
+
+/// Runs `warden` with `args`, in a clean environment for Warden's variables.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(args, env).output().expect("run warden")
 }
 
 /// Stdout and stderr together, for assertion messages.

@@ -76,21 +76,11 @@ fn default_origin() -> anyhow::Result<String> {
 }
 
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+    crate::files::create_private(path, format!("{text}\n").as_bytes())?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .with_context(|| format!("restricting {}", parent.display()))?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{text}")?;
-    f.sync_all()?;
     Ok(())
 }
 
