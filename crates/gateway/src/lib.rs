@@ -15,6 +15,7 @@
 //! keys, the lockdown switch) and the ledger.
 
 pub mod audit;
+mod batch;
 pub mod config;
 pub mod control;
 pub mod error;

@@ -27,7 +27,7 @@ pub struct Tensor {
 
 /// Why the runtime could not answer. What the caller sees is decided by the gateway; the
 /// details stay here.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum BackendError {
     /// The worker crashed, broke the protocol or the model failed: a generic 502.
     Failed,
@@ -86,9 +86,10 @@ pub struct LocalModel {
     pub labels: Vec<String>,
     pub shaping: OutputShaping,
     pub backend: Arc<dyn LocalBackend>,
-    /// One request at a time crosses into the worker; others wait here (bounded by the
-    /// request timeout) rather than on a blocking thread each.
-    pub(crate) turn: tokio::sync::Semaphore,
+    /// Requests waiting for the worker, crossing together ([`crate::batch`]).
+    pub(crate) batcher: crate::batch::Batcher,
+    /// Whether requests may be joined along the first dimension.
+    pub(crate) batchable: bool,
 }
 
 impl LocalModel {
@@ -130,6 +131,7 @@ impl LocalModel {
                 );
             }
         }
+        let batchable = crate::batch::batchable(&inputs, &outputs);
         Ok(LocalModel {
             name: name.to_string(),
             version: version.to_string(),
@@ -138,7 +140,8 @@ impl LocalModel {
             labels,
             shaping,
             backend,
-            turn: tokio::sync::Semaphore::new(1),
+            batcher: crate::batch::Batcher::default(),
+            batchable,
         })
     }
 

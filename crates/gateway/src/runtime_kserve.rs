@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
+use crate::batch;
 use crate::error::ApiError;
 use crate::local::{BackendError, LocalModel, OutputShaping, Tensor, TensorSpec};
 use crate::validate;
@@ -251,38 +252,35 @@ pub fn answer(
     Ok(Bytes::from(v.to_string()))
 }
 
-/// Runs the request in the model's worker: one at a time per model, waiting at most
-/// `timeout` for a turn.
+/// Runs the request in the model's worker, batched with the requests waiting with it,
+/// waiting at most `timeout` for the answer.
 pub async fn infer(
     model: &Arc<LocalModel>,
     inputs: Vec<Tensor>,
     timeout: Duration,
 ) -> Result<Vec<Tensor>, ApiError> {
-    let busy = || {
+    let timed_out = || {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "model_timeout",
+            "the model did not answer in time",
+        )
+    };
+    let wait = batch::submit(model, inputs).map_err(|batch::Full| {
         ApiError::unavailable(
             "model_busy",
             "the model is busy with other requests; try again shortly",
         )
-    };
-    let permit = tokio::time::timeout(timeout, model.turn.acquire())
-        .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())?;
-    let backend = Arc::clone(&model.backend);
-    let result = tokio::task::spawn_blocking(move || backend.infer(inputs)).await;
-    drop(permit);
-    match result {
-        Ok(Ok(outputs)) => Ok(outputs),
-        Ok(Err(BackendError::Timeout)) => Err(ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "model_timeout",
-            "the model did not answer in time",
-        )),
-        Ok(Err(BackendError::Unavailable(_))) => Err(ApiError::unavailable(
+    })?;
+    match tokio::time::timeout(timeout, wait).await {
+        Err(_) => Err(timed_out()),
+        Ok(Ok(Ok(outputs))) => Ok(outputs),
+        Ok(Ok(Err(BackendError::Timeout))) => Err(timed_out()),
+        Ok(Ok(Err(BackendError::Unavailable(_)))) => Err(ApiError::unavailable(
             "model_unavailable",
             "the model is restarting; try again shortly",
         )),
-        Ok(Err(BackendError::Failed)) | Err(_) => Err(model_error()),
+        Ok(Ok(Err(BackendError::Failed))) | Ok(Err(_)) => Err(model_error()),
     }
 }
 

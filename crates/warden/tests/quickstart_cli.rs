@@ -157,6 +157,27 @@ fn quickstart_serves_the_demo_model_then_refuses_it_once_tampered() {
         ),
         &g,
     );
+    // Each row alone, all at once: requests crossing into the worker together (batched)
+    // each get their own answer.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..g.rows)
+            .map(|row| {
+                let (g, call, key) = (&g, &call, &key);
+                s.spawn(move || {
+                    let body = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
+                        "data": g.input[row * 4..row * 4 + 4]}]});
+                    let r = call("POST", "/v2/models/iris/infer", Some(key.as_str()), Some(body.to_string().as_bytes()));
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    let probs = &g.output[row * 3..row * 3 + 3];
+                    let best = (0..3).fold(0, |b, i| if probs[i] > probs[b] { i } else { b });
+                    assert_eq!(r.json()["outputs"][0]["data"][0], g.classes[best], "row {row}");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
     let meta = call("GET", "/v2/models/iris", Some(&key), None);
     assert_eq!(meta.status, 200, "{}", meta.body);
     assert_eq!(

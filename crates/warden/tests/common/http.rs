@@ -96,7 +96,10 @@ pub fn call(
     auth: Option<&str>,
     body: Option<&[u8]>,
 ) -> Resp {
-    let body_file = scratch.join("body.bin");
+    // One file per call: calls may run at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body_file = scratch.join(format!("body-{n}.bin"));
     let mut c = Command::new("curl");
     c.args([
         "-sS",
