@@ -83,8 +83,8 @@ fn flatten(v: &[Value], depth: usize, out: &mut Vec<f32>, field: &str) -> Result
 /// a short printable string).
 pub fn parse(model: &LocalModel, body: &[u8]) -> Result<(Vec<Tensor>, Option<String>), ApiError> {
     // The generic structure first (the same checks as for upstream models).
-    validate::kserve_infer(body)?;
     let map: Map<String, Value> = validate::json_object(body)?;
+    validate::kserve_infer_object(&map)?;
     let id = match map.get("id") {
         Some(Value::String(s))
             if s.len() <= 128 && s.chars().all(|c| c.is_ascii_graphic() || c == ' ') =>

@@ -163,7 +163,11 @@ const DATATYPES: &[&str] = &[
 
 /// Checks a KServe v2 inference request body.
 pub fn kserve_infer(body: &[u8]) -> Result<(), ApiError> {
-    let map = json_object(body)?;
+    kserve_infer_object(&json_object(body)?)
+}
+
+/// Checks a KServe v2 inference request, already parsed.
+pub fn kserve_infer_object(map: &Map<String, Value>) -> Result<(), ApiError> {
     let Some(Value::Array(inputs)) = map.get("inputs") else {
         return Err(ApiError::bad_request(
             "`inputs` is required: an array of tensors",
