@@ -79,31 +79,26 @@ fn flatten(v: &[Value], depth: usize, out: &mut Vec<f32>, field: &str) -> Result
     Ok(())
 }
 
+/// One input as the request gives it, before it is checked against the model.
+struct Given {
+    name: String,
+    datatype: String,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
 /// The request's tensors, in the model's input order, and its `id` (echoed back when it is
-/// a short printable string).
+/// a short printable string). A well-formed request is read straight into typed values
+/// ([`fast`]); anything else is read again as generic JSON, whose checks name what is
+/// wrong.
 pub fn parse(model: &LocalModel, body: &[u8]) -> Result<(Vec<Tensor>, Option<String>), ApiError> {
-    // The generic structure first (the same checks as for upstream models).
-    let map: Map<String, Value> = validate::json_object(body)?;
-    validate::kserve_infer_object(&map)?;
-    let id = match map.get("id") {
-        Some(Value::String(s))
-            if s.len() <= 128 && s.chars().all(|c| c.is_ascii_graphic() || c == ' ') =>
-        {
-            Some(s.clone())
-        }
-        Some(Value::String(_)) => {
-            return Err(bad("`id` must be at most 128 printable ASCII characters"))
-        }
-        Some(_) => return Err(bad("`id` must be a string")),
-        None => None,
-    };
-    let given = match map.get("inputs") {
-        Some(Value::Array(a)) => a,
-        _ => return Err(bad("`inputs` is required")),
+    let (given, id) = match fast::parse(body) {
+        Some(parsed) => parsed,
+        None => generic(body)?,
     };
     let mut slots: Vec<Option<Tensor>> = vec![None; model.inputs.len()];
-    for (i, t) in given.iter().enumerate() {
-        let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+    for (i, g) in given.into_iter().enumerate() {
+        let name = g.name.as_str();
         let Some(at) = model.inputs.iter().position(|s| s.name == name) else {
             let names: Vec<&str> = model.inputs.iter().map(|s| s.name.as_str()).collect();
             return Err(bad(format!(
@@ -116,45 +111,27 @@ pub fn parse(model: &LocalModel, body: &[u8]) -> Result<(Vec<Tensor>, Option<Str
             return Err(bad(format!("input {name:?} is given twice")));
         }
         let spec = &model.inputs[at];
-        let datatype = t
-            .get("datatype")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if datatype != spec.datatype {
+        if g.datatype != spec.datatype {
             return Err(bad(format!(
-                "input {name:?} must be {}, not {datatype}",
-                spec.datatype
+                "input {name:?} must be {}, not {}",
+                spec.datatype, g.datatype
             )));
         }
-        let shape: Vec<usize> = t
-            .get("shape")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_u64)
-                    .filter_map(|d| usize::try_from(d).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let fits = shape.len() == spec.shape.len()
-            && shape
+        let fits = g.shape.len() == spec.shape.len()
+            && g.shape
                 .iter()
                 .zip(&spec.shape)
                 .all(|(&got, &want)| got > 0 && (want < 0 || got as i64 == want));
         if !fits {
             return Err(bad(format!(
-                "input {name:?} has shape {shape:?}; the model takes {} (-1: any size above 0)",
+                "input {name:?} has shape {:?}; the model takes {} (-1: any size above 0)",
+                g.shape,
                 fmt_shape(&spec.shape)
             )));
         }
-        let field = format!("inputs[{i}].data");
-        let data = t.get("data").and_then(Value::as_array).map(Vec::as_slice);
-        let mut values = Vec::new();
-        flatten(data.unwrap_or_default(), 1, &mut values, &field)?;
-        // kserve_infer checked the element count against the shape.
         slots[at] = Some(Tensor {
-            shape,
-            data: values,
+            shape: g.shape,
+            data: g.data,
         });
     }
     let mut tensors = Vec::with_capacity(slots.len());
@@ -165,6 +142,201 @@ pub fn parse(model: &LocalModel, body: &[u8]) -> Result<(Vec<Tensor>, Option<Str
         }
     }
     Ok((tensors, id))
+}
+
+/// Whether an `id` may be echoed back.
+fn id_ok(s: &str) -> bool {
+    s.len() <= 128 && s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+}
+
+/// The generic reading: every check of [`validate::kserve_infer_object`], then each input's
+/// values, with a message naming the first problem.
+fn generic(body: &[u8]) -> Result<(Vec<Given>, Option<String>), ApiError> {
+    let map: Map<String, Value> = validate::json_object(body)?;
+    validate::kserve_infer_object(&map)?;
+    let id = match map.get("id") {
+        Some(Value::String(s)) if id_ok(s) => Some(s.clone()),
+        Some(Value::String(_)) => {
+            return Err(bad("`id` must be at most 128 printable ASCII characters"))
+        }
+        Some(_) => return Err(bad("`id` must be a string")),
+        None => None,
+    };
+    let Some(Value::Array(inputs)) = map.get("inputs") else {
+        return Err(bad("`inputs` is required"));
+    };
+    let mut given = Vec::with_capacity(inputs.len());
+    for (i, t) in inputs.iter().enumerate() {
+        let text = |k: &str| {
+            t.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let shape: Vec<usize> = t
+            .get("shape")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_u64)
+                    .filter_map(|d| usize::try_from(d).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let field = format!("inputs[{i}].data");
+        let data = t.get("data").and_then(Value::as_array).map(Vec::as_slice);
+        let mut values = Vec::new();
+        flatten(data.unwrap_or_default(), 1, &mut values, &field)?;
+        given.push(Given {
+            name: text("name"),
+            datatype: text("datatype"),
+            shape,
+            data: values,
+        });
+    }
+    Ok((given, id))
+}
+
+/// Reading a well-formed request straight into typed values, without building a generic
+/// JSON tree. It accepts exactly what the generic reading accepts, or gives up (`None`).
+mod fast {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::{id_ok, Given, MAX_DEPTH};
+    use crate::validate::{DATATYPES, MAX_ITEMS};
+
+    #[derive(Deserialize)]
+    struct Request {
+        #[serde(default, deserialize_with = "present")]
+        id: Option<Value>,
+        inputs: Vec<Input>,
+        #[serde(default, deserialize_with = "present")]
+        outputs: Option<Value>,
+    }
+
+    /// A field that is there, `null` included (a plain `Option` would read `null` as absent,
+    /// which the generic reading refuses).
+    fn present<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        Value::deserialize(d).map(Some)
+    }
+
+    #[derive(Deserialize)]
+    struct Input {
+        name: String,
+        shape: Vec<u64>,
+        datatype: String,
+        data: Values,
+    }
+
+    /// A tensor's values: nested arrays of finite FP32 numbers, flattened.
+    struct Values(Vec<f32>);
+
+    impl<'de> Deserialize<'de> for Values {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Values, D::Error> {
+            let mut out = Vec::new();
+            d.deserialize_seq(Into {
+                out: &mut out,
+                depth: 1,
+            })?;
+            Ok(Values(out))
+        }
+    }
+
+    struct Into<'a> {
+        out: &'a mut Vec<f32>,
+        depth: usize,
+    }
+
+    impl Into<'_> {
+        fn push<E: de::Error>(self, x: f64) -> Result<(), E> {
+            let f = x as f32;
+            if self.depth == 1 || !f.is_finite() {
+                return Err(E::custom("not a finite FP32 in an array"));
+            }
+            self.out.push(f);
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Into<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Into<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("numbers in nested arrays")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+            self.push(v as f64)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+            self.push(v as f64)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+            self.push(v)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            if self.depth > MAX_DEPTH {
+                return Err(de::Error::custom("nested too deeply"));
+            }
+            let depth = self.depth + 1;
+            while seq
+                .next_element_seed(Into {
+                    out: &mut *self.out,
+                    depth,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+    }
+
+    pub(super) fn parse(body: &[u8]) -> Option<(Vec<Given>, Option<String>)> {
+        let req: Request = serde_json::from_slice(body).ok()?;
+        let id = match req.id {
+            None => None,
+            Some(Value::String(s)) if id_ok(&s) => Some(s),
+            Some(_) => return None,
+        };
+        let outputs_ok = match &req.outputs {
+            None => true,
+            Some(Value::Array(o)) => o.iter().all(Value::is_object),
+            Some(_) => false,
+        };
+        if !outputs_ok || req.inputs.is_empty() || req.inputs.len() > MAX_ITEMS {
+            return None;
+        }
+        let mut given = Vec::with_capacity(req.inputs.len());
+        for t in req.inputs {
+            let elements = t.shape.iter().fold(1u64, |a, &d| a.saturating_mul(d));
+            if t.name.is_empty()
+                || !DATATYPES.contains(&t.datatype.as_str())
+                || elements != t.data.0.len() as u64
+            {
+                return None;
+            }
+            let shape = t
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d).ok())
+                .collect::<Option<Vec<usize>>>()?;
+            given.push(Given {
+                name: t.name,
+                datatype: t.datatype,
+                shape,
+                data: t.data.0,
+            });
+        }
+        Some((given, id))
+    }
 }
 
 fn fmt_shape(shape: &[i64]) -> String {
@@ -180,6 +352,32 @@ fn model_error() -> ApiError {
     )
 }
 
+/// One output tensor of an answer.
+#[derive(serde::Serialize)]
+struct Out<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: Vec<usize>,
+    data: OutData,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum OutData {
+    Labels(Vec<String>),
+    Rounded(Vec<f64>),
+    Values(Vec<f32>),
+}
+
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    outputs: Vec<Out<'a>>,
+}
+
 /// The answer the caller gets: the model's outputs, shaped.
 pub fn answer(
     model: &LocalModel,
@@ -189,13 +387,13 @@ pub fn answer(
     let mut out = Vec::new();
     match model.shaping {
         OutputShaping::Scores => {
-            for (t, spec) in outputs.iter().zip(&model.outputs) {
-                out.push(json!({
-                    "name": spec.name,
-                    "datatype": "FP32",
-                    "shape": t.shape,
-                    "data": t.data,
-                }));
+            for (t, spec) in outputs.into_iter().zip(&model.outputs) {
+                out.push(Out {
+                    name: &spec.name,
+                    datatype: "FP32",
+                    shape: t.shape,
+                    data: OutData::Values(t.data),
+                });
             }
         }
         OutputShaping::Label | OutputShaping::LabelScore => {
@@ -231,25 +429,31 @@ pub fn answer(
                 );
                 scores.push((f64::from(score) * 100.0).round() / 100.0);
             }
-            out.push(
-                json!({"name": "label", "datatype": "BYTES", "shape": [rows], "data": labels}),
-            );
+            out.push(Out {
+                name: "label",
+                datatype: "BYTES",
+                shape: vec![rows],
+                data: OutData::Labels(labels),
+            });
             if model.shaping == OutputShaping::LabelScore {
-                out.push(
-                    json!({"name": "score", "datatype": "FP32", "shape": [rows], "data": scores}),
-                );
+                out.push(Out {
+                    name: "score",
+                    datatype: "FP32",
+                    shape: vec![rows],
+                    data: OutData::Rounded(scores),
+                });
             }
         }
     }
-    let mut v = json!({
-        "model_name": model.name,
-        "model_version": model.version,
-        "outputs": out,
-    });
-    if let Some(id) = id {
-        v["id"] = Value::String(id);
-    }
-    Ok(Bytes::from(v.to_string()))
+    let answer = Answer {
+        model_name: &model.name,
+        model_version: &model.version,
+        id,
+        outputs: out,
+    };
+    serde_json::to_vec(&answer)
+        .map(Bytes::from)
+        .map_err(|_| model_error())
 }
 
 /// Runs the request in the model's worker, batched with the requests waiting with it,
@@ -353,6 +557,44 @@ mod tests {
                 "{}: {got}",
                 String::from_utf8_lossy(body)
             );
+        }
+    }
+
+    #[test]
+    fn the_typed_reading_agrees_with_the_generic_one() {
+        let good: &[&[u8]] = &[
+            br#"{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[[1,2,3,4],[5,6,7.5,-8]]}]}"#,
+            br#"{"id":"r 1","parameters":{},"outputs":[{"name":"label"}],"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1e-3,2,3,4],"parameters":{"x":1}}]}"#,
+        ];
+        for body in good {
+            let (fast, fid) = fast::parse(body).unwrap();
+            let (slow, sid) = generic(body).unwrap();
+            assert_eq!(fid, sid);
+            assert_eq!(fast.len(), slow.len());
+            for (f, s) in fast.iter().zip(&slow) {
+                assert_eq!(
+                    (&f.name, &f.datatype, &f.shape, &f.data),
+                    (&s.name, &s.datatype, &s.shape, &s.data)
+                );
+            }
+        }
+        // What the generic reading refuses, the typed one leaves to it.
+        let refused: &[&[u8]] = &[
+            br#"{"id":null,"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+            br#"{"outputs":null,"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+            br#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,1e39]}]}"#,
+            br#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP33","data":[1,2,3,4]}]}"#,
+            br#"{"inputs":[{"name":"","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+            br#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[[[[[[[[[1]]]]]]]],2,3,4]}]}"#,
+            br#"{"inputs":[]}"#,
+        ];
+        for body in refused {
+            assert!(
+                fast::parse(body).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(generic(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
     }
 

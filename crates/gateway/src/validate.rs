@@ -21,7 +21,7 @@ pub enum OpenAiKind {
 }
 
 /// Most messages, inputs or tensors in one request.
-const MAX_ITEMS: usize = 4_096;
+pub(crate) const MAX_ITEMS: usize = 4_096;
 
 /// Parses the body as a JSON object (after checking it is UTF-8).
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -156,7 +156,7 @@ fn messages(v: Option<&Value>) -> Result<(), ApiError> {
 }
 
 /// KServe v2 tensor datatypes.
-const DATATYPES: &[&str] = &[
+pub(crate) const DATATYPES: &[&str] = &[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
     "FP32", "FP64", "BF16", "BYTES",
 ];
