@@ -108,11 +108,12 @@ pub struct Loaded {
     pub summary: String,
 }
 
-/// The `.onnx` file of a release, if it has exactly one.
+/// The `.onnx` file of a release, if it has exactly one. (A release admitted from a single
+/// file has no file name left, only `.`: it is left to the upstreams.)
 fn onnx_file(files: &[registry::FileRow]) -> Result<Option<&registry::FileRow>, String> {
     let onnx: Vec<_> = files
         .iter()
-        .filter(|f| f.path.to_ascii_lowercase().ends_with(".onnx") || f.path == ".")
+        .filter(|f| f.path.to_ascii_lowercase().ends_with(".onnx"))
         .collect();
     match onnx.as_slice() {
         [] => Ok(None),
@@ -297,5 +298,32 @@ fn refuse(ledger: &Ledger, id: &ReleaseId, kind: &str, why: &str) -> Loaded {
             version: id.version.clone(),
         },
         summary: format!("{id}: NOT SERVED: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(path: &str) -> registry::FileRow {
+        registry::FileRow {
+            path: path.into(),
+            size: 1,
+            sha256: String::new(),
+            digests: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_runtime_takes_releases_with_exactly_one_onnx_file() {
+        let one = [row("MODEL_CARD.md"), row("model.ONNX")];
+        assert_eq!(onnx_file(&one).unwrap().unwrap().path, "model.ONNX");
+        assert!(onnx_file(&[row("model.gguf")]).unwrap().is_none());
+        assert!(
+            onnx_file(&[row(".")]).unwrap().is_none(),
+            "a single file, name unknown"
+        );
+        assert!(onnx_file(&[row("a.onnx"), row("b/b.onnx")]).is_err());
     }
 }
