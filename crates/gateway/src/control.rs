@@ -258,17 +258,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patterns() {
-        for (p, n, want) in [
-            ("*", "iris", true),
-            ("iris", "iris", true),
-            ("iris", "iris2", false),
-            ("iris*", "iris-v2", true),
-            ("*-demo", "iris-demo2", false),
-            ("a*b*c", "aXXbYYc", true),
-            ("ab*ba", "aba", false),
-        ] {
-            assert_eq!(pattern_matches(p, n), want, "{p} {n}");
+    fn the_blocked_setting_is_a_list_of_names() {
+        assert!(parse_blocked(None).unwrap().is_empty());
+        assert_eq!(
+            parse_blocked(Some(r#"["a","b"]"#)).unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        for bad in ["a,b", "{}", "[1]", ""] {
+            assert!(parse_blocked(Some(bad)).is_err(), "{bad}");
         }
     }
 }

@@ -88,6 +88,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn patterns() {
+        for (p, n, want) in [
+            ("*", "iris", true),
+            ("iris", "iris", true),
+            ("iris", "iris2", false),
+            ("iris*", "iris-v2", true),
+            ("*-demo", "iris-demo", true),
+            ("*-demo", "iris-demo2", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXcYYb", false),
+            ("ab*ba", "aba", false),
+        ] {
+            assert_eq!(pattern_matches(p, n), want, "{p} {n}");
+        }
+    }
+
+    #[test]
     fn parses_and_refuses() {
         assert_eq!(
             ReleaseId::parse("iris@1.0.0+build.1").map(|r| r.to_string()),

@@ -3,68 +3,20 @@
 //! there a missing SoftHSM2 fails the test; elsewhere the test says it was skipped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use std::path::PathBuf;
-use std::process::Command;
+#[path = "../../../tests/support/softhsm.rs"]
+mod softhsm;
 
 use vault::provider::pkcs11::{Pkcs11Config, Pkcs11Kek};
 use vault::{Context, DataKey, Error, KeyProvider, Vault};
 
-const MODULES: &[&str] = &[
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-];
-
-fn module() -> Option<PathBuf> {
-    if let Ok(m) = std::env::var("WARDEN_PKCS11_MODULE") {
-        return Some(m.into());
-    }
-    MODULES.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
 #[test]
 fn the_kek_stays_in_the_token_and_wraps_data_keys() {
-    let Some(module) = module() else {
-        assert!(
-            std::env::var("WARDEN_REQUIRE_HSM").is_err(),
-            "SoftHSM2 is required but not installed"
-        );
-        eprintln!("skipped: SoftHSM2 is not installed (apt-get install softhsm2)");
+    let Some(token) = softhsm::token("warden-test") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let (module, conf, dir) = (token.module.clone(), token.conf.clone(), &token.dir);
     // Only this test in this binary touches the environment.
     std::env::set_var("SOFTHSM2_CONF", &conf);
-    let init = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "warden-test",
-            "--pin",
-            "1234",
-            "--so-pin",
-            "5678",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
 
     let config = Pkcs11Config {
         module,

@@ -5,66 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-
-use std::path::PathBuf;
-use std::process::Command;
+#[path = "../../../tests/support/softhsm.rs"]
+mod softhsm;
 
 use common::{code, json, p, text};
 
-const MODULES: &[&str] = &[
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-];
-
-fn module() -> Option<PathBuf> {
-    if let Ok(m) = std::env::var("WARDEN_PKCS11_MODULE") {
-        return Some(m.into());
-    }
-    MODULES.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
 #[test]
 fn an_unsigned_demo_model_through_the_hsm() {
-    let Some(module) = module() else {
-        assert!(
-            std::env::var("WARDEN_REQUIRE_HSM").is_err(),
-            "SoftHSM2 is required but not installed"
-        );
-        eprintln!("skipped: SoftHSM2 is not installed (apt-get install softhsm2)");
+    let Some(token) = softhsm::token("warden-cli") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "warden-cli",
-            "--pin",
-            "1234",
-            "--so-pin",
-            "5678",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let (module, conf, dir) = (&token.module, &token.conf, &token.dir);
 
     let data = dir.path().join("data");
     let conf_s = conf.to_str().unwrap().to_string();
@@ -85,7 +36,7 @@ fn an_unsigned_demo_model_through_the_hsm() {
             "--kek",
             "pkcs11",
             "--hsm-module",
-            p(&module),
+            p(module),
             "--hsm-token",
             "warden-cli",
             "--json",

@@ -139,19 +139,24 @@ impl Site {
         std::fs::write(m.join("model.safetensors"), common::safetensors(&weights)).unwrap();
         std::fs::write(m.join("sub/config.json"), format!("{{\"seed\":{seed}}}")).unwrap();
         let sig = self.path(&format!("{name}.sig"));
+        self.sign(&m, "publisher.pem", &sig);
+        (m, sig)
+    }
+
+    /// Signs `model` with the key `key` (a file of the site) into `sig`.
+    fn sign(&self, model: &Path, key: &str, sig: &Path) {
         let out = common::run(
             &[
                 "sign",
-                p(&m),
+                p(model),
                 "--key",
-                p(&self.path("publisher.pem")),
+                p(&self.path(key)),
                 "--signature",
-                p(&sig),
+                p(sig),
             ],
             &[],
         );
         assert_eq!(code(&out), 0, "{}", text(&out));
-        (m, sig)
     }
 
     fn admit(&self, model: &Path, sig: Option<&Path>, version: &str) -> Output {
@@ -420,18 +425,7 @@ fn admission_refusals_and_rejections() {
     let out = common::run(&["keygen", "--out", p(&s.path("rogue.pem"))], &[]);
     assert_eq!(code(&out), 0);
     let rogue_sig = s.path("rogue.sig");
-    let out = common::run(
-        &[
-            "sign",
-            p(&m3),
-            "--key",
-            p(&s.path("rogue.pem")),
-            "--signature",
-            p(&rogue_sig),
-        ],
-        &[],
-    );
-    assert_eq!(code(&out), 0);
+    s.sign(&m3, "rogue.pem", &rogue_sig);
     let out = s.admit(&m3, Some(&rogue_sig), "3");
     assert_eq!(json(&out)["state"], "rejected", "{}", text(&out));
     assert!(text(&out).contains("wrong signer"), "{}", text(&out));
@@ -444,18 +438,7 @@ fn admission_refusals_and_rejections() {
     )
     .unwrap();
     let sig4 = s.path("m4b.sig");
-    let out = common::run(
-        &[
-            "sign",
-            p(&m4),
-            "--key",
-            p(&s.path("publisher.pem")),
-            "--signature",
-            p(&sig4),
-        ],
-        &[],
-    );
-    assert_eq!(code(&out), 0);
+    s.sign(&m4, "publisher.pem", &sig4);
     let out = s.admit(&m4, Some(&sig4), "4");
     assert_eq!(code(&out), 2, "{}", text(&out));
     let a = json(&out);
@@ -520,18 +503,7 @@ fn findings_below_the_gate_must_be_accepted_by_each_approver() {
     )
     .unwrap();
     let sig = s.path("mf.sig");
-    let out = common::run(
-        &[
-            "sign",
-            p(&m),
-            "--key",
-            p(&s.path("publisher.pem")),
-            "--signature",
-            p(&sig),
-        ],
-        &[],
-    );
-    assert_eq!(code(&out), 0);
+    s.sign(&m, "publisher.pem", &sig);
     let out = s.admit(&m, Some(&sig), "1");
     let a = json(&out);
     assert_eq!(a["findings"], 1, "{a}");
@@ -683,18 +655,7 @@ fn a_full_disk_during_admission_keeps_nothing() {
     )
     .unwrap();
     let sig = s.path("big.sig");
-    let out = common::run(
-        &[
-            "sign",
-            p(&m),
-            "--key",
-            p(&s.path("publisher.pem")),
-            "--signature",
-            p(&sig),
-        ],
-        &[],
-    );
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    s.sign(&m, "publisher.pem", &sig);
     let out = s.admit(&m, Some(&sig), "1");
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("No space left"), "{}", text(&out));
