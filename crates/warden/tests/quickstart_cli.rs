@@ -352,30 +352,18 @@ fn quickstart_serves_the_demo_model_then_refuses_it_once_tampered() {
 #[test]
 fn quickstart_refuses_a_separate_config_and_a_bad_listen_address() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        &[
-            "quickstart",
-            "--data-dir",
-            p(&dir.path().join("a")),
-            "--config",
-            "/etc/x.toml",
-        ],
-        &[],
-    );
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(text(&out).contains("--config"), "{}", text(&out));
-    let out = run(
-        &[
-            "quickstart",
-            "--data-dir",
-            p(&dir.path().join("b")),
-            "--listen",
-            "nowhere",
-        ],
-        &[],
-    );
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(text(&out).contains("listen"), "{}", text(&out));
+    for (name, extra, needle) in [
+        ("a", ["--config", "/etc/x.toml"], "--config"),
+        ("b", ["--listen", "nowhere"], "listen"),
+    ] {
+        let data = dir.path().join(name);
+        let mut args = vec!["quickstart", "--data-dir", p(&data)];
+        args.extend(extra);
+        let out = run(&args, &[]);
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        assert!(text(&out).contains(needle), "{}", text(&out));
+        assert!(!data.exists(), "nothing written before the refusal");
+    }
 }
 
 /// Admission, approvals, deploy, rollback and revocation while the server runs: each goes

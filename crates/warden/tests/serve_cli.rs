@@ -171,6 +171,19 @@ fn call(
     http::call(&node.cert, scratch, port, method, path, auth, body)
 }
 
+/// Repeats `request` until it answers `status`, which must happen within a second (what
+/// a change to keys, the lockdown or blocks promises); returns that answer.
+fn within_a_second(what: &str, status: u16, request: impl Fn() -> Resp) -> Resp {
+    let t = Instant::now();
+    loop {
+        let r = request();
+        if r.status == status {
+            return r;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "{what}: {}", r.body);
+    }
+}
+
 fn chat(model: &str) -> Vec<u8> {
     format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello"}}]}}"#)
         .into_bytes()
@@ -411,18 +424,9 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     // A key revoked while the server runs is refused within a second.
     let out = node.warden(&["apikey", "revoke", &good_id]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let t = Instant::now();
-    loop {
-        let r = call(&node, port, "GET", "/v1/models", Some(&g), None);
-        if r.status == 401 {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "still accepted after revocation: {}",
-            r.body
-        );
-    }
+    within_a_second("still accepted after revocation", 401, || {
+        call(&node, port, "GET", "/v1/models", Some(&g), None)
+    });
 
     // Lockdown: every inference request refused within a second, admin plane unaffected.
     let (_, fresh) = node.key("app5", "*", &[]);
@@ -441,26 +445,17 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     );
     let out = node.warden(&["lockdown", "on"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let t = Instant::now();
-    loop {
-        let r = call(
+    let r = within_a_second("still serving after lockdown", 503, || {
+        call(
             &node,
             port,
             "POST",
             "/v1/chat/completions",
             Some(&f),
             Some(&chat("chat-1")),
-        );
-        if r.status == 503 {
-            assert_eq!(r.code(), "lockdown");
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "still serving after lockdown: {}",
-            r.body
-        );
-    }
+        )
+    });
+    assert_eq!(r.code(), "lockdown");
     assert_eq!(
         call(
             &node,
@@ -503,26 +498,17 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     let o = bearer(&other);
     let out = node.warden(&["block", "app5", "--reason", "exfiltration suspected"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let t = Instant::now();
-    loop {
-        let r = call(
+    let r = within_a_second("still serving a blocked principal", 403, || {
+        call(
             &node,
             port,
             "POST",
             "/v1/chat/completions",
             Some(&f),
             Some(&chat("chat-1")),
-        );
-        if r.status == 403 {
-            assert_eq!(r.code(), "principal_blocked");
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "still serving a blocked principal: {}",
-            r.body
-        );
-    }
+        )
+    });
+    assert_eq!(r.code(), "principal_blocked");
     let r = call(
         &node,
         port,

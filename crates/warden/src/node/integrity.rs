@@ -16,8 +16,8 @@ use sign::manifest::{self, Item};
 use zeroize::Zeroizing;
 
 use super::admit::serialization_from;
-use super::denied;
 use super::digests::HashingWriter;
+use super::{denied, Node};
 
 /// Where the plaintext goes.
 pub enum Sink<'a> {
@@ -93,6 +93,22 @@ pub fn open_release(
         }
         Err(Failure::Other(e)) => Err(e),
     }
+}
+
+/// Reads the release's files from the registry, then opens it as [`open_release`] does.
+pub fn open_stored(
+    node: &mut Node,
+    ledger: &Ledger,
+    actor: &str,
+    release: &Release,
+    sink: Sink,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<Checked> {
+    let files = node
+        .registry
+        .read(|tx| tx.files(&release.id).map_err(anyhow::Error::from))?;
+    let vault = node.vault()?;
+    open_release(&vault, ledger, actor, release, &files, sink, progress)
 }
 
 enum Failure {

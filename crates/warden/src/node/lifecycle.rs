@@ -252,18 +252,13 @@ pub fn deploy(
 ) -> anyhow::Result<Outcome> {
     let release = load(node, id)?;
     transition(&release, State::Live)?;
-    let files = node
-        .registry
-        .read(|tx| tx.files(id).map_err(anyhow::Error::from))?;
-    let vault = node.vault()?;
     let ledger = node.ledger()?;
     let result = (|| {
-        integrity::open_release(
-            &vault,
+        integrity::open_stored(
+            node,
             &ledger,
             &actor.name,
             &release,
-            &files,
             Sink::Discard,
             progress,
         )?;
@@ -391,18 +386,13 @@ pub fn rollback(
             release.state
         )));
     }
-    let files = node
-        .registry
-        .read(|tx| tx.files(&target).map_err(anyhow::Error::from))?;
-    let vault = node.vault()?;
     let ledger = node.ledger()?;
     let result = (|| {
-        integrity::open_release(
-            &vault,
+        integrity::open_stored(
+            node,
             &ledger,
             &actor.name,
             &release,
-            &files,
             Sink::Discard,
             progress,
         )?;
@@ -456,18 +446,13 @@ pub fn export(
             approvals.len()
         )));
     }
-    let files = node
-        .registry
-        .read(|tx| tx.files(id).map_err(anyhow::Error::from))?;
-    let vault = node.vault()?;
     let ledger = node.ledger()?;
     let result = (|| {
-        let checked = integrity::open_release(
-            &vault,
+        let checked = integrity::open_stored(
+            node,
             &ledger,
             &actor.name,
             &release,
-            &files,
             Sink::Dir(dest),
             progress,
         )?;
