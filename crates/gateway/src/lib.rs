@@ -17,6 +17,7 @@
 pub mod audit;
 mod batch;
 pub mod config;
+pub mod conn;
 pub mod control;
 pub mod error;
 pub mod local;
@@ -30,6 +31,7 @@ mod service;
 
 pub use audit::{Digests, Recorder};
 pub use config::{GatewayConfig, Protocol, Upstream};
+pub use conn::{ClientIdentity, Connection};
 pub use control::Control;
 pub use local::{BackendError, LocalBackend, LocalModel, LocalModels, OutputShaping, Served};
 pub use server::{serve, Gateway};

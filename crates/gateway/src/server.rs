@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::audit::{Digests, Recorder};
 use crate::config::GatewayConfig;
+use crate::conn::Connection;
 use crate::control::Control;
 use crate::proxy;
 
@@ -69,7 +70,7 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         eprintln!("warden serve: accepting a connection: {e}");
@@ -85,10 +86,11 @@ pub async fn serve(
                     match acceptor {
                         Some(acceptor) => {
                             if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                connection(tls, gw, stop).await;
+                                let conn = Connection { peer, client: None };
+                                connection(tls, conn, gw, stop).await;
                             }
                         }
-                        None => connection(stream, gw, stop).await,
+                        None => connection(stream, Connection { peer, client: None }, gw, stop).await,
                     }
                 });
             }
@@ -106,22 +108,24 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection<I>(io: I, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>)
+async fn connection<I>(io: I, conn: Connection, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| crate::service::handle(Arc::clone(&gw), req));
-    let conn = http1::Builder::new()
+    let conn = Arc::new(conn);
+    let service =
+        service_fn(move |req| crate::service::handle(Arc::clone(&gw), Arc::clone(&conn), req));
+    let http = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
+    tokio::pin!(http);
     tokio::select! {
-        _ = conn.as_mut() => {}
+        _ = http.as_mut() => {}
         _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            http.as_mut().graceful_shutdown();
+            let _ = http.await;
         }
     }
 }

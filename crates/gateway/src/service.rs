@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::audit::StreamDigest;
 use crate::config::{valid_model_name, Protocol};
+use crate::conn::Connection;
 use crate::control::Caller;
 use crate::error::ApiError;
 use crate::local::Served;
@@ -141,6 +142,8 @@ fn route(path: &str) -> Option<Route> {
 /// What the ledger record of a request says.
 struct Facts {
     start: Instant,
+    /// The caller's address.
+    source: std::net::IpAddr,
     route: &'static str,
     caller: Option<Caller>,
     key_id: Option<String>,
@@ -165,6 +168,7 @@ impl Facts {
             .unwrap_or("anonymous");
         let mut r = Record::new("inference.request", actor)
             .attr("route", self.route)
+            .attr("source", &self.source.to_string())
             .attr("status", &status.to_string())
             .attr("decision", decision)
             .attr(
@@ -240,11 +244,13 @@ fn ledger_down() -> ApiError {
 /// Answers one request. Never fails: every error is a response.
 pub async fn handle(
     gw: Arc<Gateway>,
+    conn: Arc<Connection>,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
     let openai = req.uri().path().starts_with("/v1/");
     let mut facts = Facts {
         start: Instant::now(),
+        source: conn.peer.ip(),
         route: "unknown",
         caller: None,
         key_id: None,

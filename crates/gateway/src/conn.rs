@@ -1,0 +1,21 @@
+//! What the gateway knows of a connection before it reads a request: the peer's address
+//! (for counting failed attempts per source) and, with mutual TLS, the identity its
+//! client certificate proves.
+
+use std::net::SocketAddr;
+
+/// The identity a verified client certificate proves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The principal the certificate names (see `tls::ClientAuth`).
+    pub principal: String,
+    /// `sha256:<hex>` of the leaf certificate's DER, for the ledger.
+    pub fingerprint: String,
+}
+
+/// One accepted connection, shared by the requests it carries.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub client: Option<ClientIdentity>,
+}
