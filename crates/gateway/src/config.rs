@@ -106,6 +106,8 @@ pub struct GatewayConfig {
     /// How long an upstream may take to answer (504 beyond).
     pub request_timeout: Duration,
     pub upstreams: Vec<Upstream>,
+    /// Rates, quotas and concurrency limits.
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl GatewayConfig {

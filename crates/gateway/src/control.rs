@@ -194,6 +194,11 @@ impl Control {
         self.current().blocked.contains(principal)
     }
 
+    /// The principal an API key id belongs to (for counting failed sign-ins per principal).
+    pub fn principal_of_key(&self, key_id: &str) -> Option<String> {
+        self.current().keys.get(key_id).map(|k| k.principal.clone())
+    }
+
     /// Checks an `Authorization` header. The key itself is never logged, echoed or kept.
     pub fn authenticate(
         &self,

@@ -20,6 +20,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod error;
+pub mod limits;
 pub mod local;
 pub mod server;
 pub mod tls;
@@ -28,6 +29,7 @@ pub mod validate;
 mod proxy;
 mod runtime_kserve;
 mod service;
+mod usage;
 
 pub use audit::{Digests, Recorder};
 pub use config::{GatewayConfig, Protocol, Upstream};

@@ -33,6 +33,7 @@ pub struct Gateway {
     pub digests: Digests,
     /// Models run by the sandboxed runtime (KServe v2); the others go upstream.
     pub local: crate::local::LocalModels,
+    pub limits: Arc<crate::limits::Limits>,
     pub(crate) client: proxy::Client,
 }
 
@@ -44,7 +45,9 @@ impl Gateway {
         digests: Digests,
     ) -> anyhow::Result<Gateway> {
         config.check()?;
+        let limits = crate::limits::Limits::new(config.limits.clone());
         Ok(Gateway {
+            limits,
             config,
             control,
             recorder,

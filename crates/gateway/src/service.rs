@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use ledger::record::Record;
@@ -22,10 +22,12 @@ use crate::config::{valid_model_name, Protocol};
 use crate::conn::Connection;
 use crate::control::Caller;
 use crate::error::ApiError;
+use crate::limits::{Alert, InFlight, Refusal};
 use crate::local::Served;
 use crate::proxy;
 use crate::runtime_kserve;
 use crate::server::Gateway;
+use crate::usage;
 use crate::validate::{self, OpenAiKind};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -151,6 +153,10 @@ struct Facts {
     upstream: Option<String>,
     request_bytes: u64,
     request_digest: String,
+    /// The request's place in the concurrency limits, held until its record is made.
+    in_flight: Option<InFlight>,
+    /// Charge the tokens of the answer to the caller's quota.
+    count_tokens: bool,
 }
 
 impl Facts {
@@ -234,6 +240,18 @@ fn error_response(e: &ApiError, openai: bool, allow: Option<&Method>) -> Respons
     r
 }
 
+/// The ledger record of a source or principal crossing the failed sign-in threshold.
+fn failed_sign_in_alert(alert: &Alert, gw: &Gateway) -> Record {
+    let rate = gw.limits.config().failed_auth;
+    let r = Record::new("alert.auth-failures", "warden")
+        .attr("failures", &rate.burst.to_string())
+        .attr("per_minute", &rate.per_minute.to_string());
+    match alert {
+        Alert::Source(ip) => r.attr("source", &ip.to_string()).attr("action", "slowed"),
+        Alert::Principal(p) => r.subject(p).attr("action", "alerted"),
+    }
+}
+
 fn ledger_down() -> ApiError {
     ApiError::unavailable(
         "ledger_unavailable",
@@ -258,9 +276,12 @@ pub async fn handle(
         upstream: None,
         request_bytes: 0,
         request_digest: gw.digests.digest(b""),
+        in_flight: None,
+        count_tokens: false,
     };
     let mut allow = None;
-    let outcome = inner(&gw, req, &mut facts, &mut allow).await;
+    let outcome = inner(&gw, &conn, req, &mut facts, &mut allow).await;
+    let mut retry_after = None;
     let (status, content_type, body, decision) = match outcome {
         Ok(Reply::Unrecorded(r)) => return Ok(r),
         Ok(Reply::Stream(upstream)) => return Ok(stream(&gw, upstream, facts)),
@@ -271,9 +292,16 @@ pub async fn handle(
         }) => (status, content_type, body, "allowed"),
         Err(e) => {
             let body = e.body(openai);
+            retry_after = e.retry_after;
             (e.status, "application/json", body, e.code)
         }
     };
+    if facts.count_tokens && status.is_success() {
+        if let Some(c) = &facts.caller {
+            gw.limits
+                .charge_tokens(&c.principal, usage::tokens_of_body(&body).unwrap_or(0));
+        }
+    }
     let digest = gw.digests.digest(&body);
     let record = facts.record(status.as_u16(), decision, body.len() as u64, &digest);
     if !gw.recorder.record(&record).await {
@@ -288,11 +316,15 @@ pub async fn handle(
             r.headers_mut().insert(ALLOW, v);
         }
     }
+    if let Some(secs) = retry_after {
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
     Ok(r)
 }
 
 async fn inner(
     gw: &Arc<Gateway>,
+    conn: &Connection,
     req: Request<Incoming>,
     facts: &mut Facts,
     allow: &mut Option<Method>,
@@ -332,11 +364,19 @@ async fn inner(
         _ => {}
     }
 
-    // Authentication.
+    // Authentication, unless this source has failed too often of late.
+    let source = conn.peer.ip();
+    gw.limits.check_source(source).map_err(Refusal::error)?;
     let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
     let caller = match gw.control.authenticate(header, SystemTime::now()) {
         Ok(c) => c,
         Err((e, key_id)) => {
+            let principal = key_id
+                .as_deref()
+                .and_then(|id| gw.control.principal_of_key(id));
+            for alert in gw.limits.failed_sign_in(source, principal.as_deref()) {
+                gw.recorder.record_later(&failed_sign_in_alert(&alert, gw));
+            }
             facts.key_id = key_id;
             return Err(e);
         }
@@ -361,6 +401,7 @@ async fn inner(
             "this principal is blocked by the operators",
         ));
     }
+    facts.in_flight = Some(gw.limits.admit(&caller.principal).map_err(Refusal::error)?);
 
     if route == Route::Models {
         let data: Vec<_> = gw
@@ -399,6 +440,7 @@ async fn inner(
     {
         if let Some(served) = gw.local.get(model) {
             facts.model = Some(model.clone());
+            gw.limits.admit_model(model).map_err(Refusal::error)?;
             return local_kserve(gw, &caller, served, version.as_deref(), *kind, &body, facts)
                 .await;
         }
@@ -438,6 +480,8 @@ async fn inner(
     let Some(upstream) = gw.config.upstream_for(protocol, &model) else {
         return Err(ApiError::not_found_model(&model));
     };
+    gw.limits.admit_model(&model).map_err(Refusal::error)?;
+    facts.count_tokens = protocol == Protocol::OpenAi;
     facts.upstream = Some(upstream.name.clone());
     let url = format!("{}{}", upstream.base, path);
     let method = route.method();
@@ -586,6 +630,7 @@ fn stream(gw: &Arc<Gateway>, upstream: Response<Incoming>, facts: Facts) -> Resp
         inner: upstream.into_body(),
         digest: Some(gw.digests.stream()),
         bytes: 0,
+        tokens: usage::StreamTokens::default(),
         outcome: "client-closed",
         facts: Some(facts),
         gw: Arc::clone(gw),
@@ -605,6 +650,7 @@ struct Metered {
     inner: Incoming,
     digest: Option<StreamDigest>,
     bytes: u64,
+    tokens: usage::StreamTokens,
     outcome: &'static str,
     facts: Option<Facts>,
     gw: Arc<Gateway>,
@@ -615,6 +661,11 @@ impl Metered {
         let (Some(facts), Some(digest)) = (self.facts.take(), self.digest.take()) else {
             return;
         };
+        if let Some(c) = facts.caller.as_ref().filter(|_| facts.count_tokens) {
+            self.gw
+                .limits
+                .charge_tokens(&c.principal, self.tokens.total());
+        }
         let record = facts
             .record(200, "allowed", self.bytes, &digest.finish())
             .attr("stream", self.outcome);
@@ -674,6 +725,7 @@ impl Body for Metered {
                     if let Some(d) = self.digest.as_mut() {
                         d.update(data);
                     }
+                    self.tokens.push(data);
                     self.bytes += n;
                     Poll::Ready(Some(Ok(Frame::data(data.clone()))))
                 } else {
