@@ -20,6 +20,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod error;
+pub mod jwt;
 pub mod limits;
 pub mod local;
 pub mod server;
