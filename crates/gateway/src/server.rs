@@ -2,6 +2,7 @@
 //! shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +17,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::audit::{Digests, Recorder};
 use crate::config::GatewayConfig;
-use crate::conn::Connection;
+use crate::conn::{ClientIdentity, Connection};
 use crate::control::Control;
 use crate::proxy;
+use crate::tls::{PrincipalSource, ServerTls};
 
 /// How long a client may take to finish the TLS handshake or send a request's headers.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,13 +61,15 @@ impl Gateway {
 }
 
 /// Serves until `shutdown` completes, then lets open connections finish (for a while).
+/// With TLS, a verified client certificate fills `Connection::client`.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<ServerTls>,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let acceptor = tls.map(TlsAcceptor::from);
+    let principal_from = tls.as_ref().map(|t| t.principal_from).unwrap_or_default();
+    let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
@@ -89,7 +93,8 @@ pub async fn serve(
                     match acceptor {
                         Some(acceptor) => {
                             if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                let conn = Connection { peer, client: None };
+                                let client = client_identity(tls.get_ref().1, principal_from, peer);
+                                let conn = Connection { peer, client };
                                 connection(tls, conn, gw, stop).await;
                             }
                         }
@@ -109,6 +114,22 @@ pub async fn serve(
         conns.abort_all();
     }
     Ok(())
+}
+
+/// The identity the peer's verified certificate names; none without a certificate, or
+/// (logged) when it names no usable principal.
+fn client_identity(
+    session: &rustls::ServerConnection,
+    from: PrincipalSource,
+    peer: SocketAddr,
+) -> Option<ClientIdentity> {
+    match crate::tls::peer_identity(session.peer_certificates(), from) {
+        Ok(identity) => identity,
+        Err(e) => {
+            eprintln!("warden serve: the client certificate from {peer} is not used: {e}");
+            None
+        }
+    }
 }
 
 async fn connection<I>(io: I, conn: Connection, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>)

@@ -372,7 +372,13 @@ async fn run_server(
         gw.local.names().len(),
         socket.display()
     );
-    let result = gateway::serve(listener, tls, gw, shutdown_signal()).await;
+    let result = gateway::serve(
+        listener,
+        tls.map(gateway::tls::ServerTls::from),
+        gw,
+        shutdown_signal(),
+    )
+    .await;
     admin_task.abort();
     result
 }
