@@ -20,10 +20,12 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod error;
+pub mod guard;
 pub mod jwt;
 pub mod limits;
 pub mod local;
 pub mod server;
+pub mod shape;
 pub mod tls;
 pub mod validate;
 
