@@ -41,12 +41,35 @@ pub struct Key {
     pub revoked: bool,
 }
 
-/// Who is calling: the principal and key of an authenticated request.
+/// How a caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey,
+    Jwt,
+    Mtls,
+}
+
+impl Credential {
+    pub fn name(self) -> &'static str {
+        match self {
+            Credential::ApiKey => "api_key",
+            Credential::Jwt => "jwt",
+            Credential::Mtls => "mtls",
+        }
+    }
+}
+
+/// Who is calling: the principal of an authenticated request, the credential it used, and
+/// the models that credential may use.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub principal: String,
+    /// The API key's id, `jwt:<jti or sub>`, or the client certificate's fingerprint.
     pub key_id: String,
     pub models: Vec<String>,
+    pub credential: Credential,
+    /// Groups from a JWT's groups claim (empty for other credentials).
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -253,6 +276,8 @@ impl Control {
             principal: key.principal.clone(),
             key_id: key.id.clone(),
             models: key.models.clone(),
+            credential: Credential::ApiKey,
+            groups: Vec::new(),
         })
     }
 }

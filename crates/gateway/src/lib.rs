@@ -15,6 +15,7 @@
 //! keys, the lockdown switch) and the ledger.
 
 pub mod audit;
+mod authn;
 mod batch;
 pub mod config;
 pub mod conn;

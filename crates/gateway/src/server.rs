@@ -36,6 +36,10 @@ pub struct Gateway {
     /// Models run by the sandboxed runtime (KServe v2); the others go upstream.
     pub local: crate::local::LocalModels,
     pub limits: Arc<crate::limits::Limits>,
+    /// Checks JWT bearer tokens, when configured.
+    pub jwt: Option<Arc<crate::jwt::JwtVerifier>>,
+    /// Input guards run on OpenAI-compatible requests.
+    pub guards: crate::guard::Guards,
     pub(crate) client: proxy::Client,
 }
 
@@ -50,6 +54,8 @@ impl Gateway {
         let limits = crate::limits::Limits::new(config.limits.clone());
         Ok(Gateway {
             limits,
+            jwt: None,
+            guards: crate::guard::Guards::default(),
             config,
             control,
             recorder,

@@ -40,6 +40,173 @@ pub struct ServeConfig {
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
     pub limits: LimitsToml,
+    /// Client certificates: `off` (default), `optional` or `required`.
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
+    /// The CAs that issue client certificates (PEM); needed unless `client_auth` is off.
+    pub client_ca: Option<PathBuf>,
+    /// Which certificate name is the principal: `cn` (default), `san-dns`, `san-uri`,
+    /// `san-email`.
+    #[serde(default = "default_client_principal_from")]
+    pub client_principal_from: String,
+    /// Model patterns a certificate's principal may use (default none).
+    #[serde(default)]
+    pub client_models: Vec<String>,
+    /// Pass upstreams' log-probabilities on (default false: stripped).
+    #[serde(default)]
+    pub allow_logprobs: bool,
+    #[serde(default)]
+    pub text: TextToml,
+    #[serde(default)]
+    pub guards: GuardsToml,
+    /// OIDC/JWT bearer tokens (off unless this section is present).
+    pub jwt: Option<JwtToml>,
+}
+
+fn default_client_auth() -> String {
+    "off".into()
+}
+
+fn default_client_principal_from() -> String {
+    "cn".into()
+}
+
+/// `[serve.text]`: bounds on the texts of OpenAI-compatible requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextToml {
+    #[serde(default = "default_max_prompt_tokens")]
+    pub max_prompt_tokens: u64,
+    #[serde(default = "default_max_output_tokens")]
+    pub max_output_tokens: u64,
+    #[serde(default = "default_max_text_chars")]
+    pub max_text_chars: usize,
+    #[serde(default = "yes")]
+    pub reject_invisible: bool,
+}
+
+fn default_max_prompt_tokens() -> u64 {
+    gateway::validate::TextLimits::default().max_prompt_tokens
+}
+
+fn default_max_output_tokens() -> u64 {
+    gateway::validate::TextLimits::default().max_output_tokens
+}
+
+fn default_max_text_chars() -> usize {
+    gateway::validate::TextLimits::default().max_text_chars
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for TextToml {
+    fn default() -> Self {
+        TextToml {
+            max_prompt_tokens: default_max_prompt_tokens(),
+            max_output_tokens: default_max_output_tokens(),
+            max_text_chars: default_max_text_chars(),
+            reject_invisible: true,
+        }
+    }
+}
+
+/// `[serve.guards]`: input guards on OpenAI-compatible requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardsToml {
+    /// The phrase tripwire (default on).
+    #[serde(default = "yes")]
+    pub tripwire: bool,
+    /// Its phrases instead of the built-in list.
+    pub phrases: Option<Vec<String>>,
+}
+
+impl Default for GuardsToml {
+    fn default() -> Self {
+        GuardsToml {
+            tripwire: true,
+            phrases: None,
+        }
+    }
+}
+
+impl GuardsToml {
+    pub fn guards(&self) -> anyhow::Result<gateway::guard::Guards> {
+        let mut guards: Vec<Box<dyn gateway::guard::Guard>> = Vec::new();
+        if self.tripwire {
+            let tripwire = match &self.phrases {
+                Some(p) => gateway::guard::PhraseTripwire::new(p),
+                None => gateway::guard::PhraseTripwire::with_defaults(),
+            }
+            .context("[serve.guards] phrases")?;
+            guards.push(Box::new(tripwire));
+        }
+        Ok(gateway::guard::Guards::new(guards))
+    }
+}
+
+/// `[serve.jwt]`: OIDC/JWT bearer tokens checked against a JWKS file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtToml {
+    /// The exact `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values (one must be in the token).
+    pub audiences: Vec<String>,
+    /// Pinned algorithms (default ES256, EdDSA, RS256).
+    #[serde(default = "default_jwt_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The identity provider's JWKS (public keys), a file re-read when it changes.
+    pub jwks: PathBuf,
+    #[serde(default = "default_principal_claim")]
+    pub principal_claim: String,
+    pub models_claim: Option<String>,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    #[serde(default = "default_leeway_seconds")]
+    pub leeway_seconds: u64,
+    pub max_lifetime_seconds: Option<u64>,
+}
+
+fn default_jwt_algorithms() -> Vec<String> {
+    vec!["ES256".into(), "EdDSA".into(), "RS256".into()]
+}
+
+fn default_principal_claim() -> String {
+    "sub".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_leeway_seconds() -> u64 {
+    30
+}
+
+impl JwtToml {
+    /// The verifier's settings, paths made absolute by `resolve`.
+    pub fn settings(
+        &self,
+        resolve: impl Fn(&std::path::Path) -> PathBuf,
+    ) -> gateway::jwt::JwtSettings {
+        let mut s = gateway::jwt::JwtSettings::new(
+            self.issuer.clone(),
+            self.audiences.clone(),
+            self.algorithms.clone(),
+            resolve(&self.jwks),
+        );
+        s.principal_claim = self.principal_claim.clone();
+        s.models_claim = self.models_claim.clone();
+        s.groups_claim = self.groups_claim.clone();
+        s.leeway = std::time::Duration::from_secs(self.leeway_seconds);
+        s.max_lifetime = self
+            .max_lifetime_seconds
+            .map(std::time::Duration::from_secs);
+        s
+    }
 }
 
 /// An upstream inference server.
@@ -92,11 +259,48 @@ impl Default for ServeConfig {
             request_timeout_ms: default_request_timeout_ms(),
             upstreams: Vec::new(),
             limits: LimitsToml::default(),
+            client_auth: default_client_auth(),
+            client_ca: None,
+            client_principal_from: default_client_principal_from(),
+            client_models: Vec::new(),
+            allow_logprobs: false,
+            text: TextToml::default(),
+            guards: GuardsToml::default(),
+            jwt: None,
         }
     }
 }
 
 impl ServeConfig {
+    pub fn client_auth(&self) -> anyhow::Result<gateway::tls::ClientAuth> {
+        gateway::tls::ClientAuth::parse(&self.client_auth).ok_or_else(|| {
+            anyhow::anyhow!(
+                "[serve] client_auth = {:?}: use \"off\", \"optional\" or \"required\"",
+                self.client_auth
+            )
+        })
+    }
+
+    /// The TLS layer's settings, paths made absolute by `resolve`.
+    pub fn tls(
+        &self,
+        resolve: impl Fn(&std::path::Path) -> PathBuf,
+    ) -> anyhow::Result<gateway::tls::TlsSettings> {
+        let principal_from = gateway::tls::PrincipalSource::parse(&self.client_principal_from)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[serve] client_principal_from = {:?}: use \"cn\", \"san-dns\", \"san-uri\" or \"san-email\"",
+                    self.client_principal_from
+                )
+            })?;
+        let mut t = gateway::tls::TlsSettings::new(resolve(&self.tls_cert), resolve(&self.tls_key));
+        t.allow_tls12 = self.tls12;
+        t.client_auth = self.client_auth()?;
+        t.client_ca = self.client_ca.as_deref().map(&resolve);
+        t.principal_from = principal_from;
+        Ok(t)
+    }
+
     /// The gateway's view of this section (URLs and names checked).
     pub fn gateway(&self) -> anyhow::Result<gateway::GatewayConfig> {
         let listen = self.listen.parse().map_err(|e| {
@@ -129,6 +333,15 @@ impl ServeConfig {
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
             upstreams,
             limits: self.limits.gateway()?,
+            text: gateway::validate::TextLimits {
+                max_prompt_tokens: self.text.max_prompt_tokens,
+                max_output_tokens: self.text.max_output_tokens,
+                max_text_chars: self.text.max_text_chars,
+                reject_invisible: self.text.reject_invisible,
+            },
+            keep_logprobs: self.allow_logprobs,
+            client_auth: self.client_auth()?,
+            client_models: self.client_models.clone(),
         };
         config.check().context("[serve]")?;
         Ok(config)
