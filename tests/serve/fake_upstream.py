@@ -4,7 +4,8 @@ server), for the gateway's tests: a real model server cannot run here. Standard 
 only. Prints its port on stdout, then serves until killed.
 
 Models: any name answers; "boom" fails with a 500 whose body holds internal details (which
-the gateway must never pass on); "slow" answers after 3 seconds.
+the gateway must never pass on); "slow" answers after 3 seconds. A chat request asking
+`logprobs: true` is answered as a self-describing server would (see `internals`).
 """
 import json
 import sys
@@ -12,6 +13,19 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 INTERNAL = "Traceback: upstream-internal-detail at /srv/model/secret.py line 42"
+
+
+def internals(answer, req):
+    """With `logprobs: true` asked, a chat answer or chunk also carries what the gateway must
+    strip or rewrite: log-probabilities, the server's build in `system_fingerprint`, and its
+    model file's path as `model`."""
+    if req.get("logprobs"):
+        answer["system_fingerprint"] = "fp-internal-build"
+        answer["model"] = f"/srv/models/{answer['model']}.gguf"
+        for c in answer["choices"]:
+            c["logprobs"] = {"content": [{"token": "Hello", "logprob": -0.01, "bytes": [72, 101, 108, 108, 111],
+                                          "top_logprobs": []}]}
+    return answer
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -77,21 +91,21 @@ class Handler(BaseHTTPRequestHandler):
                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": w} if i == 0 else {"content": w},
                                      "finish_reason": None}],
                     }
-                    self.chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.chunk(f"data: {json.dumps(internals(chunk, req))}\n\n".encode())
                     time.sleep(0.05)
                 done = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
                         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                self.chunk(f"data: {json.dumps(done)}\n\n".encode())
+                self.chunk(f"data: {json.dumps(internals(done, req))}\n\n".encode())
                 self.chunk(b"data: [DONE]\n\n")
                 self.chunk(b"")
                 return
-            self.send_json(200, {
+            self.send_json(200, internals({
                 "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(words)},
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
                 "x_saw_authorization": saw_auth,
-            })
+            }, req))
         elif self.path == "/v1/completions":
             if not self.model_checks(req.get("model")):
                 return
