@@ -21,6 +21,7 @@ pub mod conn;
 pub mod control;
 pub mod error;
 pub mod local;
+pub mod policy;
 pub mod server;
 pub mod tls;
 pub mod validate;
