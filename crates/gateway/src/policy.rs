@@ -14,6 +14,10 @@
 //!   let a permit win over a broken forbid; here any error denies.
 //! - Requests are built from typed values (entity ids and attribute values), never by
 //!   writing Cedar source, so a name with quotes or backslashes is only ever a name.
+//! - Nesting is bounded before and after Cedar parses a file (see [`MAX_BRACKETS`],
+//!   [`MAX_IFS`], [`MAX_DEPTH`]), and Cedar runs on a thread of its own with a large stack:
+//!   its parser recurses without a check (a few hundred `(` overflow a 2 MiB stack), and its
+//!   validator, where it runs short of stack, passes the policy without a word.
 //!
 //! Each [`Decision`] names the policies that determined it (their `@id("...")` annotation,
 //! else Cedar's `policy0`, `policy1`, ... in file order), for the ledger.
@@ -180,6 +184,17 @@ pub struct Policies {
     source_ips: Mutex<HashMap<IpAddr, RestrictedExpression>>,
 }
 
+/// How deep brackets (`(`, `[`, `{`) may nest in a policy file.
+pub const MAX_BRACKETS: usize = 32;
+/// How many `if`s one policy may have (an `else if` chain nests without brackets).
+pub const MAX_IFS: usize = 32;
+/// How deep a policy's JSON form (Cedar's EST) may nest: some 125 operators in a chain
+/// such as `a && b && ...` (two levels each). Cedar recurses over the expression to
+/// validate, evaluate and drop it.
+pub const MAX_DEPTH: usize = 256;
+/// The stack Cedar parses and validates on: ample for the depths above.
+const PARSER_STACK: usize = 64 << 20;
+
 /// How many source addresses [`Policies`] keeps the Cedar value of.
 const SOURCE_IP_CACHE: usize = 1024;
 
@@ -194,6 +209,21 @@ impl Policies {
     /// mode. `origin` (e.g. the file's path) opens every error message, followed by the
     /// line and column Cedar points at.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Policies> {
+        check_nesting(text, origin)?;
+        let (text, origin) = (text.to_owned(), origin.to_owned());
+        let loader = std::thread::Builder::new()
+            .name("warden-policy".to_owned())
+            .stack_size(PARSER_STACK)
+            .spawn(move || Policies::parse_here(&text, &origin));
+        match loader.map(std::thread::JoinHandle::join) {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => bail!("the policy parser failed on this file; simplify it"),
+            Err(e) => bail!("cannot start a thread to read the policies: {e}"),
+        }
+    }
+
+    /// [`Policies::parse`], on the calling thread's stack.
+    fn parse_here(text: &str, origin: &str) -> anyhow::Result<Policies> {
         let schema = Schema::from_cedarschema_str(SCHEMA)
             .map(|(schema, _warnings)| schema)
             .map_err(|e| anyhow!("Warden's built-in policy schema does not parse: {e}"))?;
@@ -209,6 +239,16 @@ impl Policies {
             );
         }
         let set = with_annotated_ids(&parsed, origin)?;
+        for p in set.policies() {
+            let depth = p.to_json().map_or(usize::MAX, |json| json_depth(&json));
+            if depth > MAX_DEPTH {
+                bail!(
+                    "{origin}: policy {} nests deeper than Warden allows ({MAX_DEPTH} levels \
+                     of its JSON form); split its conditions into several policies",
+                    p.id()
+                );
+            }
+        }
         if set.is_empty() {
             bail!(
                 "{origin}: the file has no policies: deny by default would refuse every \
@@ -407,6 +447,85 @@ impl Policies {
         }
         e
     }
+}
+
+/// Refuses bracket nesting deeper than [`MAX_BRACKETS`] and policies with more than
+/// [`MAX_IFS`] `if`s, reading the text as Cedar's lexer would (strings, `//` comments).
+fn check_nesting(text: &str, origin: &str) -> anyhow::Result<()> {
+    let mut depth = 0usize;
+    let mut ifs = 0usize;
+    let mut in_word = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let word_char = c.is_alphanumeric() || c == '_';
+        match c {
+            '"' => {
+                // To the closing quote; an escape takes the next character with it.
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '/' if chars.peek().is_some_and(|&(_, c)| c == '/') => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_BRACKETS {
+                    let (line, column) = line_and_column(text, i);
+                    bail!(
+                        "{origin}:{line}:{column}: brackets nest more than {MAX_BRACKETS} deep; \
+                         split the condition into several policies"
+                    );
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            ';' if depth == 0 => ifs = 0,
+            'i' if !in_word
+                && text.get(i..).is_some_and(|t| t.starts_with("if"))
+                && !text
+                    .get(i + 2..)
+                    .and_then(|t| t.chars().next())
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_') =>
+            {
+                ifs += 1;
+                if ifs > MAX_IFS {
+                    let (line, column) = line_and_column(text, i);
+                    bail!(
+                        "{origin}:{line}:{column}: a policy has more than {MAX_IFS} `if`s; \
+                         split it into several policies"
+                    );
+                }
+            }
+            _ => {}
+        }
+        in_word = word_char;
+    }
+    Ok(())
+}
+
+/// How deep `v` nests (a scalar is 1), without recursing.
+fn json_depth(v: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match v {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            serde_json::Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// `parsed` with each policy renamed to its `@id("...")` annotation, where it has one, in
@@ -933,6 +1052,78 @@ when { principal.groups.contains("équipe") };
             assert!(p.source_ips.lock().unwrap().len() <= SOURCE_IP_CACHE);
         }
         assert_eq!(p.source_ips.lock().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_crashed() {
+        let when = |cond: &str| format!("permit (principal, action, resource) when {{ {cond} }};");
+        // Brackets: `when {` is one level.
+        let ok = format!(
+            "{}context.tls{}",
+            "(".repeat(MAX_BRACKETS - 1),
+            ")".repeat(MAX_BRACKETS - 1)
+        );
+        Policies::parse(&when(&ok), "p.cedar").unwrap();
+        for n in [MAX_BRACKETS, 100_000] {
+            let e = parse_err(&when(&format!("{}true{}", "[".repeat(n), "]".repeat(n))));
+            assert!(
+                e.starts_with(&format!(
+                    "policies.cedar:1:{}: brackets nest",
+                    45 + MAX_BRACKETS - 1
+                )),
+                "{e}"
+            );
+        }
+        // Brackets in strings and comments are not nesting.
+        let quoted = format!(
+            "principal.name == \"{}\\\"{}\" // {}\n",
+            "(".repeat(40),
+            "{".repeat(40),
+            "[".repeat(40)
+        );
+        Policies::parse(&when(&format!("{quoted} && context.tls")), "p.cedar").unwrap();
+        // `if`s, counted per policy, as words.
+        let ifs = |n| {
+            format!(
+                "{}context.tls{}",
+                "if context.tls then ".repeat(n),
+                " else false".repeat(n)
+            )
+        };
+        Policies::parse(
+            &format!("{}\n{}", when(&ifs(MAX_IFS)), when(&ifs(MAX_IFS))),
+            "p.cedar",
+        )
+        .unwrap();
+        let e = parse_err(&when(&ifs(MAX_IFS + 1)));
+        assert!(e.contains(&format!("more than {MAX_IFS} `if`s")), "{e}");
+        let words = format!(
+            "principal.name == \"{}\" && principal.groups.contains(\"iff\")",
+            "if ".repeat(40)
+        );
+        Policies::parse(&when(&words), "p.cedar").unwrap();
+        // A long chain: Cedar's validator, short of stack, would pass `context.nope`.
+        for cond in ["context.nope", "context.tls"] {
+            let e = parse_err(&when(&format!("{cond}{}", " && context.tls".repeat(2_000))));
+            assert!(e.contains("nests deeper than Warden allows"), "{e}");
+        }
+        // Just under the limit: validated, and decided on a test thread's 2 MiB stack.
+        let chain = (MAX_DEPTH - 7) / 2;
+        let p = Policies::parse(
+            &when(&format!(
+                "context.tls{}",
+                " && context.in_key_scope".repeat(chain)
+            )),
+            "p.cedar",
+        )
+        .unwrap();
+        let d = decide(&p, &req("alice", "llama", &[]));
+        assert_eq!((d.allowed, d.errors), (true, 0));
+        let e = parse_err(&when(&format!(
+            "context.tls{}",
+            " && context.in_key_scope".repeat(chain + 1)
+        )));
+        assert!(e.contains("nests deeper"), "{e}");
     }
 
     #[test]
