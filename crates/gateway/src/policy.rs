@@ -14,8 +14,9 @@
 //!   let a permit win over a broken forbid; here any error denies.
 //! - Requests are built from typed values (entity ids and attribute values), never by
 //!   writing Cedar source, so a name with quotes or backslashes is only ever a name.
-//! - Nesting is bounded before and after Cedar parses a file (see [`MAX_BRACKETS`],
-//!   [`MAX_IFS`], [`MAX_DEPTH`]), and Cedar runs on a thread of its own with a large stack:
+//! - Size and nesting are bounded before and after Cedar parses a file (see [`MAX_TEXT`],
+//!   [`MAX_POLICY_CODE`], [`MAX_BRACKETS`], [`MAX_IFS`], [`MAX_DEPTH`]), and Cedar runs on
+//!   a thread of its own with a large stack:
 //!   its parser recurses without a check (a few hundred `(` overflow a 2 MiB stack), and its
 //!   validator, where it runs short of stack, passes the policy without a word.
 //!
@@ -184,6 +185,12 @@ pub struct Policies {
     source_ips: Mutex<HashMap<IpAddr, RestrictedExpression>>,
 }
 
+/// How long a policy file may be, in bytes: some thousands of policies.
+pub const MAX_TEXT: usize = 1 << 20;
+/// How many characters of one policy, outside its strings, comments and white space, may
+/// be code: enough for any hand-written policy, and short of the operator chains
+/// (`x.a.a...`, `a && a && ...`) that would exhaust even the parser's stack.
+pub const MAX_POLICY_CODE: usize = 16 << 10;
 /// How deep brackets (`(`, `[`, `{`) may nest in a policy file.
 pub const MAX_BRACKETS: usize = 32;
 /// How many `if`s one policy may have (an `else if` chain nests without brackets).
@@ -449,15 +456,33 @@ impl Policies {
     }
 }
 
-/// Refuses bracket nesting deeper than [`MAX_BRACKETS`] and policies with more than
-/// [`MAX_IFS`] `if`s, reading the text as Cedar's lexer would (strings, `//` comments).
+/// Refuses files longer than [`MAX_TEXT`], bracket nesting deeper than [`MAX_BRACKETS`],
+/// and policies with more than [`MAX_IFS`] `if`s or [`MAX_POLICY_CODE`] characters of code,
+/// reading the text as Cedar's lexer would (strings, `//` comments).
 fn check_nesting(text: &str, origin: &str) -> anyhow::Result<()> {
+    if text.len() > MAX_TEXT {
+        bail!(
+            "{origin}: the file is {} bytes, more than Warden reads as policies ({MAX_TEXT})",
+            text.len()
+        );
+    }
     let mut depth = 0usize;
     let mut ifs = 0usize;
+    let mut code = 0usize;
     let mut in_word = false;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         let word_char = c.is_alphanumeric() || c == '_';
+        if !c.is_whitespace() {
+            code += 1;
+            if code > MAX_POLICY_CODE {
+                let (line, column) = line_and_column(text, i);
+                bail!(
+                    "{origin}:{line}:{column}: a policy has more than {MAX_POLICY_CODE} \
+                     characters of code; split it into several policies"
+                );
+            }
+        }
         match c {
             '"' => {
                 // To the closing quote; an escape takes the next character with it.
@@ -489,7 +514,7 @@ fn check_nesting(text: &str, origin: &str) -> anyhow::Result<()> {
                 }
             }
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            ';' if depth == 0 => ifs = 0,
+            ';' if depth == 0 => (ifs, code) = (0, 0),
             'i' if !in_word
                 && text.get(i..).is_some_and(|t| t.starts_with("if"))
                 && !text
@@ -1104,9 +1129,16 @@ when { principal.groups.contains("équipe") };
         Policies::parse(&when(&words), "p.cedar").unwrap();
         // A long chain: Cedar's validator, short of stack, would pass `context.nope`.
         for cond in ["context.nope", "context.tls"] {
-            let e = parse_err(&when(&format!("{cond}{}", " && context.tls".repeat(2_000))));
+            let e = parse_err(&when(&format!("{cond}{}", " && context.tls".repeat(1_000))));
             assert!(e.contains("nests deeper than Warden allows"), "{e}");
         }
+        // Chains long enough to exhaust even the parser's stack, and oversized files.
+        let e = parse_err(&when(&format!("context{}", ".a".repeat(200_000))));
+        assert!(e.contains("characters of code"), "{e}");
+        let long = format!("\"{}\"", "x".repeat(MAX_POLICY_CODE));
+        Policies::parse(&when(&format!("principal.name == {long}")), "p.cedar").unwrap();
+        let e = parse_err(&format!("{DEFAULT_POLICY}//{}", " ".repeat(MAX_TEXT)));
+        assert!(e.contains("more than Warden reads as policies"), "{e}");
         // Just under the limit: validated, and decided on a test thread's 2 MiB stack.
         let chain = (MAX_DEPTH - 7) / 2;
         let p = Policies::parse(
