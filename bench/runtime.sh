@@ -144,6 +144,31 @@ for k in ("url", "api_key", "ca_cert", "model"):
     exit 1
   fi
   { read -r warden_url; read -r api_key; read -r ca_cert; read -r model; } <<<"$fields"
+  # The quickstart's default limits (600 requests a minute per principal) would refuse a
+  # load test: serve the same node again with limits too high to bite, still checked on
+  # every request.
+  stop "$warden_pid"
+  cat >>"$work/node/warden.toml" <<'TOML'
+
+[serve.limits]
+requests_per_minute = 1000000000
+burst = 1000000
+concurrent_per_principal = 8192
+concurrent = 8192
+TOML
+  : >"$work/warden.out"
+  setsid "$warden" serve --data-dir "$work/node" --listen "127.0.0.1:$warden_port" \
+    >"$work/warden.out" 2>"$work/warden.err" &
+  warden_pid=$!
+  deadline=$((SECONDS + 60))
+  until grep -q '^listening on ' "$work/warden.out"; do
+    if ! alive "$warden_pid" || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "warden serve exited, or did not listen within 60 s; its stderr:" >&2
+      cat "$work/warden.err" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
   url[warden]="${warden_url%/}/v2/models/$model/infer"
   export BENCH_API_KEY=$api_key
   names+=(warden)

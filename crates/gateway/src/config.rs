@@ -106,6 +106,17 @@ pub struct GatewayConfig {
     /// How long an upstream may take to answer (504 beyond).
     pub request_timeout: Duration,
     pub upstreams: Vec<Upstream>,
+    /// Rates, quotas and concurrency limits.
+    pub limits: crate::limits::LimitsConfig,
+    /// Bounds on the texts of OpenAI-compatible requests.
+    pub text: crate::validate::TextLimits,
+    /// Pass upstreams' log-probabilities on (default: stripped).
+    pub keep_logprobs: bool,
+    /// Whether clients present certificates (the TLS layer enforces it; the gateway needs
+    /// to know to refuse a certificate that names no principal).
+    pub client_auth: crate::tls::ClientAuth,
+    /// The model patterns a client certificate's principal may use.
+    pub client_models: Vec<String>,
 }
 
 impl GatewayConfig {

@@ -41,12 +41,35 @@ pub struct Key {
     pub revoked: bool,
 }
 
-/// Who is calling: the principal and key of an authenticated request.
+/// How a caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey,
+    Jwt,
+    Mtls,
+}
+
+impl Credential {
+    pub fn name(self) -> &'static str {
+        match self {
+            Credential::ApiKey => "api_key",
+            Credential::Jwt => "jwt",
+            Credential::Mtls => "mtls",
+        }
+    }
+}
+
+/// Who is calling: the principal of an authenticated request, the credential it used, and
+/// the models that credential may use.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub principal: String,
+    /// The API key's id, `jwt:<jti or sub>`, or the client certificate's fingerprint.
     pub key_id: String,
     pub models: Vec<String>,
+    pub credential: Credential,
+    /// Groups from a JWT's groups claim (empty for other credentials).
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -194,6 +217,11 @@ impl Control {
         self.current().blocked.contains(principal)
     }
 
+    /// The principal an API key id belongs to (for counting failed sign-ins per principal).
+    pub fn principal_of_key(&self, key_id: &str) -> Option<String> {
+        self.current().keys.get(key_id).map(|k| k.principal.clone())
+    }
+
     /// Checks an `Authorization` header. The key itself is never logged, echoed or kept.
     pub fn authenticate(
         &self,
@@ -248,6 +276,8 @@ impl Control {
             principal: key.principal.clone(),
             key_id: key.id.clone(),
             models: key.models.clone(),
+            credential: Credential::ApiKey,
+            groups: Vec::new(),
         })
     }
 }

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub message: String,
     /// A short code for the ledger and the body's `code` (e.g. `invalid_api_key`).
     pub code: &'static str,
+    /// Seconds after which trying again may succeed (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +22,14 @@ impl ApiError {
             status,
             message: message.into(),
             code,
+            retry_after: None,
         }
+    }
+
+    /// Says when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -69,7 +78,8 @@ impl ApiError {
 
 fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 404 | 405 | 413 => "invalid_request_error",
+        400 | 404 | 405 | 408 | 413 => "invalid_request_error",
+        429 => "rate_limit_error",
         401 => "authentication_error",
         403 => "permission_error",
         503 => "unavailable",

@@ -15,20 +15,26 @@
 //! keys, the lockdown switch) and the ledger.
 
 pub mod audit;
+mod authn;
 mod batch;
 pub mod config;
 pub mod conn;
 pub mod control;
 pub mod error;
+pub mod guard;
+pub mod jwt;
+pub mod limits;
 pub mod local;
 pub mod policy;
 pub mod server;
+pub mod shape;
 pub mod tls;
 pub mod validate;
 
 mod proxy;
 mod runtime_kserve;
 mod service;
+mod usage;
 
 pub use audit::{Digests, Recorder};
 pub use config::{GatewayConfig, Protocol, Upstream};

@@ -2,6 +2,7 @@
 //! shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +17,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::audit::{Digests, Recorder};
 use crate::config::GatewayConfig;
-use crate::conn::Connection;
+use crate::conn::{ClientIdentity, Connection};
 use crate::control::Control;
 use crate::proxy;
+use crate::tls::{PrincipalSource, ServerTls};
 
 /// How long a client may take to finish the TLS handshake or send a request's headers.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +35,11 @@ pub struct Gateway {
     pub digests: Digests,
     /// Models run by the sandboxed runtime (KServe v2); the others go upstream.
     pub local: crate::local::LocalModels,
+    pub limits: Arc<crate::limits::Limits>,
+    /// Checks JWT bearer tokens, when configured.
+    pub jwt: Option<Arc<crate::jwt::JwtVerifier>>,
+    /// Input guards run on OpenAI-compatible requests.
+    pub guards: crate::guard::Guards,
     pub(crate) client: proxy::Client,
 }
 
@@ -44,7 +51,11 @@ impl Gateway {
         digests: Digests,
     ) -> anyhow::Result<Gateway> {
         config.check()?;
+        let limits = crate::limits::Limits::new(config.limits.clone());
         Ok(Gateway {
+            limits,
+            jwt: None,
+            guards: crate::guard::Guards::default(),
             config,
             control,
             recorder,
@@ -56,13 +67,15 @@ impl Gateway {
 }
 
 /// Serves until `shutdown` completes, then lets open connections finish (for a while).
+/// With TLS, a verified client certificate fills `Connection::client`.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<ServerTls>,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let acceptor = tls.map(TlsAcceptor::from);
+    let principal_from = tls.as_ref().map(|t| t.principal_from).unwrap_or_default();
+    let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
@@ -86,7 +99,8 @@ pub async fn serve(
                     match acceptor {
                         Some(acceptor) => {
                             if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                let conn = Connection { peer, client: None };
+                                let client = client_identity(tls.get_ref().1, principal_from, peer);
+                                let conn = Connection { peer, client };
                                 connection(tls, conn, gw, stop).await;
                             }
                         }
@@ -106,6 +120,22 @@ pub async fn serve(
         conns.abort_all();
     }
     Ok(())
+}
+
+/// The identity the peer's verified certificate names; none without a certificate, or
+/// (logged) when it names no usable principal.
+fn client_identity(
+    session: &rustls::ServerConnection,
+    from: PrincipalSource,
+    peer: SocketAddr,
+) -> Option<ClientIdentity> {
+    match crate::tls::peer_identity(session.peer_certificates(), from) {
+        Ok(identity) => identity,
+        Err(e) => {
+            eprintln!("warden serve: the client certificate from {peer} is not used: {e}");
+            None
+        }
+    }
 }
 
 async fn connection<I>(io: I, conn: Connection, gw: Arc<Gateway>, mut stop: watch::Receiver<bool>)

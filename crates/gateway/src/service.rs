@@ -11,21 +11,26 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use ledger::record::Record;
 use serde_json::json;
 
 use crate::audit::StreamDigest;
+use crate::authn;
 use crate::config::{valid_model_name, Protocol};
 use crate::conn::Connection;
 use crate::control::Caller;
 use crate::error::ApiError;
+use crate::guard::GuardInput;
+use crate::limits::{Alert, InFlight, Refusal};
 use crate::local::Served;
 use crate::proxy;
 use crate::runtime_kserve;
 use crate::server::Gateway;
+use crate::shape::{self, OpenAiShaping, ShapeError, SseShaper};
+use crate::usage;
 use crate::validate::{self, OpenAiKind};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -151,6 +156,10 @@ struct Facts {
     upstream: Option<String>,
     request_bytes: u64,
     request_digest: String,
+    /// The request's place in the concurrency limits, held until its record is made.
+    in_flight: Option<InFlight>,
+    /// Charge the tokens of the answer to the caller's quota.
+    count_tokens: bool,
 }
 
 impl Facts {
@@ -185,6 +194,9 @@ impl Facts {
         if let Some(k) = &self.key_id {
             r = r.attr("key_id", k);
         }
+        if let Some(c) = &self.caller {
+            r = r.attr("credential", c.credential.name());
+        }
         if let Some(u) = &self.upstream {
             r = r.attr("upstream", u);
         }
@@ -199,8 +211,8 @@ enum Reply {
         content_type: &'static str,
         body: Bytes,
     },
-    /// A stream, recorded when it ends.
-    Stream(Response<Incoming>),
+    /// A stream, shaped event by event and recorded when it ends.
+    Stream(Response<Incoming>, SseShaper),
     /// Not an inference request (health): not recorded.
     Unrecorded(Response<ResBody>),
 }
@@ -234,6 +246,18 @@ fn error_response(e: &ApiError, openai: bool, allow: Option<&Method>) -> Respons
     r
 }
 
+/// The ledger record of a source or principal crossing the failed sign-in threshold.
+fn failed_sign_in_alert(alert: &Alert, gw: &Gateway) -> Record {
+    let rate = gw.limits.config().failed_auth;
+    let r = Record::new("alert.auth-failures", "warden")
+        .attr("failures", &rate.burst.to_string())
+        .attr("per_minute", &rate.per_minute.to_string());
+    match alert {
+        Alert::Source(ip) => r.attr("source", &ip.to_string()).attr("action", "slowed"),
+        Alert::Principal(p) => r.subject(p).attr("action", "alerted"),
+    }
+}
+
 fn ledger_down() -> ApiError {
     ApiError::unavailable(
         "ledger_unavailable",
@@ -258,12 +282,15 @@ pub async fn handle(
         upstream: None,
         request_bytes: 0,
         request_digest: gw.digests.digest(b""),
+        in_flight: None,
+        count_tokens: false,
     };
     let mut allow = None;
-    let outcome = inner(&gw, req, &mut facts, &mut allow).await;
+    let outcome = inner(&gw, &conn, req, &mut facts, &mut allow).await;
+    let mut retry_after = None;
     let (status, content_type, body, decision) = match outcome {
         Ok(Reply::Unrecorded(r)) => return Ok(r),
-        Ok(Reply::Stream(upstream)) => return Ok(stream(&gw, upstream, facts)),
+        Ok(Reply::Stream(upstream, shaper)) => return Ok(stream(&gw, upstream, shaper, facts)),
         Ok(Reply::Whole {
             status,
             content_type,
@@ -271,9 +298,16 @@ pub async fn handle(
         }) => (status, content_type, body, "allowed"),
         Err(e) => {
             let body = e.body(openai);
+            retry_after = e.retry_after;
             (e.status, "application/json", body, e.code)
         }
     };
+    if facts.count_tokens && status.is_success() {
+        if let Some(c) = &facts.caller {
+            gw.limits
+                .charge_tokens(&c.principal, usage::tokens_of_body(&body).unwrap_or(0));
+        }
+    }
     let digest = gw.digests.digest(&body);
     let record = facts.record(status.as_u16(), decision, body.len() as u64, &digest);
     if !gw.recorder.record(&record).await {
@@ -288,11 +322,15 @@ pub async fn handle(
             r.headers_mut().insert(ALLOW, v);
         }
     }
+    if let Some(secs) = retry_after {
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
     Ok(r)
 }
 
 async fn inner(
     gw: &Arc<Gateway>,
+    conn: &Connection,
     req: Request<Incoming>,
     facts: &mut Facts,
     allow: &mut Option<Method>,
@@ -332,13 +370,21 @@ async fn inner(
         _ => {}
     }
 
-    // Authentication.
+    // Authentication, unless this source has failed too often of late.
+    let source = conn.peer.ip();
+    gw.limits.check_source(source).map_err(Refusal::error)?;
     let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
-    let caller = match gw.control.authenticate(header, SystemTime::now()) {
+    let caller = match authn::authenticate(gw, conn, header, SystemTime::now()) {
         Ok(c) => c,
-        Err((e, key_id)) => {
-            facts.key_id = key_id;
-            return Err(e);
+        Err(refused) => {
+            for alert in gw
+                .limits
+                .failed_sign_in(source, refused.principal.as_deref())
+            {
+                gw.recorder.record_later(&failed_sign_in_alert(&alert, gw));
+            }
+            facts.key_id = refused.key_id;
+            return Err(refused.error);
         }
     };
     facts.key_id = Some(caller.key_id.clone());
@@ -361,6 +407,7 @@ async fn inner(
             "this principal is blocked by the operators",
         ));
     }
+    facts.in_flight = Some(gw.limits.admit(&caller.principal).map_err(Refusal::error)?);
 
     if route == Route::Models {
         let data: Vec<_> = gw
@@ -399,15 +446,27 @@ async fn inner(
     {
         if let Some(served) = gw.local.get(model) {
             facts.model = Some(model.clone());
+            gw.limits.admit_model(model).map_err(Refusal::error)?;
             return local_kserve(gw, &caller, served, version.as_deref(), *kind, &body, facts)
                 .await;
         }
     }
 
-    // Validation, then the model: in scope (403), then served here (404).
+    // Validation, the model in scope (403), the input guards, then the model served here
+    // (404).
     let (protocol, model, path, stream) = match &route {
         Route::OpenAi(kind) => {
-            let v = validate::openai(*kind, &body)?;
+            let map = validate::json_object(&body)?;
+            let (v, texts) = validate::check_openai(*kind, &map, &gw.config.text)?;
+            if valid_model_name(&v.model) {
+                facts.model = Some(v.model.clone());
+            }
+            in_scope(&caller, &v.model)?;
+            gw.guards.check(&GuardInput {
+                principal: &caller.principal,
+                model: &v.model,
+                texts: &texts,
+            })?;
             let path = match kind {
                 OpenAiKind::Chat => "/v1/chat/completions",
                 OpenAiKind::Completions => "/v1/completions",
@@ -421,23 +480,17 @@ async fn inner(
             if *kind == KServeKind::Infer {
                 validate::kserve_infer(&body)?;
             }
+            facts.model = Some(model.clone());
+            in_scope(&caller, model)?;
             (Protocol::KServe, model.clone(), path.clone(), false)
         }
         _ => return Err(not_found()),
     };
-    if valid_model_name(&model) {
-        facts.model = Some(model.clone());
-    }
-    if !caller.may_use(&model) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            format!("this API key may not use model {model:?}"),
-        ));
-    }
     let Some(upstream) = gw.config.upstream_for(protocol, &model) else {
         return Err(ApiError::not_found_model(&model));
     };
+    gw.limits.admit_model(&model).map_err(Refusal::error)?;
+    facts.count_tokens = protocol == Protocol::OpenAi;
     facts.upstream = Some(upstream.name.clone());
     let url = format!("{}{}", upstream.base, path);
     let method = route.method();
@@ -451,7 +504,11 @@ async fn inner(
     )
     .await?;
     if stream {
-        return Ok(Reply::Stream(resp));
+        let shaper = SseShaper::new(OpenAiShaping {
+            keep_logprobs: gw.config.keep_logprobs,
+            model: Some(model.clone()),
+        });
+        return Ok(Reply::Stream(resp, shaper));
     }
     let content_type = if openai
         || resp
@@ -463,6 +520,10 @@ async fn inner(
     } else {
         "text/plain"
     };
+    let shaping = (protocol == Protocol::OpenAi).then(|| OpenAiShaping {
+        keep_logprobs: gw.config.keep_logprobs,
+        model: Some(model.clone()),
+    });
     let limited = Limited::new(resp.into_body(), gw.config.max_response_bytes);
     let collected = tokio::time::timeout(gw.config.request_timeout, limited.collect())
         .await
@@ -474,10 +535,16 @@ async fn inner(
             )
         })?
         .map_err(|_| ApiError::upstream())?;
+    let mut body = collected.to_bytes();
+    if let Some(policy) = &shaping {
+        if let Some(shaped) = shape::shape_openai(&body, policy)? {
+            body = shaped;
+        }
+    }
     Ok(Reply::Whole {
         status: StatusCode::OK,
         content_type,
-        body: collected.to_bytes(),
+        body,
     })
 }
 
@@ -493,13 +560,7 @@ async fn local_kserve(
     facts: &mut Facts,
 ) -> Result<Reply, ApiError> {
     let name = facts.model.clone().unwrap_or_default();
-    if !caller.may_use(&name) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            format!("this API key may not use model {name:?}"),
-        ));
-    }
+    in_scope(caller, &name)?;
     let live = match &served {
         Served::Ready(m) => &m.version,
         Served::Unavailable { version } => version,
@@ -545,6 +606,18 @@ async fn local_kserve(
     }
 }
 
+/// Whether the caller's credential may use `model` (403).
+fn in_scope(caller: &Caller, model: &str) -> Result<(), ApiError> {
+    if caller.may_use(model) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "model_not_allowed",
+        format!("this credential may not use model {model:?}"),
+    ))
+}
+
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -581,11 +654,19 @@ async fn read_body(gw: &Arc<Gateway>, req: Request<Incoming>) -> Result<Bytes, A
 /// Passes an upstream's event stream through chunk by chunk, digesting and counting it,
 /// and records the request when the stream ends, is cut by a lockdown, or the caller
 /// goes away.
-fn stream(gw: &Arc<Gateway>, upstream: Response<Incoming>, facts: Facts) -> Response<ResBody> {
+fn stream(
+    gw: &Arc<Gateway>,
+    upstream: Response<Incoming>,
+    shaper: SseShaper,
+    facts: Facts,
+) -> Response<ResBody> {
     let metered = Metered {
         inner: upstream.into_body(),
+        shaper,
+        ended: false,
         digest: Some(gw.digests.stream()),
         bytes: 0,
+        tokens: usage::StreamTokens::default(),
         outcome: "client-closed",
         facts: Some(facts),
         gw: Arc::clone(gw),
@@ -603,8 +684,12 @@ fn stream(gw: &Arc<Gateway>, upstream: Response<Incoming>, facts: Facts) -> Resp
 
 struct Metered {
     inner: Incoming,
+    shaper: SseShaper,
+    /// The upstream has ended; what the shaper held back has been sent.
+    ended: bool,
     digest: Option<StreamDigest>,
     bytes: u64,
+    tokens: usage::StreamTokens,
     outcome: &'static str,
     facts: Option<Facts>,
     gw: Arc<Gateway>,
@@ -615,6 +700,11 @@ impl Metered {
         let (Some(facts), Some(digest)) = (self.facts.take(), self.digest.take()) else {
             return;
         };
+        if let Some(c) = facts.caller.as_ref().filter(|_| facts.count_tokens) {
+            self.gw
+                .limits
+                .charge_tokens(&c.principal, self.tokens.total());
+        }
         let record = facts
             .record(200, "allowed", self.bytes, &digest.finish())
             .attr("stream", self.outcome);
@@ -654,31 +744,46 @@ impl Body for Metered {
             self.finish();
             return Poll::Ready(None);
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                self.outcome = "complete";
+        loop {
+            if self.ended {
                 self.finish();
-                Poll::Ready(None)
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Err(_))) => {
+            let shaped = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                // The end of the upstream's stream, or trailers (not passed on): what the
+                // shaper holds back goes out, then the stream ends.
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    self.outcome = "complete";
+                    self.shaper.finish()
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
+                    Some(data) => self.shaper.push(data),
+                    None => {
+                        self.ended = true;
+                        self.outcome = "complete";
+                        self.shaper.finish()
+                    }
+                },
+                Poll::Ready(Some(Err(_))) => Err(ShapeError::UpstreamError),
+            };
+            match shaped {
                 // Ending the stream early tells the caller something went wrong, and
                 // nothing of the upstream's error.
-                self.outcome = "upstream-error";
-                self.finish();
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let n = data.len() as u64;
+                Err(_) => {
+                    self.outcome = "upstream-error";
+                    self.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(data) if data.is_empty() => continue,
+                Ok(data) => {
                     if let Some(d) = self.digest.as_mut() {
-                        d.update(data);
+                        d.update(&data);
                     }
-                    self.bytes += n;
-                    Poll::Ready(Some(Ok(Frame::data(data.clone()))))
-                } else {
-                    // Trailers are not passed on.
-                    Poll::Ready(None)
+                    self.tokens.push(&data);
+                    self.bytes += data.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
             }
         }

@@ -7,191 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::http::{self, stop, Kill, Resp};
+use common::http::stop;
+use common::serve::*;
 use common::{code, json, p, run, text};
 use serde_json::Value;
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-        || Command::new(tool)
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-}
-
-struct Node {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    token_file: PathBuf,
-    cert: PathBuf,
-}
-
-impl Node {
-    fn env(&self) -> Vec<(&str, &str)> {
-        vec![
-            ("WARDEN_DATA", p(&self.data)),
-            ("WARDEN_TOKEN_FILE", p(&self.token_file)),
-        ]
-    }
-
-    fn warden(&self, args: &[&str]) -> std::process::Output {
-        run(args, &self.env())
-    }
-
-    fn key(&self, principal: &str, models: &str, extra: &[&str]) -> (String, String) {
-        let mut args = vec![
-            "apikey",
-            "create",
-            "--principal",
-            principal,
-            "--models",
-            models,
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let out = self.warden(&args);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let v = json(&out);
-        (
-            v["id"].as_str().unwrap().to_string(),
-            v["key"].as_str().unwrap().to_string(),
-        )
-    }
-}
-
-fn setup(upstream_port: u16, extra_config: &str) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = run(&["init", "--json"], &[("WARDEN_DATA", p(&data))]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let token_file = dir.path().join("admin.token");
-    std::fs::write(&token_file, json(&out)["token"].as_str().unwrap()).unwrap();
-    std::fs::create_dir_all(data.join("tls")).unwrap();
-    let cert = data.join("tls/cert.pem");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .args(["-keyout", p(&data.join("tls/key.pem")), "-out", p(&cert)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut config = std::fs::read_to_string(data.join("warden.toml")).unwrap();
-    config.push_str(&format!(
-        r#"
-[serve]
-max_body_bytes = 4096
-request_timeout_ms = 1500
-{extra_config}
-
-[[serve.upstreams]]
-name = "llm"
-url = "http://127.0.0.1:{upstream_port}"
-protocol = "openai"
-models = ["chat-1", "chat-2", "other-1", "boom", "slow"]
-
-[[serve.upstreams]]
-name = "triton"
-url = "http://127.0.0.1:{upstream_port}/"
-protocol = "kserve"
-models = ["iris"]
-"#
-    ));
-    std::fs::write(data.join("warden.toml"), config).unwrap();
-    Node {
-        _dir: dir,
-        data,
-        token_file,
-        cert,
-    }
-}
-
-fn fake_upstream() -> (Kill, u16) {
-    let script = common::repo_root().join("tests/serve/fake_upstream.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Kill(child), line.trim().parse().unwrap())
-}
-
-/// Starts `warden serve`; returns it and its port. Stderr goes to `log`.
-fn start(node: &Node, log: &Path) -> (Kill, u16) {
-    let (server, line) = http::spawn(
-        &["serve", "--listen", "127.0.0.1:0"],
-        &[("WARDEN_DATA", p(&node.data))],
-        log,
-    );
-    (server, http::port_of(&line))
-}
-
-/// One request with curl, verifying the server's certificate.
-fn call(
-    node: &Node,
-    port: u16,
-    method: &str,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<&[u8]>,
-) -> Resp {
-    let scratch = node.data.parent().unwrap();
-    http::call(&node.cert, scratch, port, method, path, auth, body)
-}
-
-/// Repeats `request` until it answers `status`, which must happen within a second (what
-/// a change to keys, the lockdown or blocks promises); returns that answer.
-fn within_a_second(what: &str, status: u16, request: impl Fn() -> Resp) -> Resp {
-    let t = Instant::now();
-    loop {
-        let r = request();
-        if r.status == status {
-            return r;
-        }
-        assert!(t.elapsed() < Duration::from_secs(1), "{what}: {}", r.body);
-    }
-}
-
-fn chat(model: &str) -> Vec<u8> {
-    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello"}}]}}"#)
-        .into_bytes()
-}
-
-fn ledger_records(node: &Node) -> Vec<Value> {
-    common::ledger_records(&node.data)
-}
 
 #[test]
 fn serve_authenticates_validates_proxies_records_and_locks_down() {
@@ -200,7 +22,9 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         return;
     }
     let (_upstream, up) = fake_upstream();
-    let node = setup(up, "");
+    // This test fails many sign-ins from one address on purpose; their slowing is
+    // tested in limits_cli.rs.
+    let node = setup(up, "[serve.limits]\nfailed_auth_burst = 1000");
     let (good_id, good) = node.key("app1", "chat*,iris,boom,slow", &[]);
     let (_, narrow) = node.key("app2", "other*", &[]);
     let (revoked_id, revoked) = node.key("app3", "*", &[]);

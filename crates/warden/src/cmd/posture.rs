@@ -149,6 +149,44 @@ fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
         },
         "remove [serve] tls12 once every client speaks TLS 1.3",
     ));
+    let s = &c.serve;
+    for (id, weak, strong_text, weak_text, fix) in [
+        (
+            "serve.limits",
+            s.limits.requests_per_minute == 0,
+            "each principal has a request rate",
+            "principals have no request rate by default",
+            "set [serve.limits] requests_per_minute (and exempt a principal in [serve.limits.principals.NAME] if needed)",
+        ),
+        (
+            "serve.text.reject_invisible",
+            !s.text.reject_invisible,
+            "invisible and bidi control characters are refused in prompts",
+            "invisible and bidi control characters reach the models (hidden prompts, Trojan Source)",
+            "remove [serve.text] reject_invisible = false",
+        ),
+        (
+            "serve.guards.tripwire",
+            !s.guards.tripwire,
+            "the prompt-injection tripwire is on",
+            "the prompt-injection tripwire is off",
+            "remove [serve.guards] tripwire = false",
+        ),
+        (
+            "serve.allow_logprobs",
+            s.allow_logprobs,
+            "log-probabilities are stripped from answers",
+            "log-probabilities reach callers (they help copy a model and infer training data)",
+            "remove [serve] allow_logprobs",
+        ),
+    ] {
+        out.push(check(
+            id,
+            weak,
+            (if weak { weak_text } else { strong_text }).to_string(),
+            fix,
+        ));
+    }
     out.push(check(
         "runtime.allow_weaker_sandbox",
         c.runtime.allow_weaker_sandbox,
@@ -282,7 +320,9 @@ mod tests {
             &path,
             "[vault]\nprovider = \"file\"\n[approvals]\nrequired = 1\n[admission]\nreject_at = \"critical\"\n\
              [trust]\nunsigned_models = [\"demo-*\"]\n[[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\n\
-             [serve]\ninsecure_plain_http = true\ntls12 = true\n\
+             [serve]\ninsecure_plain_http = true\ntls12 = true\nallow_logprobs = true\n\
+             [serve.limits]\nrequests_per_minute = 0\n[serve.text]\nreject_invisible = false\n\
+             [serve.guards]\ntripwire = false\n\
              [runtime]\nallow_weaker_sandbox = true\n[runtime.models.iris]\noutput = \"scores\"\n",
         )
         .unwrap();
@@ -305,6 +345,10 @@ mod tests {
                 "trust.signers",
                 "serve.insecure_plain_http",
                 "serve.tls12",
+                "serve.limits",
+                "serve.text.reject_invisible",
+                "serve.guards.tripwire",
+                "serve.allow_logprobs",
                 "runtime.allow_weaker_sandbox",
                 "runtime.output",
                 "files.tls_key",

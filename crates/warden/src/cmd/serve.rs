@@ -245,7 +245,7 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
         config.listen = listen;
     }
     let gateway_config = config.gateway()?;
-    let tls = if config.insecure_plain_http {
+    let tls_reloader = if config.insecure_plain_http {
         eprintln!(
             "WARNING: [serve] insecure_plain_http = true: serving plain HTTP without TLS. API keys, prompts and outputs cross the network in the clear; use this only behind a TLS-terminating proxy on the same host."
         );
@@ -253,25 +253,41 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
     } else {
         let cert = node.path(&config.tls_cert);
         let key = node.path(&config.tls_key);
-        Some(gateway::tls::server_config(&cert, &key, config.tls12).with_context(|| {
+        let settings = config.tls(|p| node.path(p))?;
+        Some(Arc::new(gateway::tls::TlsReloader::new(settings).with_context(|| {
             format!(
                 "TLS (set [serve] tls_cert and tls_key; a self-signed pair for tests: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost -keyout {} -out {})",
                 key.display(),
                 cert.display()
             )
-        })?)
+        })?))
     };
+    let tls = tls_reloader.as_ref().map(|r| r.server_tls());
+    let jwt = match &config.jwt {
+        Some(j) => Some(Arc::new(
+            gateway::jwt::JwtVerifier::new(j.settings(|p| node.path(p))).context("[serve.jwt]")?,
+        )),
+        None => None,
+    };
+    let guards = config.guards.guards()?;
     let digests = Digests::new(&digest_key(&node.path(Path::new(DIGEST_KEY)))?);
     let ledger = Arc::new(node.open_ledger()?);
     let control = Control::new(&mut node.registry)?;
     let poller = control.spawn_poller(&node.path(Path::new(node::REGISTRY_DB)), POLL)?;
     let recorder = Recorder::start(Arc::clone(&ledger), gateway::audit::QUEUE)?;
-    let gw = Arc::new(Gateway::new(
-        gateway_config,
-        Arc::clone(&control),
-        recorder,
-        digests,
-    )?);
+    let mut gw = Gateway::new(gateway_config, Arc::clone(&control), recorder, digests)?;
+    gw.jwt = jwt.clone();
+    gw.guards = guards;
+    let gw = Arc::new(gw);
+    let stop_reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reloader = super::serve_reload::spawn(
+        super::serve_reload::Reloadable {
+            tls: tls_reloader,
+            jwt,
+        },
+        Arc::clone(&ledger),
+        Arc::clone(&stop_reload),
+    )?;
     if node.config.runtime.enabled {
         start_runtime(&mut node, &ledger, &gw)?;
     }
@@ -296,6 +312,8 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
     drop(runtime);
     control.stop();
     let _ = poller.join();
+    stop_reload.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reloader.join();
     gw.recorder.stop();
     let _ = std::fs::remove_file(remote::socket_path(&ctx.data_dir));
     let stop = node::record(&ledger, &Record::new("config.serve-stop", "warden"));
@@ -331,7 +349,7 @@ fn start_runtime(node: &mut Node, ledger: &Arc<Ledger>, gw: &Gateway) -> anyhow:
 
 async fn run_server(
     data_dir: &Path,
-    tls: Option<Arc<gateway::tls::TlsConfig>>,
+    tls: Option<gateway::tls::ServerTls>,
     gw: Arc<Gateway>,
     ledger: Arc<Ledger>,
     admin_node: Arc<Mutex<Node>>,
@@ -354,6 +372,9 @@ async fn run_server(
         &Record::new("config.serve-start", "warden")
             .attr("listen", &bound.to_string())
             .attr("tls", tls_versions)
+            .attr("client_auth", gw.config.client_auth.name())
+            .attr("jwt", if gw.jwt.is_some() { "on" } else { "off" })
+            .attr("guards", &gw.guards.names().join(","))
             .attr("upstreams", &gw.config.upstreams.len().to_string())
             .attr("runtime_models", &gw.local.names().join(",")),
     )?;

@@ -70,6 +70,8 @@ pub fn stop(mut server: Kill) {
 pub struct Resp {
     pub status: u16,
     pub body: String,
+    /// The `Retry-After` header ("" when absent).
+    pub retry_after: String,
 }
 
 impl Resp {
@@ -110,7 +112,7 @@ pub fn call(
         "-X",
         method,
         "-w",
-        "\n%{http_code}",
+        "\n%header{retry-after}\n%{http_code}",
     ]);
     c.arg(format!("https://localhost:{port}{path}"));
     if let Some(a) = auth {
@@ -123,9 +125,11 @@ pub fn call(
     }
     let out = c.output().unwrap();
     let all = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, status) = all.rsplit_once('\n').unwrap_or(("", &all));
+    let (rest, status) = all.rsplit_once('\n').unwrap_or(("", &all));
+    let (body, retry_after) = rest.rsplit_once('\n').unwrap_or(("", rest));
     Resp {
         status: status.trim().parse().unwrap_or(0),
         body: body.to_string(),
+        retry_after: retry_after.trim().to_string(),
     }
 }

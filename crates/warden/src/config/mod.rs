@@ -9,6 +9,9 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 pub use registry::release::pattern_matches;
+pub use serve::ServeConfig;
+
+mod serve;
 
 /// The file's name in the data directory.
 pub const FILE_NAME: &str = "warden.toml";
@@ -168,131 +171,6 @@ pub struct Signer {
 
 fn all_models() -> Vec<String> {
     vec!["*".into()]
-}
-
-/// `warden serve`: the inference gateway.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServeConfig {
-    /// Address and port to listen on (default `127.0.0.1:8443`).
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// The server's certificate chain (PEM; default `tls/cert.pem`).
-    #[serde(default = "default_tls_cert")]
-    pub tls_cert: PathBuf,
-    /// The server's private key (PEM; default `tls/key.pem`), mode 0600.
-    #[serde(default = "default_tls_key")]
-    pub tls_key: PathBuf,
-    /// Serve plain HTTP instead of TLS (default false); `warden serve` warns loudly.
-    #[serde(default)]
-    pub insecure_plain_http: bool,
-    /// Also accept TLS 1.2 (default false: TLS 1.3 only).
-    #[serde(default)]
-    pub tls12: bool,
-    /// Largest request body, in bytes (default 1 MiB).
-    #[serde(default = "default_max_body_bytes")]
-    pub max_body_bytes: usize,
-    /// Largest upstream response relayed whole, in bytes (default 64 MiB); streams are
-    /// passed through without this limit.
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: usize,
-    /// How long an upstream may take to answer, and a caller to send its body (default
-    /// 60000 ms).
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    #[serde(default)]
-    pub upstreams: Vec<UpstreamConfig>,
-}
-
-/// An upstream inference server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    pub name: String,
-    /// `http://host:port[/prefix]`.
-    pub url: String,
-    /// `openai` or `kserve`.
-    pub protocol: String,
-    /// The model names it serves.
-    pub models: Vec<String>,
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8443".into()
-}
-
-fn default_tls_cert() -> PathBuf {
-    "tls/cert.pem".into()
-}
-
-fn default_tls_key() -> PathBuf {
-    "tls/key.pem".into()
-}
-
-fn default_max_body_bytes() -> usize {
-    1 << 20
-}
-
-fn default_max_response_bytes() -> usize {
-    64 << 20
-}
-
-fn default_request_timeout_ms() -> u64 {
-    60_000
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig {
-            listen: default_listen(),
-            tls_cert: default_tls_cert(),
-            tls_key: default_tls_key(),
-            insecure_plain_http: false,
-            tls12: false,
-            max_body_bytes: default_max_body_bytes(),
-            max_response_bytes: default_max_response_bytes(),
-            request_timeout_ms: default_request_timeout_ms(),
-            upstreams: Vec::new(),
-        }
-    }
-}
-
-impl ServeConfig {
-    /// The gateway's view of this section (URLs and names checked).
-    pub fn gateway(&self) -> anyhow::Result<gateway::GatewayConfig> {
-        let listen = self.listen.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "[serve] listen = {:?}: {e} (e.g. \"127.0.0.1:8443\")",
-                self.listen
-            )
-        })?;
-        let mut upstreams = Vec::new();
-        for u in &self.upstreams {
-            let protocol = gateway::Protocol::parse(&u.protocol).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "[[serve.upstreams]] {:?}: protocol {:?} is not \"openai\" or \"kserve\"",
-                    u.name,
-                    u.protocol
-                )
-            })?;
-            upstreams.push(
-                gateway::Upstream::new(&u.name, &u.url, protocol, u.models.clone())
-                    .context("[[serve.upstreams]]")?,
-            );
-        }
-        if self.request_timeout_ms == 0 {
-            bail!("[serve] request_timeout_ms must be at least 1");
-        }
-        let config = gateway::GatewayConfig {
-            listen,
-            max_body_bytes: self.max_body_bytes,
-            max_response_bytes: self.max_response_bytes,
-            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
-            upstreams,
-        };
-        config.check().context("[serve]")?;
-        Ok(config)
-    }
 }
 
 /// `[runtime]`: live ONNX releases served by `warden serve` in sandboxed worker processes.

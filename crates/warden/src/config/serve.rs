@@ -1,0 +1,510 @@
+//! `[serve]`: the inference gateway's section of `warden.toml`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// `warden serve`: the inference gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port to listen on (default `127.0.0.1:8443`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The server's certificate chain (PEM; default `tls/cert.pem`).
+    #[serde(default = "default_tls_cert")]
+    pub tls_cert: PathBuf,
+    /// The server's private key (PEM; default `tls/key.pem`), mode 0600.
+    #[serde(default = "default_tls_key")]
+    pub tls_key: PathBuf,
+    /// Serve plain HTTP instead of TLS (default false); `warden serve` warns loudly.
+    #[serde(default)]
+    pub insecure_plain_http: bool,
+    /// Also accept TLS 1.2 (default false: TLS 1.3 only).
+    #[serde(default)]
+    pub tls12: bool,
+    /// Largest request body, in bytes (default 1 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest upstream response relayed whole, in bytes (default 64 MiB); streams are
+    /// passed through without this limit.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// How long an upstream may take to answer, and a caller to send its body (default
+    /// 60000 ms).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    #[serde(default)]
+    pub limits: LimitsToml,
+    /// Client certificates: `off` (default), `optional` or `required`.
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
+    /// The CAs that issue client certificates (PEM); needed unless `client_auth` is off.
+    pub client_ca: Option<PathBuf>,
+    /// Which certificate name is the principal: `cn` (default), `san-dns`, `san-uri`,
+    /// `san-email`.
+    #[serde(default = "default_client_principal_from")]
+    pub client_principal_from: String,
+    /// Model patterns a certificate's principal may use (default none).
+    #[serde(default)]
+    pub client_models: Vec<String>,
+    /// Pass upstreams' log-probabilities on (default false: stripped).
+    #[serde(default)]
+    pub allow_logprobs: bool,
+    #[serde(default)]
+    pub text: TextToml,
+    #[serde(default)]
+    pub guards: GuardsToml,
+    /// OIDC/JWT bearer tokens (off unless this section is present).
+    pub jwt: Option<JwtToml>,
+}
+
+fn default_client_auth() -> String {
+    "off".into()
+}
+
+fn default_client_principal_from() -> String {
+    "cn".into()
+}
+
+/// `[serve.text]`: bounds on the texts of OpenAI-compatible requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextToml {
+    #[serde(default = "default_max_prompt_tokens")]
+    pub max_prompt_tokens: u64,
+    #[serde(default = "default_max_output_tokens")]
+    pub max_output_tokens: u64,
+    #[serde(default = "default_max_text_chars")]
+    pub max_text_chars: usize,
+    #[serde(default = "yes")]
+    pub reject_invisible: bool,
+}
+
+fn default_max_prompt_tokens() -> u64 {
+    gateway::validate::TextLimits::default().max_prompt_tokens
+}
+
+fn default_max_output_tokens() -> u64 {
+    gateway::validate::TextLimits::default().max_output_tokens
+}
+
+fn default_max_text_chars() -> usize {
+    gateway::validate::TextLimits::default().max_text_chars
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for TextToml {
+    fn default() -> Self {
+        TextToml {
+            max_prompt_tokens: default_max_prompt_tokens(),
+            max_output_tokens: default_max_output_tokens(),
+            max_text_chars: default_max_text_chars(),
+            reject_invisible: true,
+        }
+    }
+}
+
+/// `[serve.guards]`: input guards on OpenAI-compatible requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardsToml {
+    /// The phrase tripwire (default on).
+    #[serde(default = "yes")]
+    pub tripwire: bool,
+    /// Its phrases instead of the built-in list.
+    pub phrases: Option<Vec<String>>,
+}
+
+impl Default for GuardsToml {
+    fn default() -> Self {
+        GuardsToml {
+            tripwire: true,
+            phrases: None,
+        }
+    }
+}
+
+impl GuardsToml {
+    pub fn guards(&self) -> anyhow::Result<gateway::guard::Guards> {
+        let mut guards: Vec<Box<dyn gateway::guard::Guard>> = Vec::new();
+        if self.tripwire {
+            let tripwire = match &self.phrases {
+                Some(p) => gateway::guard::PhraseTripwire::new(p),
+                None => gateway::guard::PhraseTripwire::with_defaults(),
+            }
+            .context("[serve.guards] phrases")?;
+            guards.push(Box::new(tripwire));
+        }
+        Ok(gateway::guard::Guards::new(guards))
+    }
+}
+
+/// `[serve.jwt]`: OIDC/JWT bearer tokens checked against a JWKS file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtToml {
+    /// The exact `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values (one must be in the token).
+    pub audiences: Vec<String>,
+    /// Pinned algorithms (default ES256, EdDSA, RS256).
+    #[serde(default = "default_jwt_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The identity provider's JWKS (public keys), a file re-read when it changes.
+    pub jwks: PathBuf,
+    #[serde(default = "default_principal_claim")]
+    pub principal_claim: String,
+    pub models_claim: Option<String>,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    #[serde(default = "default_leeway_seconds")]
+    pub leeway_seconds: u64,
+    pub max_lifetime_seconds: Option<u64>,
+}
+
+fn default_jwt_algorithms() -> Vec<String> {
+    vec!["ES256".into(), "EdDSA".into(), "RS256".into()]
+}
+
+fn default_principal_claim() -> String {
+    "sub".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_leeway_seconds() -> u64 {
+    30
+}
+
+impl JwtToml {
+    /// The verifier's settings, paths made absolute by `resolve`.
+    pub fn settings(
+        &self,
+        resolve: impl Fn(&std::path::Path) -> PathBuf,
+    ) -> gateway::jwt::JwtSettings {
+        let mut s = gateway::jwt::JwtSettings::new(
+            self.issuer.clone(),
+            self.audiences.clone(),
+            self.algorithms.clone(),
+            resolve(&self.jwks),
+        );
+        s.principal_claim = self.principal_claim.clone();
+        s.models_claim = self.models_claim.clone();
+        s.groups_claim = self.groups_claim.clone();
+        s.leeway = std::time::Duration::from_secs(self.leeway_seconds);
+        s.max_lifetime = self
+            .max_lifetime_seconds
+            .map(std::time::Duration::from_secs);
+        s
+    }
+}
+
+/// An upstream inference server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// `http://host:port[/prefix]`.
+    pub url: String,
+    /// `openai` or `kserve`.
+    pub protocol: String,
+    /// The model names it serves.
+    pub models: Vec<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+
+fn default_tls_cert() -> PathBuf {
+    "tls/cert.pem".into()
+}
+
+fn default_tls_key() -> PathBuf {
+    "tls/key.pem".into()
+}
+
+fn default_max_body_bytes() -> usize {
+    1 << 20
+}
+
+fn default_max_response_bytes() -> usize {
+    64 << 20
+}
+
+fn default_request_timeout_ms() -> u64 {
+    60_000
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: default_listen(),
+            tls_cert: default_tls_cert(),
+            tls_key: default_tls_key(),
+            insecure_plain_http: false,
+            tls12: false,
+            max_body_bytes: default_max_body_bytes(),
+            max_response_bytes: default_max_response_bytes(),
+            request_timeout_ms: default_request_timeout_ms(),
+            upstreams: Vec::new(),
+            limits: LimitsToml::default(),
+            client_auth: default_client_auth(),
+            client_ca: None,
+            client_principal_from: default_client_principal_from(),
+            client_models: Vec::new(),
+            allow_logprobs: false,
+            text: TextToml::default(),
+            guards: GuardsToml::default(),
+            jwt: None,
+        }
+    }
+}
+
+impl ServeConfig {
+    pub fn client_auth(&self) -> anyhow::Result<gateway::tls::ClientAuth> {
+        gateway::tls::ClientAuth::parse(&self.client_auth).ok_or_else(|| {
+            anyhow::anyhow!(
+                "[serve] client_auth = {:?}: use \"off\", \"optional\" or \"required\"",
+                self.client_auth
+            )
+        })
+    }
+
+    /// The TLS layer's settings, paths made absolute by `resolve`.
+    pub fn tls(
+        &self,
+        resolve: impl Fn(&std::path::Path) -> PathBuf,
+    ) -> anyhow::Result<gateway::tls::TlsSettings> {
+        let principal_from = gateway::tls::PrincipalSource::parse(&self.client_principal_from)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[serve] client_principal_from = {:?}: use \"cn\", \"san-dns\", \"san-uri\" or \"san-email\"",
+                    self.client_principal_from
+                )
+            })?;
+        let mut t = gateway::tls::TlsSettings::new(resolve(&self.tls_cert), resolve(&self.tls_key));
+        t.allow_tls12 = self.tls12;
+        t.client_auth = self.client_auth()?;
+        t.client_ca = self.client_ca.as_deref().map(&resolve);
+        t.principal_from = principal_from;
+        Ok(t)
+    }
+
+    /// The gateway's view of this section (URLs and names checked).
+    pub fn gateway(&self) -> anyhow::Result<gateway::GatewayConfig> {
+        let listen = self.listen.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "[serve] listen = {:?}: {e} (e.g. \"127.0.0.1:8443\")",
+                self.listen
+            )
+        })?;
+        let mut upstreams = Vec::new();
+        for u in &self.upstreams {
+            let protocol = gateway::Protocol::parse(&u.protocol).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[[serve.upstreams]] {:?}: protocol {:?} is not \"openai\" or \"kserve\"",
+                    u.name,
+                    u.protocol
+                )
+            })?;
+            upstreams.push(
+                gateway::Upstream::new(&u.name, &u.url, protocol, u.models.clone())
+                    .context("[[serve.upstreams]]")?,
+            );
+        }
+        if self.request_timeout_ms == 0 {
+            bail!("[serve] request_timeout_ms must be at least 1");
+        }
+        let config = gateway::GatewayConfig {
+            listen,
+            max_body_bytes: self.max_body_bytes,
+            max_response_bytes: self.max_response_bytes,
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
+            upstreams,
+            limits: self.limits.gateway()?,
+            text: gateway::validate::TextLimits {
+                max_prompt_tokens: self.text.max_prompt_tokens,
+                max_output_tokens: self.text.max_output_tokens,
+                max_text_chars: self.text.max_text_chars,
+                reject_invisible: self.text.reject_invisible,
+            },
+            keep_logprobs: self.allow_logprobs,
+            client_auth: self.client_auth()?,
+            client_models: self.client_models.clone(),
+        };
+        config.check().context("[serve]")?;
+        Ok(config)
+    }
+}
+
+/// `[serve.limits]`: rates, quotas and concurrency. 0 turns a limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsToml {
+    /// Requests per minute per principal (default 600).
+    #[serde(default = "default_requests_per_minute")]
+    pub requests_per_minute: u64,
+    /// Requests a principal may send at once before the rate applies (default 60).
+    #[serde(default = "default_burst")]
+    pub burst: u64,
+    /// Tokens per minute per principal on the OpenAI routes (default 0: no quota).
+    #[serde(default)]
+    pub tokens_per_minute: u64,
+    /// Tokens a principal may spend at once (default: one minute's worth).
+    pub token_burst: Option<u64>,
+    /// Requests one principal may have in flight (default 32).
+    #[serde(default = "default_concurrent_per_principal")]
+    pub concurrent_per_principal: usize,
+    /// Requests in flight in all (default 1024).
+    #[serde(default = "default_concurrent")]
+    pub concurrent: usize,
+    /// Failed sign-ins per minute a source address may make, after `failed_auth_burst` of
+    /// them, before it is refused (default 10 and 10).
+    #[serde(default = "ten")]
+    pub failed_auth_per_minute: u64,
+    #[serde(default = "ten")]
+    pub failed_auth_burst: u64,
+    /// Per-principal rates and quotas instead of the defaults.
+    #[serde(default)]
+    pub principals: HashMap<String, PrincipalToml>,
+    /// Per-model request rates, all principals together.
+    #[serde(default)]
+    pub models: HashMap<String, RateToml>,
+}
+
+/// `[serve.limits.principals.NAME]`: what is not given is the default; 0 turns it off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalToml {
+    pub requests_per_minute: Option<u64>,
+    /// Default: a tenth of the rate (at least 1).
+    pub burst: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+    /// Default: one minute's worth.
+    pub token_burst: Option<u64>,
+}
+
+/// `[serve.limits.models.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateToml {
+    pub requests_per_minute: u64,
+    /// Default: a tenth of the rate (at least 1).
+    pub burst: Option<u64>,
+}
+
+fn default_requests_per_minute() -> u64 {
+    600
+}
+
+fn default_burst() -> u64 {
+    60
+}
+
+fn default_concurrent_per_principal() -> usize {
+    32
+}
+
+fn default_concurrent() -> usize {
+    1024
+}
+
+fn ten() -> u64 {
+    10
+}
+
+impl Default for LimitsToml {
+    fn default() -> Self {
+        LimitsToml {
+            requests_per_minute: default_requests_per_minute(),
+            burst: default_burst(),
+            tokens_per_minute: 0,
+            token_burst: None,
+            concurrent_per_principal: default_concurrent_per_principal(),
+            concurrent: default_concurrent(),
+            failed_auth_per_minute: ten(),
+            failed_auth_burst: ten(),
+            principals: HashMap::new(),
+            models: HashMap::new(),
+        }
+    }
+}
+
+fn rate(key: &str, per_minute: u64, burst: u64) -> anyhow::Result<gateway::limits::Rate> {
+    gateway::limits::Rate::new(per_minute, burst).map_err(|e| anyhow::anyhow!("{key}: {e}"))
+}
+
+/// A rate that 0 turns off.
+fn optional_rate(
+    key: &str,
+    per_minute: u64,
+    burst: u64,
+) -> anyhow::Result<Option<gateway::limits::Rate>> {
+    if per_minute == 0 {
+        return Ok(None);
+    }
+    rate(key, per_minute, burst).map(Some)
+}
+
+impl LimitsToml {
+    /// The gateway's limits (rates checked).
+    pub fn gateway(&self) -> anyhow::Result<gateway::limits::LimitsConfig> {
+        let principal = optional_rate(
+            "[serve.limits] requests_per_minute/burst",
+            self.requests_per_minute,
+            self.burst,
+        )?;
+        let tokens = optional_rate(
+            "[serve.limits] tokens_per_minute/token_burst",
+            self.tokens_per_minute,
+            self.token_burst.unwrap_or(self.tokens_per_minute),
+        )?;
+        let tenth = |per_minute: u64| (per_minute / 10).max(1);
+        let mut principals = HashMap::new();
+        for (name, p) in &self.principals {
+            let key = format!("[serve.limits.principals.{name:?}]");
+            let requests = match p.requests_per_minute {
+                Some(n) => optional_rate(&key, n, p.burst.unwrap_or(tenth(n)))?,
+                None => principal,
+            };
+            let tokens = match p.tokens_per_minute {
+                Some(n) => optional_rate(&key, n, p.token_burst.unwrap_or(n))?,
+                None => tokens,
+            };
+            principals.insert(
+                name.clone(),
+                gateway::limits::PrincipalLimits { requests, tokens },
+            );
+        }
+        let mut models = HashMap::new();
+        for (name, r) in &self.models {
+            let key = format!("[serve.limits.models.{name:?}]");
+            let burst = r.burst.unwrap_or(tenth(r.requests_per_minute));
+            models.insert(name.clone(), rate(&key, r.requests_per_minute, burst)?);
+        }
+        Ok(gateway::limits::LimitsConfig {
+            principal,
+            principals,
+            models,
+            tokens,
+            concurrent_per_principal: self.concurrent_per_principal,
+            concurrent: self.concurrent,
+            failed_auth: rate(
+                "[serve.limits] failed_auth_per_minute/failed_auth_burst",
+                self.failed_auth_per_minute,
+                self.failed_auth_burst,
+            )?,
+        })
+    }
+}

@@ -1,0 +1,185 @@
+//! `warden serve`'s limits end to end: request rates per principal and per model, token
+//! quotas, concurrency, and the slowing of failed sign-ins, each refused with 429 and a
+//! `Retry-After`, and the failed sign-ins alerted on in the ledger.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+
+use common::http::{stop, Resp};
+use common::serve::*;
+
+const LIMITS: &str = r#"
+[serve.limits]
+requests_per_minute = 60
+burst = 3
+tokens_per_minute = 60
+token_burst = 40
+concurrent_per_principal = 2
+failed_auth_per_minute = 6
+failed_auth_burst = 3
+
+[serve.limits.principals.batch]
+requests_per_minute = 6000
+burst = 100
+tokens_per_minute = 0
+
+[serve.limits.principals.carol]
+requests_per_minute = 6000
+
+[serve.limits.models.chat-2]
+requests_per_minute = 60
+burst = 2
+"#;
+
+fn refused(r: &Resp, code: &str) {
+    assert_eq!(r.status, 429, "{code}: {}", r.body);
+    assert_eq!(r.json()["error"]["code"], code, "{}", r.body);
+    let wait: u64 = r.retry_after.parse().unwrap_or_else(|_| {
+        panic!(
+            "{code}: Retry-After {:?} is not whole seconds",
+            r.retry_after
+        )
+    });
+    assert!((1..=60).contains(&wait), "{code}: Retry-After {wait}");
+}
+
+#[test]
+fn limits_refuse_with_429_and_retry_after_and_failed_sign_ins_are_slowed_and_alerted() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        eprintln!("skipped: needs openssl, curl and python3");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, LIMITS);
+    let (_, alice) = node.key("alice", "chat*,slow", &[]);
+    let (_, bob) = node.key("bob", "chat*", &[]);
+    let (_, batch) = node.key("batch", "*", &[]);
+    let (carol_id, carol) = node.key("carol", "chat*", &[]);
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    let chat_as = |key: &str, model: &str| {
+        call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&format!("Bearer {key}")),
+            Some(&chat(model)),
+        )
+    };
+
+    // A principal's burst passes, the next is refused; another principal is not.
+    for _ in 0..3 {
+        assert_eq!(chat_as(&alice, "chat-1").status, 200);
+    }
+    refused(&chat_as(&alice, "chat-1"), "rate_limited");
+    assert_eq!(chat_as(&bob, "chat-1").status, 200);
+    // An override gives "batch" more than the default.
+    for _ in 0..5 {
+        assert_eq!(chat_as(&batch, "chat-1").status, 200);
+    }
+
+    // A model's rate counts all principals together.
+    assert_eq!(chat_as(&batch, "chat-2").status, 200);
+    assert_eq!(chat_as(&bob, "chat-2").status, 200);
+    refused(&chat_as(&batch, "chat-2"), "model_rate_limited");
+
+    // Tokens: the fake upstream reports 8 per answer; a burst of 40 lets six answers in
+    // (the sixth goes into debt), then refuses until the debt is paid. ("batch" has no
+    // token quota, and carol a higher request rate.)
+    for _ in 0..6 {
+        assert_eq!(chat_as(&carol, "chat-1").status, 200);
+    }
+    refused(&chat_as(&carol, "chat-1"), "token_quota_exceeded");
+
+    // Concurrency: two slow requests in flight, a third is refused at once.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (node_cert, scratch) = (node.cert.clone(), node.data.parent().unwrap().to_owned());
+            let key = batch.clone();
+            std::thread::spawn(move || {
+                common::http::call(
+                    &node_cert,
+                    &scratch,
+                    port,
+                    "POST",
+                    "/v1/chat/completions",
+                    Some(&format!("Bearer {key}")),
+                    Some(&chat("slow")),
+                )
+            })
+        })
+        .collect();
+    // (Until both are in flight, requests pass; each lasts the 1.5 s request timeout.)
+    let third = loop {
+        let r = chat_as(&batch, "chat-1");
+        if r.status != 200 {
+            break r;
+        }
+        assert!(
+            !slow.iter().all(|t| t.is_finished()),
+            "never refused while two requests were in flight"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    refused(&third, "too_many_concurrent_requests");
+    for t in slow {
+        assert_eq!(
+            t.join().unwrap().status,
+            504,
+            "the upstream is slower than the timeout"
+        );
+    }
+    assert_eq!(chat_as(&batch, "chat-1").status, 200);
+
+    // Failed sign-ins: the third from this address crosses the threshold; after it, even
+    // a good key from here is refused before it is checked.
+    let wrong_secret = format!("wdn_{carol_id}_{}", "0".repeat(43));
+    for _ in 0..3 {
+        assert_eq!(chat_as(&wrong_secret, "chat-1").status, 401);
+    }
+    refused(&chat_as(&bob, "chat-1"), "too_many_failed_attempts");
+
+    stop(server);
+    let records = ledger_records(&node);
+    let alerts: Vec<_> = records
+        .iter()
+        .filter(|r| r["kind"] == "alert.auth-failures")
+        .collect();
+    assert_eq!(
+        alerts.len(),
+        2,
+        "one for the source, one for the principal: {alerts:?}"
+    );
+    assert!(alerts
+        .iter()
+        .any(|a| a["attrs"]["source"] == "127.0.0.1" && a["attrs"]["action"] == "slowed"));
+    assert!(alerts
+        .iter()
+        .any(|a| a["subject"] == "carol" && a["attrs"]["action"] == "alerted"));
+    let decisions: Vec<&str> = records
+        .iter()
+        .filter(|r| r["kind"] == "inference.request")
+        .filter_map(|r| r["attrs"]["decision"].as_str())
+        .collect();
+    for code in [
+        "rate_limited",
+        "model_rate_limited",
+        "token_quota_exceeded",
+        "too_many_concurrent_requests",
+        "too_many_failed_attempts",
+    ] {
+        assert!(decisions.contains(&code), "no record of {code}");
+    }
+    assert_no_secret(&log, &[&alice, &bob, &batch, &carol]);
+}
+
+fn assert_no_secret(log: &Path, secrets: &[&str]) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for s in secrets {
+        assert!(!text.contains(s), "a key appears in the server's log");
+    }
+}
