@@ -25,6 +25,7 @@ pub mod guard;
 pub mod jwt;
 pub mod limits;
 pub mod local;
+pub mod policy;
 pub mod server;
 pub mod shape;
 pub mod tls;
