@@ -18,4 +18,6 @@ pub struct ClientIdentity {
 pub struct Connection {
     pub peer: SocketAddr,
     pub client: Option<ClientIdentity>,
+    /// Whether the connection is TLS (false only with the insecure plain-HTTP setting).
+    pub tls: bool,
 }

@@ -41,23 +41,7 @@ pub struct Key {
     pub revoked: bool,
 }
 
-/// How a caller proved who it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Credential {
-    ApiKey,
-    Jwt,
-    Mtls,
-}
-
-impl Credential {
-    pub fn name(self) -> &'static str {
-        match self {
-            Credential::ApiKey => "api_key",
-            Credential::Jwt => "jwt",
-            Credential::Mtls => "mtls",
-        }
-    }
-}
+pub use crate::policy::Credential;
 
 /// Who is calling: the principal of an authenticated request, the credential it used, and
 /// the models that credential may use.

@@ -3,10 +3,13 @@
 //! A request passes through one layer per job, in this order:
 //!
 //! ```text
-//! TLS (rustls, TLS 1.3 by default) ─► route ─► authenticate (API key) ─► kill switch
-//!     ─► ledger health ─► body limit ─► validate (UTF-8, JSON, schema) ─► authorise (model
-//!     scope) ─► the sandboxed runtime (KServe v2, checked against the model's signature,
-//!     outputs shaped) or the upstream serving the model ─► response ─► ledger record
+//! TLS (rustls, TLS 1.3 by default, client certificates optional) ─► route ─► failed
+//!     sign-ins slowed ─► authenticate (API key, JWT or client certificate) ─► kill switch
+//!     ─► ledger health ─► block ─► rate, quota and concurrency limits ─► body limit
+//!     ─► validate (UTF-8, JSON, schema, characters, token limits) ─► authorise (Cedar
+//!     policies) ─► input guards ─► the sandboxed runtime (KServe v2, checked against the
+//!     model's signature, outputs shaped) or the upstream serving the model (answers
+//!     shaped) ─► response ─► ledger record
 //! ```
 //!
 //! Every refusal is a JSON error with a status that tells the caller what to fix, and

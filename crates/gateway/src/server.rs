@@ -40,6 +40,8 @@ pub struct Gateway {
     pub jwt: Option<Arc<crate::jwt::JwtVerifier>>,
     /// Input guards run on OpenAI-compatible requests.
     pub guards: crate::guard::Guards,
+    /// The authorisation policies (Cedar), swapped whole when their file changes.
+    policies: std::sync::RwLock<Arc<crate::policy::Policies>>,
     pub(crate) client: proxy::Client,
 }
 
@@ -56,6 +58,7 @@ impl Gateway {
             limits,
             jwt: None,
             guards: crate::guard::Guards::default(),
+            policies: std::sync::RwLock::new(Arc::new(crate::policy::Policies::default_policy()?)),
             config,
             control,
             recorder,
@@ -63,6 +66,25 @@ impl Gateway {
             local: crate::local::LocalModels::default(),
             client: proxy::client(),
         })
+    }
+}
+
+impl Gateway {
+    /// The policies in force now.
+    pub fn policies(&self) -> Arc<crate::policy::Policies> {
+        match self.policies.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Puts `policies` in force for the requests that start from now on.
+    pub fn set_policies(&self, policies: crate::policy::Policies) {
+        let policies = Arc::new(policies);
+        match self.policies.write() {
+            Ok(mut p) => *p = policies,
+            Err(p) => *p.into_inner() = policies,
+        }
     }
 }
 
@@ -100,11 +122,11 @@ pub async fn serve(
                         Some(acceptor) => {
                             if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 let client = client_identity(tls.get_ref().1, principal_from, peer);
-                                let conn = Connection { peer, client };
+                                let conn = Connection { peer, client, tls: true };
                                 connection(tls, conn, gw, stop).await;
                             }
                         }
-                        None => connection(stream, Connection { peer, client: None }, gw, stop).await,
+                        None => connection(stream, Connection { peer, client: None, tls: false }, gw, stop).await,
                     }
                 });
             }

@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::guard::GuardInput;
 use crate::limits::{Alert, InFlight, Refusal};
 use crate::local::Served;
+use crate::policy::{Action, AuthzRequest, Backend, Decision};
 use crate::proxy;
 use crate::runtime_kserve;
 use crate::server::Gateway;
@@ -160,6 +161,8 @@ struct Facts {
     in_flight: Option<InFlight>,
     /// Charge the tokens of the answer to the caller's quota.
     count_tokens: bool,
+    /// The policies that decided the request (`policy.rs`), comma-separated.
+    policy: Option<String>,
 }
 
 impl Facts {
@@ -195,7 +198,10 @@ impl Facts {
             r = r.attr("key_id", k);
         }
         if let Some(c) = &self.caller {
-            r = r.attr("credential", c.credential.name());
+            r = r.attr("credential", c.credential.as_str());
+        }
+        if let Some(p) = &self.policy {
+            r = r.attr("policy", p);
         }
         if let Some(u) = &self.upstream {
             r = r.attr("upstream", u);
@@ -284,6 +290,7 @@ pub async fn handle(
         request_digest: gw.digests.digest(b""),
         in_flight: None,
         count_tokens: false,
+        policy: None,
     };
     let mut allow = None;
     let outcome = inner(&gw, &conn, req, &mut facts, &mut allow).await;
@@ -416,7 +423,16 @@ async fn inner(
             .iter()
             .filter(|u| u.protocol == Protocol::OpenAi)
             .flat_map(|u| u.models.iter())
-            .filter(|m| caller.may_use(m))
+            .filter(|m| {
+                let ask = Ask {
+                    action: Action::ListModels,
+                    model: m,
+                    version: None,
+                    backend: Backend::Upstream,
+                    protocol: Protocol::OpenAi,
+                };
+                decide(gw, conn, &caller, &ask, facts.route).0.allowed
+            })
             .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "warden"}))
             .collect();
         let body = json!({"object": "list", "data": data}).to_string();
@@ -447,8 +463,17 @@ async fn inner(
         if let Some(served) = gw.local.get(model) {
             facts.model = Some(model.clone());
             gw.limits.admit_model(model).map_err(Refusal::error)?;
-            return local_kserve(gw, &caller, served, version.as_deref(), *kind, &body, facts)
-                .await;
+            return local_kserve(
+                gw,
+                conn,
+                &caller,
+                served,
+                version.as_deref(),
+                *kind,
+                &body,
+                facts,
+            )
+            .await;
         }
     }
 
@@ -461,7 +486,14 @@ async fn inner(
             if valid_model_name(&v.model) {
                 facts.model = Some(v.model.clone());
             }
-            in_scope(&caller, &v.model)?;
+            let ask = Ask {
+                action: Action::Infer,
+                model: &v.model,
+                version: None,
+                backend: Backend::Upstream,
+                protocol: Protocol::OpenAi,
+            };
+            authorize(gw, conn, &caller, &ask, facts)?;
             gw.guards.check(&GuardInput {
                 principal: &caller.principal,
                 model: &v.model,
@@ -475,13 +507,23 @@ async fn inner(
             (Protocol::OpenAi, v.model, path.to_string(), v.stream)
         }
         Route::KServe {
-            model, path, kind, ..
+            model,
+            version,
+            path,
+            kind,
         } => {
             if *kind == KServeKind::Infer {
                 validate::kserve_infer(&body)?;
             }
             facts.model = Some(model.clone());
-            in_scope(&caller, model)?;
+            let ask = Ask {
+                action: action_of(*kind),
+                model,
+                version: version.as_deref(),
+                backend: Backend::Upstream,
+                protocol: Protocol::KServe,
+            };
+            authorize(gw, conn, &caller, &ask, facts)?;
             (Protocol::KServe, model.clone(), path.clone(), false)
         }
         _ => return Err(not_found()),
@@ -550,8 +592,10 @@ async fn inner(
 
 /// A KServe v2 request for a model the runtime serves: in scope (403), the live version
 /// (404), loaded (503), then metadata, readiness or inference.
+#[allow(clippy::too_many_arguments)]
 async fn local_kserve(
     gw: &Arc<Gateway>,
+    conn: &Connection,
     caller: &Caller,
     served: Served,
     version: Option<&str>,
@@ -560,7 +604,14 @@ async fn local_kserve(
     facts: &mut Facts,
 ) -> Result<Reply, ApiError> {
     let name = facts.model.clone().unwrap_or_default();
-    in_scope(caller, &name)?;
+    let ask = Ask {
+        action: action_of(kind),
+        model: &name,
+        version,
+        backend: Backend::Runtime,
+        protocol: Protocol::KServe,
+    };
+    authorize(gw, conn, caller, &ask, facts)?;
     let live = match &served {
         Served::Ready(m) => &m.version,
         Served::Unavailable { version } => version,
@@ -606,16 +657,80 @@ async fn local_kserve(
     }
 }
 
-/// Whether the caller's credential may use `model` (403).
-fn in_scope(caller: &Caller, model: &str) -> Result<(), ApiError> {
-    if caller.may_use(model) {
+/// What a request asks of a model, for the policies.
+struct Ask<'a> {
+    action: Action,
+    model: &'a str,
+    version: Option<&'a str>,
+    backend: Backend,
+    protocol: Protocol,
+}
+
+fn action_of(kind: KServeKind) -> Action {
+    match kind {
+        KServeKind::Infer => Action::Infer,
+        KServeKind::Metadata | KServeKind::Ready => Action::Metadata,
+    }
+}
+
+/// The authorisation policies' decision on this request (403 unless allowed); the
+/// deciding policies go into the request's record. Denied out of the credential's own
+/// scope, the caller learns that (`model_not_allowed`); otherwise only that a policy
+/// refused.
+fn authorize(
+    gw: &Gateway,
+    conn: &Connection,
+    caller: &Caller,
+    ask: &Ask<'_>,
+    facts: &mut Facts,
+) -> Result<(), ApiError> {
+    let (decision, in_key_scope) = decide(gw, conn, caller, ask, facts.route);
+    facts.policy = Some(decision.policies.join(","));
+    if decision.allowed {
         return Ok(());
+    }
+    if !in_key_scope {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            format!("this credential may not use model {:?}", ask.model),
+        ));
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
-        "model_not_allowed",
-        format!("this credential may not use model {model:?}"),
+        "policy_denied",
+        format!(
+            "the authorisation policy does not allow this request on model {:?}",
+            ask.model
+        ),
     ))
+}
+
+/// The policies' decision, and whether the credential's own scope allows the model.
+fn decide(
+    gw: &Gateway,
+    conn: &Connection,
+    caller: &Caller,
+    ask: &Ask<'_>,
+    route: &str,
+) -> (Decision, bool) {
+    let in_key_scope = caller.may_use(ask.model);
+    let decision = gw.policies().authorize(&AuthzRequest {
+        principal: &caller.principal,
+        credential: caller.credential,
+        groups: &caller.groups,
+        action: ask.action,
+        model: ask.model,
+        version: ask.version,
+        backend: ask.backend,
+        route,
+        protocol: ask.protocol.name(),
+        source: conn.peer.ip(),
+        tls: conn.tls,
+        in_key_scope,
+        now: SystemTime::now(),
+    });
+    (decision, in_key_scope)
 }
 
 fn too_large(max: usize) -> ApiError {

@@ -270,6 +270,15 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
         None => None,
     };
     let guards = config.guards.guards()?;
+    let policy_file = config.policy.as_deref().map(|p| node.path(p));
+    let policies = match &policy_file {
+        Some(path) => Some(
+            super::serve_reload::read_policies(path)
+                .context("[serve] policy")?
+                .0,
+        ),
+        None => None,
+    };
     let digests = Digests::new(&digest_key(&node.path(Path::new(DIGEST_KEY)))?);
     let ledger = Arc::new(node.open_ledger()?);
     let control = Control::new(&mut node.registry)?;
@@ -278,12 +287,16 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
     let mut gw = Gateway::new(gateway_config, Arc::clone(&control), recorder, digests)?;
     gw.jwt = jwt.clone();
     gw.guards = guards;
+    if let Some(p) = policies {
+        gw.set_policies(p);
+    }
     let gw = Arc::new(gw);
     let stop_reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reloader = super::serve_reload::spawn(
         super::serve_reload::Reloadable {
             tls: tls_reloader,
             jwt,
+            policy: policy_file.map(|p| (p, Arc::clone(&gw))),
         },
         Arc::clone(&ledger),
         Arc::clone(&stop_reload),
@@ -375,6 +388,7 @@ async fn run_server(
             .attr("client_auth", gw.config.client_auth.name())
             .attr("jwt", if gw.jwt.is_some() { "on" } else { "off" })
             .attr("guards", &gw.guards.names().join(","))
+            .attr("policies", &gw.policies().ids().join(","))
             .attr("upstreams", &gw.config.upstreams.len().to_string())
             .attr("runtime_models", &gw.local.names().join(",")),
     )?;

@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use gateway::jwt::JwtVerifier;
 use gateway::tls::TlsReloader;
+use gateway::Gateway;
 use ledger::record::Record;
 use ledger::Ledger;
 
@@ -22,13 +26,34 @@ pub const EVERY: Duration = Duration::from_secs(5);
 pub struct Reloadable {
     pub tls: Option<Arc<TlsReloader>>,
     pub jwt: Option<Arc<JwtVerifier>>,
+    /// The policy file, with the gateway it is put in force in.
+    pub policy: Option<(PathBuf, Arc<Gateway>)>,
+}
+
+/// Most bytes of a policy file.
+const MAX_POLICY_FILE: u64 = gateway::policy::MAX_TEXT as u64;
+
+/// Reads and validates a policy file.
+pub fn read_policies(
+    path: &std::path::Path,
+) -> anyhow::Result<(gateway::policy::Policies, String)> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading the policy file {}", path.display()))?
+        .len();
+    if size > MAX_POLICY_FILE {
+        anyhow::bail!("{} is larger than {MAX_POLICY_FILE} bytes", path.display());
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the policy file {} (UTF-8 text)", path.display()))?;
+    let policies = gateway::policy::Policies::parse(&text, &path.display().to_string())?;
+    Ok((policies, text))
 }
 
 /// One reloadable thing, and the last error reported for it.
 struct Watched {
     kind: &'static str,
     what: &'static str,
-    reload: Box<dyn Fn() -> anyhow::Result<bool> + Send>,
+    reload: Box<dyn FnMut() -> anyhow::Result<bool> + Send>,
     last_error: Option<String>,
 }
 
@@ -80,6 +105,23 @@ pub fn spawn(
             kind: "config.jwks-reload",
             what: "JWKS of [serve.jwt]",
             reload: Box::new(move || jwt.reload()),
+            last_error: None,
+        });
+    }
+    if let Some((path, gw)) = what.policy {
+        let mut current = std::fs::read_to_string(&path).unwrap_or_default();
+        watched.push(Watched {
+            kind: "config.policy-reload",
+            what: "policy file ([serve] policy)",
+            reload: Box::new(move || {
+                if std::fs::read_to_string(&path).is_ok_and(|t| t == current) {
+                    return Ok(false);
+                }
+                let (policies, text) = read_policies(&path)?;
+                gw.set_policies(policies);
+                current = text;
+                Ok(true)
+            }),
             last_error: None,
         });
     }

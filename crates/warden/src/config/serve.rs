@@ -61,6 +61,8 @@ pub struct ServeConfig {
     pub guards: GuardsToml,
     /// OIDC/JWT bearer tokens (off unless this section is present).
     pub jwt: Option<JwtToml>,
+    /// The authorisation policies (Cedar); default: each credential's own model scope.
+    pub policy: Option<PathBuf>,
 }
 
 fn default_client_auth() -> String {
@@ -267,6 +269,7 @@ impl Default for ServeConfig {
             text: TextToml::default(),
             guards: GuardsToml::default(),
             jwt: None,
+            policy: None,
         }
     }
 }
