@@ -24,6 +24,8 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod jwt;
 pub mod limits;

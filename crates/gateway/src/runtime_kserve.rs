@@ -197,12 +197,29 @@ fn generic(body: &[u8]) -> Result<(Vec<Given>, Option<String>), ApiError> {
     Ok((given, id))
 }
 
+/// For `crate::fuzzing`: whether the typed reading, where it accepts `body`, reads exactly
+/// what the generic reading reads (it may give up on anything, never accept more).
+pub(crate) fn readings_agree(body: &[u8]) -> bool {
+    let Some((typed, typed_id)) = fast::parse(body) else {
+        return true;
+    };
+    let Ok((read, read_id)) = generic(body) else {
+        return false;
+    };
+    typed_id == read_id
+        && typed.len() == read.len()
+        && typed.iter().zip(&read).all(|(t, r)| {
+            (&t.name, &t.datatype, &t.shape, &t.data) == (&r.name, &r.datatype, &r.shape, &r.data)
+        })
+}
+
 /// Reading a well-formed request straight into typed values, without building a generic
 /// JSON tree. It accepts exactly what the generic reading accepts, or gives up (`None`).
 mod fast {
     use std::fmt;
+    use std::marker::PhantomData;
 
-    use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
     use serde::Deserialize;
     use serde_json::Value;
 
@@ -213,9 +230,29 @@ mod fast {
     struct Request {
         #[serde(default, deserialize_with = "present")]
         id: Option<Value>,
-        inputs: Vec<Input>,
+        inputs: Vec<Object<Input>>,
         #[serde(default, deserialize_with = "present")]
         outputs: Option<Value>,
+    }
+
+    /// A struct read only from a JSON object (a derived `Deserialize` also reads an array,
+    /// field by field, which the generic reading refuses).
+    struct Object<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Object<T>, D::Error> {
+            struct Fields<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+                type Value = T;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                    T::deserialize(de::value::MapAccessDeserializer::new(map))
+                }
+            }
+            d.deserialize_map(Fields(PhantomData)).map(Object)
+        }
     }
 
     /// A field that is there, `null` included (a plain `Option` would read `null` as absent,
@@ -300,7 +337,9 @@ mod fast {
     }
 
     pub(super) fn parse(body: &[u8]) -> Option<(Vec<Given>, Option<String>)> {
-        let req: Request = serde_json::from_slice(body).ok()?;
+        // From a `str`: serde skips unknown fields without checking their UTF-8.
+        let Object(req): Object<Request> =
+            serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
         let id = match req.id {
             None => None,
             Some(Value::String(s)) if id_ok(&s) => Some(s),
@@ -315,7 +354,7 @@ mod fast {
             return None;
         }
         let mut given = Vec::with_capacity(req.inputs.len());
-        for t in req.inputs {
+        for Object(t) in req.inputs {
             let elements = t.shape.iter().fold(1u64, |a, &d| a.saturating_mul(d));
             if t.name.is_empty()
                 || !DATATYPES.contains(&t.datatype.as_str())
@@ -596,6 +635,28 @@ mod tests {
             );
             assert!(generic(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn the_typed_reading_takes_only_utf8_json_objects() {
+        // The first was found by `fuzz/fuzz_targets/gateway_kserve.rs`: serde skips an
+        // unknown field without checking its UTF-8, so the typed reading took a body the
+        // generic one refuses. The others: a derived struct also reads a JSON array, field
+        // by field (the request, or an input).
+        let m = iris(OutputShaping::LabelScore);
+        let bad: &[&[u8]] = &[
+            b"{\"\":[{\"\":\"l\xfb\"}],\"inputs\":[{\"name\":\"input\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}]}",
+            br#"["r1",[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]]"#,
+            br#"{"inputs":[["input",[1,4],"FP32",[1,2,3,4]]]}"#,
+        ];
+        for body in bad {
+            let shown = String::from_utf8_lossy(body);
+            assert!(fast::parse(body).is_none(), "{shown}");
+            assert!(generic(body).is_err(), "{shown}");
+            assert!(readings_agree(body), "{shown}");
+            assert!(parse(&m, body).is_err(), "{shown}");
+        }
+        assert!(msg(parse(&m, bad[0])).contains("not valid UTF-8"));
     }
 
     #[test]
