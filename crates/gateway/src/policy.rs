@@ -183,6 +183,48 @@ pub struct Policies {
     /// full parser each time it builds the call (about 9 µs, a quarter of a decision), and
     /// a gateway sees the same few sources again and again. Emptied when full.
     source_ips: Mutex<HashMap<IpAddr, RestrictedExpression>>,
+    /// Decisions already taken, by everything they depend on ([`decision_key`]). A decision
+    /// is a function of its request alone, so a gateway serving the same callers the same
+    /// models decides once per caller, model, source and hour instead of on every request
+    /// (some 20 µs each). Emptied when full; dropped with these policies when a new file
+    /// is put in force.
+    decisions: Mutex<HashMap<String, Decision>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Most decisions remembered.
+const MAX_DECISIONS: usize = 4096;
+
+/// Every input of a decision, each field length-prefixed so that no two requests share a
+/// key.
+fn decision_key(req: &AuthzRequest<'_>) -> String {
+    use std::fmt::Write;
+    let (hour, weekday) = hour_and_weekday(req.now);
+    let mut key = String::with_capacity(128);
+    let mut field = |s: &str| {
+        let _ = write!(key, "{}:{s}", s.len());
+    };
+    field(req.principal);
+    field(req.credential.as_str());
+    for g in req.groups {
+        field(g);
+    }
+    field("|");
+    field(req.action.as_str());
+    field(req.model);
+    field(req.version.unwrap_or("\0"));
+    field(req.backend.as_str());
+    field(req.route);
+    field(req.protocol);
+    let _ = write!(
+        key,
+        "{}/{}/{}/{hour}/{weekday}",
+        req.source, req.tls, req.in_key_scope
+    );
+    key
 }
 
 /// How long a policy file may be, in bytes: some thousands of policies.
@@ -294,6 +336,7 @@ impl Policies {
             ],
             ids,
             source_ips: Mutex::new(HashMap::new()),
+            decisions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -309,6 +352,21 @@ impl Policies {
 
     /// Decides one request. Never panics, never allows on an error.
     pub fn authorize(&self, req: &AuthzRequest<'_>) -> Decision {
+        let key = decision_key(req);
+        if let Some(d) = lock(&self.decisions).get(&key) {
+            return d.clone();
+        }
+        let decision = self.decide(req);
+        let mut decisions = lock(&self.decisions);
+        if decisions.len() >= MAX_DECISIONS {
+            decisions.clear();
+        }
+        decisions.insert(key, decision.clone());
+        decision
+    }
+
+    /// [`Policies::authorize`] without the remembered decisions.
+    fn decide(&self, req: &AuthzRequest<'_>) -> Decision {
         let Ok((request, entities)) = self.request(req, None) else {
             return Decision::error();
         };
@@ -1211,5 +1269,67 @@ when { principal.groups.contains("équipe") };
             "building the request with Cedar's schema check: {:.1} µs",
             per(start)
         );
+    }
+
+    #[test]
+    fn a_remembered_decision_is_the_decision_and_depends_on_every_input() {
+        let p = Policies::parse(
+            "@id(\"ops\") permit(principal, action, resource) when { principal.groups.contains(\"ops\") && context.source_ip.isInRange(ip(\"10.0.0.0/8\")) };",
+            "t",
+        )
+        .unwrap();
+        let ops = vec!["ops".to_string()];
+        let none: Vec<String> = Vec::new();
+        let base = AuthzRequest {
+            principal: "alice",
+            credential: Credential::Jwt,
+            groups: &ops,
+            action: Action::Infer,
+            model: "m",
+            version: None,
+            backend: Backend::Upstream,
+            route: "openai.chat",
+            protocol: "openai",
+            source: "10.1.2.3".parse().unwrap(),
+            tls: true,
+            in_key_scope: true,
+            now: SystemTime::now(),
+        };
+        for _ in 0..3 {
+            assert!(p.authorize(&base).allowed);
+        }
+        assert_eq!(p.authorize(&base), p.decide(&base));
+        let outside = AuthzRequest {
+            source: "192.0.2.1".parse().unwrap(),
+            ..base
+        };
+        assert!(!p.authorize(&outside).allowed);
+        let no_group = AuthzRequest {
+            groups: &none,
+            ..base
+        };
+        assert!(!p.authorize(&no_group).allowed);
+        // Groups and names cannot run into each other in the key.
+        let g1 = vec!["a".to_string(), "b".to_string()];
+        let g2 = vec!["a:b".to_string()];
+        assert_ne!(
+            decision_key(&AuthzRequest {
+                groups: &g1,
+                ..base
+            }),
+            decision_key(&AuthzRequest {
+                groups: &g2,
+                ..base
+            })
+        );
+        assert!(lock(&p.decisions).len() == 3);
+        for i in 0..MAX_DECISIONS + 10 {
+            let model = format!("m{i}");
+            p.authorize(&AuthzRequest {
+                model: &model,
+                ..base
+            });
+        }
+        assert!(lock(&p.decisions).len() <= MAX_DECISIONS);
     }
 }

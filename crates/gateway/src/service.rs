@@ -482,10 +482,13 @@ async fn inner(
     let (protocol, model, path, stream) = match &route {
         Route::OpenAi(kind) => {
             let map = validate::json_object(&body)?;
-            let (v, texts) = validate::check_openai(*kind, &map, &gw.config.text)?;
-            if valid_model_name(&v.model) {
-                facts.model = Some(v.model.clone());
+            // Named in the record even when the rest of the request is refused.
+            if let Some(serde_json::Value::String(m)) = map.get("model") {
+                if valid_model_name(m) {
+                    facts.model = Some(m.clone());
+                }
             }
+            let (v, texts) = validate::check_openai(*kind, &map, &gw.config.text)?;
             let ask = Ask {
                 action: Action::Infer,
                 model: &v.model,

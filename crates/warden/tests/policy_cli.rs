@@ -127,7 +127,7 @@ fn policies_decide_are_recorded_reload_and_refuse_to_start_when_invalid() {
     until("the broken policy's alert", Duration::from_secs(15), || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("policy file ([serve] policy) was not reloaded")
+            .contains("reloading the policy file ([serve] policy) failed")
     });
     assert_eq!(chat_as(&alice, "chat-2").status, 200);
     stop(server);

@@ -71,7 +71,7 @@ impl Watched {
                 let message = format!("{e:#}");
                 if self.last_error.as_deref() != Some(message.as_str()) {
                     eprintln!(
-                        "warden serve: the {} was not reloaded ({message}); still using the previous one",
+                        "warden serve: reloading the {} failed, the previous one stays in force: {message}",
                         self.what
                     );
                     let _ = node::record(
