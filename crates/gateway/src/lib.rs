@@ -30,6 +30,8 @@ pub mod guard;
 pub mod jwt;
 pub mod limits;
 pub mod local;
+pub mod metrics;
+pub mod metrics_listener;
 pub mod policy;
 pub mod server;
 pub mod shape;

@@ -36,6 +36,8 @@ pub struct Gateway {
     /// Models run by the sandboxed runtime (KServe v2); the others go upstream.
     pub local: crate::local::LocalModels,
     pub limits: Arc<crate::limits::Limits>,
+    /// Request counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// Checks JWT bearer tokens, when configured.
     pub jwt: Option<Arc<crate::jwt::JwtVerifier>>,
     /// Input guards run on OpenAI-compatible requests.
@@ -56,6 +58,7 @@ impl Gateway {
         let limits = crate::limits::Limits::new(config.limits.clone());
         Ok(Gateway {
             limits,
+            metrics: crate::metrics::Metrics::default(),
             jwt: None,
             guards: crate::guard::Guards::default(),
             policies: std::sync::RwLock::new(Arc::new(crate::policy::Policies::default_policy()?)),

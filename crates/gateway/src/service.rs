@@ -297,7 +297,11 @@ pub async fn handle(
     let mut retry_after = None;
     let (status, content_type, body, decision) = match outcome {
         Ok(Reply::Unrecorded(r)) => return Ok(r),
-        Ok(Reply::Stream(upstream, shaper)) => return Ok(stream(&gw, upstream, shaper, facts)),
+        Ok(Reply::Stream(upstream, shaper)) => {
+            gw.metrics
+                .observe(facts.route, 200, "allowed", facts.start.elapsed());
+            return Ok(stream(&gw, upstream, shaper, facts));
+        }
         Ok(Reply::Whole {
             status,
             content_type,
@@ -318,8 +322,21 @@ pub async fn handle(
     let digest = gw.digests.digest(&body);
     let record = facts.record(status.as_u16(), decision, body.len() as u64, &digest);
     if !gw.recorder.record(&record).await {
-        return Ok(error_response(&ledger_down(), openai, None));
+        let e = ledger_down();
+        gw.metrics.observe(
+            facts.route,
+            e.status.as_u16(),
+            e.code,
+            facts.start.elapsed(),
+        );
+        return Ok(error_response(&e, openai, None));
     }
+    gw.metrics.observe(
+        facts.route,
+        status.as_u16(),
+        decision,
+        facts.start.elapsed(),
+    );
     if status.is_success() {
         return Ok(respond(status, content_type, body));
     }

@@ -12,6 +12,8 @@ use common::http::{stop, Resp};
 use common::serve::*;
 
 const LIMITS: &str = r#"
+metrics_listen = "127.0.0.1:0"
+
 [serve.limits]
 requests_per_minute = 60
 burst = 3
@@ -132,6 +134,21 @@ fn limits_refuse_with_429_and_retry_after_and_failed_sign_ins_are_slowed_and_ale
     }
     refused(&chat_as(&bob, "chat-1"), "too_many_failed_attempts");
 
+    // The metrics listener counts each refusal by route, status and decision.
+    let metrics = get_metrics(&log, "/metrics");
+    for series in [
+        r#"route="openai.chat",status="429",decision="rate_limited""#,
+        r#"route="openai.chat",status="429",decision="too_many_failed_attempts""#,
+        r#"route="openai.chat",status="200",decision="allowed""#,
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("warden_requests_in_flight 0\n"),
+        "{metrics}"
+    );
+    assert!(get_metrics(&log, "/readyz").starts_with("200 "));
+    assert!(get_metrics(&log, "/nothing").starts_with("404 "));
     stop(server);
     let records = ledger_records(&node);
     let alerts: Vec<_> = records
@@ -164,6 +181,29 @@ fn limits_refuse_with_429_and_retry_after_and_failed_sign_ins_are_slowed_and_ale
         assert!(decisions.contains(&code), "no record of {code}");
     }
     assert_no_secret(&log, &[&alice, &bob, &batch, &carol]);
+}
+
+/// `GET path` on the metrics listener (its address is in the server's log): the metrics
+/// text for `/metrics`, else `"<status> <body>"`.
+fn get_metrics(log: &Path, path: &str) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    let addr = text
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in the log: {text}"));
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = all.rsplit_once('\n').unwrap();
+    if path == "/metrics" {
+        assert_eq!(status, "200", "{body}");
+        return body.to_string();
+    }
+    format!("{status} {body}")
 }
 
 fn assert_no_secret(log: &Path, secrets: &[&str]) {

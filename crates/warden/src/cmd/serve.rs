@@ -245,6 +245,7 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
         config.listen = listen;
     }
     let gateway_config = config.gateway()?;
+    let metrics_listen = config.metrics_listen()?;
     let tls_reloader = if config.insecure_plain_http {
         eprintln!(
             "WARNING: [serve] insecure_plain_http = true: serving plain HTTP without TLS. API keys, prompts and outputs cross the network in the clear; use this only behind a TLS-terminating proxy on the same host."
@@ -315,11 +316,14 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
         .context("starting the async runtime")?;
     let result = runtime.block_on(run_server(
         &ctx.data_dir,
-        tls.clone(),
+        Listeners {
+            tls: tls.clone(),
+            tls12: config.tls12,
+            metrics: metrics_listen,
+        },
         Arc::clone(&gw),
         Arc::clone(&ledger),
         admin_node,
-        config.tls12,
         on_ready,
     ));
     drop(runtime);
@@ -360,15 +364,27 @@ fn start_runtime(node: &mut Node, ledger: &Arc<Ledger>, gw: &Gateway) -> anyhow:
     Ok(())
 }
 
+/// What the server listens with, besides the admin socket.
+struct Listeners {
+    tls: Option<gateway::tls::ServerTls>,
+    tls12: bool,
+    /// The metrics listener's address, if any.
+    metrics: Option<std::net::SocketAddr>,
+}
+
 async fn run_server(
     data_dir: &Path,
-    tls: Option<gateway::tls::ServerTls>,
+    listeners: Listeners,
     gw: Arc<Gateway>,
     ledger: Arc<Ledger>,
     admin_node: Arc<Mutex<Node>>,
-    tls12: bool,
     on_ready: OnReady,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        tls,
+        tls12,
+        metrics: metrics_listen,
+    } = listeners;
     let listen = gw.config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -399,6 +415,23 @@ async fn run_server(
         .with_context(|| format!("creating the admin socket {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let admin_task = tokio::spawn(admin_loop(admin, admin_node, Arc::clone(&gw)));
+    let metrics_task = match metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for metrics on {addr}"))?;
+            eprintln!(
+                "warden serve: metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            Some(tokio::spawn(gateway::metrics_listener::serve_metrics(
+                listener,
+                Arc::clone(&gw),
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
 
     on_ready(&format!("{scheme}://{bound}"))?;
     eprintln!(
@@ -409,6 +442,9 @@ async fn run_server(
     );
     let result = gateway::serve(listener, tls, gw, shutdown_signal()).await;
     admin_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     result
 }
 

@@ -63,6 +63,9 @@ pub struct ServeConfig {
     pub jwt: Option<JwtToml>,
     /// The authorisation policies (Cedar); default: each credential's own model scope.
     pub policy: Option<PathBuf>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (plain HTTP, a loopback
+    /// address only); default: not served.
+    pub metrics_listen: Option<String>,
 }
 
 fn default_client_auth() -> String {
@@ -270,11 +273,27 @@ impl Default for ServeConfig {
             guards: GuardsToml::default(),
             jwt: None,
             policy: None,
+            metrics_listen: None,
         }
     }
 }
 
 impl ServeConfig {
+    /// The metrics listener's address, if any: a loopback address only, since it speaks
+    /// plain HTTP without credentials.
+    pub fn metrics_listen(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        let Some(text) = &self.metrics_listen else {
+            return Ok(None);
+        };
+        let addr: std::net::SocketAddr = text.parse().map_err(|e| {
+            anyhow::anyhow!("[serve] metrics_listen = {text:?}: {e} (e.g. \"127.0.0.1:9464\")")
+        })?;
+        if !addr.ip().is_loopback() {
+            bail!("[serve] metrics_listen = {text:?}: the metrics listener speaks plain HTTP without credentials, so it takes a loopback address only (scrape through a TLS proxy or an SSH tunnel)");
+        }
+        Ok(Some(addr))
+    }
+
     pub fn client_auth(&self) -> anyhow::Result<gateway::tls::ClientAuth> {
         gateway::tls::ClientAuth::parse(&self.client_auth).ok_or_else(|| {
             anyhow::anyhow!(
@@ -509,5 +528,49 @@ impl LimitsToml {
                 self.failed_auth_burst,
             )?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_metrics_listener_takes_a_loopback_address_only() {
+        let with = |addr: &str| ServeConfig {
+            metrics_listen: Some(addr.to_string()),
+            ..ServeConfig::default()
+        };
+        assert_eq!(ServeConfig::default().metrics_listen().unwrap(), None);
+        assert!(with("127.0.0.1:9464").metrics_listen().unwrap().is_some());
+        assert!(with("[::1]:9464").metrics_listen().unwrap().is_some());
+        for bad in [
+            "0.0.0.0:9464",
+            "10.0.0.5:9464",
+            "[::]:9464",
+            "localhost:9464",
+            "9464",
+        ] {
+            assert!(with(bad).metrics_listen().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_sections_become_the_gateway_limits() {
+        let text = "[limits]\nrequests_per_minute = 0\ntokens_per_minute = 600\n\
+                    [limits.principals.batch]\nrequests_per_minute = 6000\ntokens_per_minute = 0\n\
+                    [limits.models.llama]\nrequests_per_minute = 100\n";
+        let c: ServeConfig = toml::from_str(text).unwrap();
+        let l = c.limits.gateway().unwrap();
+        assert_eq!(l.principal, None);
+        assert_eq!(l.tokens.unwrap().burst, 600);
+        let batch = l.principals["batch"];
+        assert_eq!(batch.requests.unwrap().per_minute, 6000);
+        assert_eq!(batch.requests.unwrap().burst, 600);
+        assert_eq!(batch.tokens, None);
+        assert_eq!(l.models["llama"].burst, 10);
+        let bad: ServeConfig = toml::from_str("[limits]\nburst = 0\n").unwrap();
+        assert!(bad.limits.gateway().is_err());
     }
 }
