@@ -47,6 +47,8 @@ pub struct TextLimits {
     pub max_text_chars: usize,
     /// Refuse invisible and bidi control characters (control characters are always refused).
     pub reject_invisible: bool,
+    /// Most answers one request may ask for (`n`, `best_of`): each multiplies the output.
+    pub max_choices: u64,
 }
 
 impl Default for TextLimits {
@@ -56,6 +58,7 @@ impl Default for TextLimits {
             max_output_tokens: 4_096,
             max_text_chars: 400_000,
             reject_invisible: true,
+            max_choices: 4,
         }
     }
 }
@@ -209,6 +212,20 @@ fn max_tokens(map: &Map<String, Value>, limits: &TextLimits) -> Result<Option<u6
             ));
         }
         most = most.max(Some(n));
+    }
+    for name in ["n", "best_of"] {
+        if let Some(n) = positive(map, name)? {
+            if n > limits.max_choices {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "too_many_choices",
+                    format!(
+                        "`{name}` is {n}; this gateway allows at most {} answers per request",
+                        limits.max_choices
+                    ),
+                ));
+            }
+        }
     }
     Ok(most)
 }
@@ -871,5 +888,30 @@ mod tests {
         let e = chat(v).unwrap_err();
         assert_eq!(e.code, "invisible_characters");
         assert!(e.message.len() < 400, "{}", e.message);
+    }
+
+    #[test]
+    fn answers_per_request_are_bounded() {
+        let chat_with = |extra: Value| {
+            let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            openai(OpenAiKind::Chat, v.to_string().as_bytes())
+        };
+        assert!(chat_with(json!({"n": 4})).is_ok());
+        let e = chat_with(json!({"n": 5})).unwrap_err();
+        assert_eq!(e.code, "too_many_choices");
+        assert!(
+            e.message.contains("`n` is 5") && e.message.contains("at most 4"),
+            "{}",
+            e.message
+        );
+        let body = json!({"model": "m", "prompt": "x", "best_of": 9}).to_string();
+        let e = openai(OpenAiKind::Completions, body.as_bytes()).unwrap_err();
+        assert_eq!(e.code, "too_many_choices");
+        for bad in [json!({"n": 0}), json!({"n": "2"}), json!({"n": -1})] {
+            assert_eq!(chat_with(bad).unwrap_err().code, "invalid_request");
+        }
     }
 }

@@ -88,6 +88,12 @@ pub struct TextToml {
     pub max_text_chars: usize,
     #[serde(default = "yes")]
     pub reject_invisible: bool,
+    #[serde(default = "default_max_choices")]
+    pub max_choices: u64,
+}
+
+fn default_max_choices() -> u64 {
+    gateway::validate::TextLimits::default().max_choices
 }
 
 fn default_max_prompt_tokens() -> u64 {
@@ -113,6 +119,7 @@ impl Default for TextToml {
             max_output_tokens: default_max_output_tokens(),
             max_text_chars: default_max_text_chars(),
             reject_invisible: true,
+            max_choices: default_max_choices(),
         }
     }
 }
@@ -360,6 +367,7 @@ impl ServeConfig {
                 max_output_tokens: self.text.max_output_tokens,
                 max_text_chars: self.text.max_text_chars,
                 reject_invisible: self.text.reject_invisible,
+                max_choices: self.text.max_choices,
             },
             keep_logprobs: self.allow_logprobs,
             client_auth: self.client_auth()?,
