@@ -375,14 +375,16 @@ impl Limits {
     /// returned guard holds the request's place until dropped.
     pub fn admit(self: &Arc<Self>, principal: &str) -> Result<InFlight, Refusal> {
         let now = self.now();
+        // One owned copy of the name for every map.
+        let key = principal.to_string();
         if let Some(rate) = self.tokens_rate(principal) {
             self.tokens
-                .solvent(&principal.to_string(), rate, now)
+                .solvent(&key, rate, now)
                 .map_err(Refusal::Tokens)?;
         }
         if let Some(rate) = self.principal_rate(principal) {
             self.principals
-                .take(&principal.to_string(), rate, 1, now)
+                .take(&key, rate, 1, now)
                 .map_err(Refusal::Principal)?;
         }
         let total = self.in_flight_total.fetch_add(1, Ordering::SeqCst);
@@ -391,7 +393,7 @@ impl Limits {
             return Err(Refusal::Busy);
         }
         let mut map = self.in_flight_map();
-        let n = map.entry(principal.to_string()).or_insert(0);
+        let n = map.entry(key.clone()).or_insert(0);
         if self.config.concurrent_per_principal > 0 && *n >= self.config.concurrent_per_principal {
             drop(map);
             self.in_flight_total.fetch_sub(1, Ordering::SeqCst);
@@ -401,7 +403,7 @@ impl Limits {
         drop(map);
         Ok(InFlight {
             limits: Arc::clone(self),
-            principal: principal.to_string(),
+            principal: key,
         })
     }
 

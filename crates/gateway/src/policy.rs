@@ -1222,55 +1222,6 @@ when { principal.groups.contains("équipe") };
         shared::<Policies>();
     }
 
-    /// Rough cost of one decision: `cargo test -p gateway policy::tests::cost -- --ignored
-    /// --nocapture`. The dev profile builds dependencies at opt-level 2 with debug
-    /// assertions, so expect about twice what an optimised build measures.
-    #[test]
-    #[ignore]
-    fn cost() {
-        let text = format!(
-            "{DEFAULT_POLICY}{OPS}\n@id(\"no-internal\")\nforbid (principal, action, resource)\n\
-             when {{ context.source_ip.isInRange(ip(\"10.0.0.0/8\")) }};\n\
-             @id(\"office-hours\")\nforbid (principal, action, resource)\n\
-             unless {{ context.weekday_utc <= 4 && context.hour_utc >= 8 && context.hour_utc < 18 }};\n\
-             @id(\"upstream-tls\")\nforbid (principal, action, resource)\n\
-             when {{ resource.backend == \"upstream\" && !context.tls }};\n"
-        );
-        let p = Policies::parse(&text, "p.cedar").unwrap();
-        let groups = vec!["ops".to_owned(), "ml".to_owned()];
-        let r = req("service-account-7", "llama", &groups);
-        let n = 20_000;
-        let per = |start: std::time::Instant| start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
-        let (request, entities) = p.request(&r, None).unwrap();
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(p.request(&r, None).unwrap());
-        }
-        println!("building the request: {:.1} µs", per(start));
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(p.authorizer.is_authorized(&request, &p.set, &entities));
-        }
-        println!(
-            "Cedar's decision: {:.1} µs ({} policies)",
-            per(start),
-            p.ids().len()
-        );
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            assert!(p.authorize(&r).allowed);
-        }
-        println!("authorize: {:.1} µs per decision", per(start));
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(p.request(&r, Some(&p.schema)).unwrap());
-        }
-        println!(
-            "building the request with Cedar's schema check: {:.1} µs",
-            per(start)
-        );
-    }
-
     #[test]
     fn a_remembered_decision_is_the_decision_and_depends_on_every_input() {
         let p = Policies::parse(
