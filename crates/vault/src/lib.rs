@@ -6,6 +6,7 @@
 //! PKCS#11. Destroying an artifact's wrapped keys destroys the artifact (crypto-shredding).
 
 pub mod datakey;
+mod direct;
 pub mod error;
 pub mod format;
 mod parallel;
@@ -17,5 +18,4 @@ pub use error::{Error, Result};
 pub use format::{Context, Header};
 pub use provider::{KeyProvider, WrappedKey};
 pub mod store;
-mod writeback;
 pub use store::Vault;

@@ -30,8 +30,7 @@ where
                 let mut buf = empty_rx
                     .try_recv()
                     .unwrap_or_else(|_| Vec::with_capacity(size + 16));
-                buf.clear();
-                let read = (&mut input).take(size as u64).read_to_end(&mut buf);
+                let read = fill(&mut input, &mut buf, size);
                 let short = matches!(read, Ok(n) if n < size);
                 if full_tx.send(read.map(|_| buf)).is_err() || short {
                     break; // the worker stopped, or the input ended
@@ -60,6 +59,24 @@ where
             .map_err(|_| Error::Format("the read-ahead thread failed".into()))?;
         outcome.map(|()| input)
     })
+}
+
+/// Reads up to `size` bytes into `buf` (its length becomes what was read) with as few
+/// reads as the input allows: whole chunks straight into the buffer, no intermediate copy.
+/// A recycled buffer of the same size is not cleared first.
+fn fill(input: &mut impl Read, buf: &mut Vec<u8>, size: usize) -> std::io::Result<usize> {
+    buf.resize(size, 0);
+    let mut at = 0;
+    while at < size {
+        match input.read(&mut buf[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(at);
+    Ok(at)
 }
 
 #[cfg(test)]

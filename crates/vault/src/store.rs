@@ -8,10 +8,11 @@
 //! `<id>` is the SHA-256 of the file's path in the release, so paths need no escaping.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::datakey::DataKey;
+use crate::direct::DirectWriter;
 use crate::error::{Error, Result};
 use crate::format::{self, Context, Opened};
 use crate::provider::{KeyProvider, WrappedKey};
@@ -117,7 +118,7 @@ impl Vault {
     pub fn seal_file(&self, ctx: &Context, source: &Path) -> Result<Sealed> {
         let input = File::open(source).map_err(Error::io(source))?;
         let size = input.metadata().map_err(Error::io(source))?.len();
-        self.seal_from(ctx, BufReader::with_capacity(1 << 20, input), size)
+        self.seal_from(ctx, input, size)
     }
 
     /// Seals exactly `size` bytes read from `input` (see [`Vault::seal_file`]). Callers that
@@ -145,14 +146,9 @@ impl Vault {
         let wrapped = self.provider.wrap(&key, &key_aad(ctx))?;
         let tmp = blob.with_extension("tmp");
         let result = (|| {
-            let out = File::create(&tmp).map_err(Error::io(&tmp))?;
-            let mut writer =
-                BufWriter::with_capacity(1 << 20, crate::writeback::Writeback::new(out));
+            let mut writer = DirectWriter::create(&tmp).map_err(Error::io(&tmp))?;
             format::seal(input, size, &mut writer, &key, ctx)?;
-            let out = writer
-                .into_inner()
-                .map_err(|e| Error::io(&tmp)(e.into_error()))?
-                .into_inner();
+            let out = writer.finish().map_err(Error::io(&tmp))?;
             out.sync_all().map_err(Error::io(&tmp))?;
             let json =
                 serde_json::to_vec_pretty(&wrapped).map_err(|e| Error::Format(e.to_string()))?;

@@ -314,8 +314,9 @@ fn seal_all(
         let result = (|| -> anyhow::Result<SealedFile> {
             let file = std::fs::File::open(&e.abs)
                 .with_context(|| format!("opening {}", e.abs.display()))?;
+            // No buffering: the sealer reads whole segments straight into its own buffers.
             let reader = ProgressReader {
-                inner: std::io::BufReader::with_capacity(1 << 20, file),
+                inner: file,
                 progress,
             };
             let mut hashing = HashingReader::new(reader, ser);
