@@ -35,10 +35,10 @@ stop() {
   pid=""
 }
 
-start quickstart --data-dir "$work/node" --listen 127.0.0.1:0 --json
+start quickstart --data-dir "$work/node" --listen 127.0.0.1:0 --admin-listen off --json
 stop
 for _ in $(seq "$runs"); do
-  start serve --data-dir "$work/node" --listen 127.0.0.1:0
+  start serve --data-dir "$work/node" --listen 127.0.0.1:0 --admin-listen off
   stop
 done
 "$warden" ledger --data-dir "$work/node" export | python3 -c '

@@ -115,7 +115,7 @@ if [ "$peer_only" != 1 ]; then
   # `warden quickstart --json` prints one JSON line on stdout once it serves (url, api_key,
   # ca_cert, model, ...; the first line that starts with "{" is taken) and serves until
   # SIGTERM.
-  setsid "$warden" quickstart --data-dir "$work/node" --listen "127.0.0.1:$warden_port" --json \
+  setsid "$warden" quickstart --data-dir "$work/node" --listen "127.0.0.1:$warden_port" --admin-listen off --json \
     >"$work/warden.out" 2>"$work/warden.err" &
   warden_pid=$!
   deadline=$((SECONDS + 120))
@@ -157,7 +157,7 @@ concurrent_per_principal = 8192
 concurrent = 8192
 TOML
   : >"$work/warden.out"
-  setsid "$warden" serve --data-dir "$work/node" --listen "127.0.0.1:$warden_port" \
+  setsid "$warden" serve --data-dir "$work/node" --listen "127.0.0.1:$warden_port" --admin-listen off \
     >"$work/warden.out" 2>"$work/warden.err" &
   warden_pid=$!
   deadline=$((SECONDS + 60))

@@ -192,7 +192,7 @@ def poll(what, ready):
 
 def start(warden, env, log_path):
     with open(log_path, "w") as log:
-        server = subprocess.Popen([warden, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
+        server = subprocess.Popen([warden, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
                                   stderr=log, text=True)
     line = server.stdout.readline().strip()
     if not line.startswith("listening on https://127.0.0.1:"):

@@ -66,7 +66,7 @@ models = ["chat-1", "secret-model"]
 """)
         key = json.loads(run(warden, env, "apikey", "create", "--principal", "sdk", "--models", "chat*", "--json"))["key"]
         log = open(work / "serve.log", "w")
-        server = subprocess.Popen([warden, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
+        server = subprocess.Popen([warden, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
                                   stderr=log, text=True)
         port = int(server.stdout.readline().strip().rsplit(":", 1)[1])
 

@@ -36,6 +36,25 @@ fn answer(status: StatusCode, content_type: &'static str, body: String) -> Respo
     r
 }
 
+/// The content type of the Prometheus text exposition format.
+pub const EXPOSITION: &str = "text/plain; version=0.0.4";
+
+/// Whether the gateway can serve: not locked down, registry readable, ledger recording.
+pub fn ready(gw: &Gateway) -> bool {
+    !gw.control.locked_down() && gw.control.readable() && gw.recorder.healthy()
+}
+
+/// The metrics now, in the Prometheus text format.
+pub fn render(gw: &Gateway) -> String {
+    gw.metrics.render(&Gauges {
+        in_flight: gw.limits.in_flight(),
+        lockdown: gw.control.locked_down(),
+        ledger_healthy: gw.recorder.healthy(),
+        registry_readable: gw.control.readable(),
+        runtime_models: gw.local.names().len(),
+    })
+}
+
 fn handle(gw: &Gateway, req: &Request<Incoming>) -> Response<ResBody> {
     if req.method() != Method::GET {
         return answer(
@@ -44,21 +63,10 @@ fn handle(gw: &Gateway, req: &Request<Incoming>) -> Response<ResBody> {
             "GET only\n".into(),
         );
     }
-    let ready = !gw.control.locked_down() && gw.control.readable() && gw.recorder.healthy();
     match req.uri().path() {
-        "/metrics" => answer(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            gw.metrics.render(&Gauges {
-                in_flight: gw.limits.in_flight(),
-                lockdown: gw.control.locked_down(),
-                ledger_healthy: gw.recorder.healthy(),
-                registry_readable: gw.control.readable(),
-                runtime_models: gw.local.names().len(),
-            }),
-        ),
+        "/metrics" => answer(StatusCode::OK, EXPOSITION, render(gw)),
         "/healthz" => answer(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" if ready => answer(StatusCode::OK, "text/plain", "ready\n".into()),
+        "/readyz" if ready(gw) => answer(StatusCode::OK, "text/plain", "ready\n".into()),
         "/readyz" => answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",

@@ -253,7 +253,7 @@ fn error_response(e: &ApiError, openai: bool, allow: Option<&Method>) -> Respons
 }
 
 /// The ledger record of a source or principal crossing the failed sign-in threshold.
-fn failed_sign_in_alert(alert: &Alert, gw: &Gateway) -> Record {
+pub(crate) fn failed_sign_in_alert(alert: &Alert, gw: &Gateway) -> Record {
     let rate = gw.limits.config().failed_auth;
     let r = Record::new("alert.auth-failures", "warden")
         .attr("failures", &rate.burst.to_string())

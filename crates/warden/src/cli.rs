@@ -116,6 +116,10 @@ pub struct QuickstartArgs {
     /// Listen here (default 127.0.0.1:8443; 127.0.0.1:0 for any free port).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
+    /// The admin API listens here (default 127.0.0.1:8444; `off` for none; 127.0.0.1:0
+    /// for any free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
     #[command(flatten)]
     pub json: ledger::JsonArg,
 }

@@ -26,3 +26,25 @@ pub fn create_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .and_then(|()| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// Replaces `path` whole with `bytes` (mode 0600): written to a temporary file beside it,
+/// synced, renamed over it, and the directory synced, so a crash leaves the old file or
+/// the new one, never a mix.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let _ = std::fs::remove_file(&tmp);
+    create_private(&tmp, bytes)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("replacing {}", path.display()));
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
+    }
+    Ok(())
+}

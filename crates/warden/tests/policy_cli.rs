@@ -62,7 +62,13 @@ fn policies_decide_are_recorded_reload_and_refuse_to_start_when_invalid() {
     )
     .unwrap();
     let out = run(
-        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[("WARDEN_DATA", p(&node.data))],
     );
     assert_ne!(code(&out), 0, "{}", text(&out));

@@ -133,6 +133,8 @@ fn quickstart_serves_the_demo_model_then_refuses_it_once_tampered() {
             p(&data),
             "--listen",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
             "--json",
         ],
         &log,
@@ -291,6 +293,8 @@ fn quickstart_serves_the_demo_model_then_refuses_it_once_tampered() {
             p(&data),
             "--listen",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
         ],
         &[],
     );
@@ -311,7 +315,15 @@ fn quickstart_serves_the_demo_model_then_refuses_it_once_tampered() {
     std::fs::write(&blob, &bytes).unwrap();
     let log2 = dir.path().join("serve.log");
     let (server, line) = spawn(
-        &["serve", "--data-dir", p(&data), "--listen", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--data-dir",
+            p(&data),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &log2,
     );
     let port = port_of(&line);
@@ -378,6 +390,8 @@ fn lifecycle_commands_while_serving_switch_the_served_release() {
             "--data-dir",
             p(&data),
             "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
             "--json",
         ],

@@ -440,7 +440,13 @@ fn serve_refuses_to_start_without_tls_material_and_warns_on_plain_http() {
     let (_upstream, up) = fake_upstream();
     let node = setup(up, "");
     std::fs::remove_file(node.data.join("tls/key.pem")).unwrap();
-    let out = node.warden(&["serve", "--listen", "127.0.0.1:0"]);
+    let out = node.warden(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("openssl req"), "{}", text(&out));
 

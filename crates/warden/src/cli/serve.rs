@@ -13,6 +13,10 @@ pub struct ServeArgs {
     /// address bound is printed on stdout).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
+    /// The admin API listens here instead of `[serve] admin_listen` (`off` for none;
+    /// 127.0.0.1:0 for any free port; the address bound is printed on stdout).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

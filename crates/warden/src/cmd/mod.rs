@@ -7,6 +7,7 @@ mod release;
 mod release_show;
 mod scan;
 mod serve;
+mod serve_admin;
 mod serve_reload;
 
 // signing

@@ -96,7 +96,7 @@ struct Ready {
 }
 
 impl Ready {
-    fn print(&self, url: &str) -> anyhow::Result<()> {
+    fn print(&self, url: &str, admin_url: Option<&str>) -> anyhow::Result<()> {
         let infer = format!("{url}/v2/models/{MODEL_NAME}/infer");
         let curl = format!(
             "curl --cacert {} -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{EXAMPLE}' {infer}",
@@ -117,6 +117,7 @@ impl Ready {
                 "api_key": self.key.as_str(),
                 "api_key_id": self.key_id,
                 "admin_token": self.admin_token.as_str(),
+                "admin_url": admin_url,
                 "data_dir": data.to_string(),
                 "curl": curl,
             });
@@ -130,6 +131,7 @@ impl Ready {
                  Model metadata:  curl --cacert {} -H 'Authorization: Bearer {}' {url}/v2/models/{MODEL_NAME}\n\
                  The ledger:      warden ledger --data-dir {data} verify   (and `warden ledger --data-dir {data} tail`)\n\
                  Releases:        warden releases --data-dir {data}\n\
+                 Admin API:       {}\n\
                  Posture:         warden posture --data-dir {data}   (reports the demo's file KEK)\n\
                  Serve it again:  warden serve --data-dir {data}\n\n\
                  Press Ctrl-C to stop.",
@@ -137,6 +139,13 @@ impl Ready {
                 self.key_id,
                 self.cert.display(),
                 self.key.as_str(),
+                match admin_url {
+                    Some(a) => format!(
+                        "curl --cacert {} -H 'Authorization: Bearer <admin token>' {a}/admin/v1/status",
+                        self.cert.display()
+                    ),
+                    None => "off".into(),
+                },
             )?;
             writeln!(out, "listening on {url}")?;
         }
@@ -309,6 +318,7 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<Code> {
     serve::serve(
         &serve_ctx,
         listen,
-        Box::new(move |url: &str| ready.print(url)),
+        a.admin_listen,
+        Box::new(move |r: &serve::Ready| ready.print(&r.url, r.admin_url.as_deref())),
     )
 }

@@ -276,15 +276,10 @@ fn run_principal(ctx: &Ctx, a: PrincipalArgs) -> anyhow::Result<Code> {
         }
         PrincipalCommand::List(j) => {
             let mut node = ctx.node()?;
-            let list = node
-                .registry
-                .read(|tx| tx.principals().map_err(anyhow::Error::from))?;
-            if j.json {
-                for p in &list {
+            for p in &crate::node::views::principals(&mut node)? {
+                if j.json {
                     writeln!(out, "{}", serde_json::to_string(p)?)?;
-                }
-            } else {
-                for p in &list {
+                } else {
                     let roles: Vec<&str> = p.roles.iter().map(|r| r.name()).collect();
                     writeln!(
                         out,

@@ -2,32 +2,19 @@
 
 use std::io::Write;
 
-use registry::{Purpose, ReleaseId};
+use registry::ReleaseId;
 
 use crate::cli::release::{ReleasesArgs, ShowArgs};
 use crate::exit::Code;
-use crate::node::Node;
+use crate::node::{views, Node};
 
 pub fn releases(node: &mut Node, a: ReleasesArgs) -> anyhow::Result<Code> {
-    if let Some(m) = &a.model {
-        ReleaseId::check_model(m).map_err(anyhow::Error::msg)?;
-    }
-    let (list, live) = node.registry.read(|tx| -> anyhow::Result<_> {
-        Ok((tx.releases(a.model.as_deref())?, tx.all_live()?))
-    })?;
+    let list = views::releases(node, a.model.as_deref())?;
     let mut out = std::io::stdout().lock();
-    for r in &list {
-        let is_live = live
-            .iter()
-            .any(|l| l.model == r.id.name && l.version == r.id.version);
-        let lkg = live
-            .iter()
-            .any(|l| l.model == r.id.name && l.previous.as_deref() == Some(r.id.version.as_str()));
+    for row in &list {
+        let r = &row.release;
         if a.json.json {
-            let mut v = serde_json::to_value(r)?;
-            v["live"] = is_live.into();
-            v["last_known_good"] = lkg.into();
-            writeln!(out, "{v}")?;
+            writeln!(out, "{}", serde_json::to_string(row)?)?;
         } else {
             writeln!(
                 out,
@@ -37,7 +24,11 @@ pub fn releases(node: &mut Node, a: ReleasesArgs) -> anyhow::Result<Code> {
                 r.admitted_at,
                 r.findings,
                 r.signer.as_deref().unwrap_or("unsigned"),
-                if lkg { "  (last known good)" } else { "" }
+                if row.last_known_good {
+                    "  (last known good)"
+                } else {
+                    ""
+                }
             )?;
         }
     }
@@ -49,40 +40,25 @@ pub fn releases(node: &mut Node, a: ReleasesArgs) -> anyhow::Result<Code> {
 
 pub fn show(node: &mut Node, a: ShowArgs) -> anyhow::Result<Code> {
     let id = ReleaseId::parse(&a.release).map_err(anyhow::Error::msg)?;
-    let found = node.registry.read(|tx| -> anyhow::Result<_> {
-        let Some(r) = tx.release(&id)? else {
-            return Ok(None);
-        };
-        Ok(Some((
-            r,
-            tx.files(&id)?,
-            tx.approvals(&id, Purpose::Promote)?,
-            tx.approvals(&id, Purpose::Export)?,
-            tx.history(&id)?,
-            tx.live(&id.name)?,
-        )))
-    })?;
-    let Some((r, files, approvals, exports, history, live)) = found else {
+    let Some(d) = views::release(node, &id)? else {
         anyhow::bail!("no release {id}: `warden releases` lists them");
     };
     let mut out = std::io::stdout().lock();
     if a.aibom {
-        writeln!(out, "{}", r.aibom)?;
+        writeln!(out, "{}", d.release.aibom)?;
         return Ok(Code::Ok);
     }
     if a.json.json {
-        let mut v = serde_json::to_value(&r)?;
-        v["files"] = serde_json::to_value(&files)?;
-        v["approvals"] = serde_json::to_value(&approvals)?;
-        v["export_approvals"] = serde_json::to_value(&exports)?;
-        v["history"] = serde_json::to_value(&history)?;
-        v["live"] = live
-            .as_ref()
-            .is_some_and(|l| l.version == id.version)
-            .into();
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", serde_json::to_string(&d)?)?;
         return Ok(Code::Ok);
     }
+    let (r, files, approvals, exports, history) = (
+        &d.release,
+        &d.files,
+        &d.approvals,
+        &d.export_approvals,
+        &d.history,
+    );
     writeln!(out, "release      {id}")?;
     writeln!(out, "state        {}", r.state)?;
     writeln!(out, "manifest     {}", r.manifest)?;
@@ -105,10 +81,10 @@ pub fn show(node: &mut Node, a: ShowArgs) -> anyhow::Result<Code> {
         writeln!(out, "reason       {reason}")?;
     }
     writeln!(out, "files")?;
-    for f in &files {
+    for f in files {
         writeln!(out, "  {:<48} {:>14} sha256:{}", f.path, f.size, f.sha256)?;
     }
-    for (label, list) in [("approvals", &approvals), ("export approvals", &exports)] {
+    for (label, list) in [("approvals", approvals), ("export approvals", exports)] {
         if !list.is_empty() {
             writeln!(out, "{label}")?;
             for ap in list.iter() {
@@ -127,7 +103,7 @@ pub fn show(node: &mut Node, a: ShowArgs) -> anyhow::Result<Code> {
         }
     }
     writeln!(out, "history")?;
-    for s in &history {
+    for s in history {
         writeln!(
             out,
             "  {} {} -> {} by {}{}{}",

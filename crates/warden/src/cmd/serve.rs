@@ -18,7 +18,7 @@ use crate::cli::serve::*;
 use crate::cli::{Cli, Command};
 use crate::exit::Code;
 use crate::node::remote::{self, Op};
-use crate::node::{self, apikeys, Node};
+use crate::node::{self, views, Node};
 
 /// How often the server reads the registry for revoked keys and the lockdown.
 const POLL: Duration = Duration::from_millis(250);
@@ -35,9 +35,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Serve(a) => serve(
             &ctx,
             a.listen,
-            Box::new(|url: &str| {
+            a.admin_listen,
+            Box::new(|ready: &Ready| {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "listening on {url}")?;
+                // The inference address first: scripts read the first line for it.
+                writeln!(out, "listening on {}", ready.url)?;
+                if let Some(admin) = &ready.admin_url {
+                    writeln!(out, "admin API on {admin}/admin/v1")?;
+                }
                 out.flush()?;
                 Ok(())
             }),
@@ -91,37 +96,24 @@ fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
         }
         ApikeyCommand::List(j) => {
             let (mut node, _) = ctx.act(&[Role::Admin, Role::Auditor])?;
-            let keys = node
-                .registry
-                .read(|tx| tx.api_keys().map_err(anyhow::Error::from))?;
-            let now = SystemTime::now();
-            for k in &keys {
-                let expired = k
-                    .expires
-                    .as_deref()
-                    .and_then(|e| humantime::parse_rfc3339(e).ok())
-                    .is_some_and(|t| t <= now);
-                let state = if k.revoked {
-                    "revoked"
-                } else if expired {
-                    "expired"
-                } else {
-                    "active"
-                };
+            for k in views::api_keys(&mut node)? {
                 if j.json {
-                    let mut v = serde_json::to_value(k)?;
-                    v["state"] = state.into();
-                    writeln!(out, "{v}")?;
+                    writeln!(out, "{k}")?;
                 } else {
+                    let text = |f: &str| k[f].as_str().unwrap_or_default().to_string();
+                    let models: Vec<&str> = k["models"]
+                        .as_array()
+                        .map(|m| m.iter().filter_map(|x| x.as_str()).collect())
+                        .unwrap_or_default();
                     writeln!(
                         out,
                         "{}  {:<24} {:<8} {:<24} created {} expires {}",
-                        k.id,
-                        k.principal,
-                        state,
-                        k.models.join(","),
-                        k.created,
-                        k.expires.as_deref().unwrap_or("never")
+                        text("id"),
+                        text("principal"),
+                        text("state"),
+                        models.join(","),
+                        text("created"),
+                        k["expires"].as_str().unwrap_or("never")
                     )?;
                 }
             }
@@ -161,16 +153,16 @@ fn lockdown(ctx: &Ctx, a: LockdownArgs) -> anyhow::Result<Code> {
     let on = match a.switch {
         Switch::Status => {
             let mut node = ctx.node()?;
-            let on = apikeys::lockdown(&mut node)?;
-            let blocked = apikeys::blocked(&mut node)?;
+            let v = views::switches(&mut node)?;
             if a.json.json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"lockdown": on, "blocked": blocked})
-                )?;
+                writeln!(out, "{v}")?;
             } else {
+                let on = v["lockdown"] == true;
                 writeln!(out, "lockdown is {}", if on { "on" } else { "off" })?;
+                let blocked: Vec<&str> = v["blocked"]
+                    .as_array()
+                    .map(|b| b.iter().filter_map(|x| x.as_str()).collect())
+                    .unwrap_or_default();
                 if blocked.is_empty() {
                     writeln!(out, "no principal is blocked")?;
                 } else {
@@ -235,10 +227,21 @@ fn digest_key(path: &Path) -> anyhow::Result<[u8; 32]> {
 }
 
 /// Called once the server listens, with its URL (`https://ADDR:PORT`).
-pub type OnReady = Box<dyn FnOnce(&str) -> anyhow::Result<()> + Send>;
+pub type OnReady = Box<dyn FnOnce(&Ready) -> anyhow::Result<()> + Send>;
+
+/// Where a server that has started serves: inference, and the admin API (if on).
+pub struct Ready {
+    pub url: String,
+    pub admin_url: Option<String>,
+}
 
 /// `warden serve`: runs until SIGINT or SIGTERM.
-pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Result<Code> {
+pub fn serve(
+    ctx: &Ctx,
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    on_ready: OnReady,
+) -> anyhow::Result<Code> {
     let mut node = ctx.node()?;
     let mut config = node.config.serve.clone();
     if let Some(listen) = listen {
@@ -246,6 +249,7 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
     }
     let gateway_config = config.gateway()?;
     let metrics_listen = config.metrics_listen()?;
+    let admin_listen = config.admin_listen(admin_listen.as_deref())?;
     let tls_reloader = if config.insecure_plain_http {
         eprintln!(
             "WARNING: [serve] insecure_plain_http = true: serving plain HTTP without TLS. API keys, prompts and outputs cross the network in the clear; use this only behind a TLS-terminating proxy on the same host."
@@ -308,6 +312,15 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
     let mut admin_node = ctx.node()?;
     admin_node.shared_ledger = Some(Arc::clone(&ledger));
     let admin_node = Arc::new(Mutex::new(admin_node));
+    let admin_api = admin_listen.map(|addr| {
+        let api: Arc<dyn gateway::admin_listener::AdminApi> =
+            Arc::new(super::serve_admin::AdminHandler {
+                node: Arc::clone(&admin_node),
+                gw: Arc::clone(&gw),
+                policy_file: config.policy.as_deref().map(|p| node.path(p)),
+            });
+        (addr, api)
+    });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -320,6 +333,7 @@ pub fn serve(ctx: &Ctx, listen: Option<String>, on_ready: OnReady) -> anyhow::Re
             tls: tls.clone(),
             tls12: config.tls12,
             metrics: metrics_listen,
+            admin: admin_api,
         },
         Arc::clone(&gw),
         Arc::clone(&ledger),
@@ -370,6 +384,11 @@ struct Listeners {
     tls12: bool,
     /// The metrics listener's address, if any.
     metrics: Option<std::net::SocketAddr>,
+    /// The admin API's address and handler, if on.
+    admin: Option<(
+        std::net::SocketAddr,
+        Arc<dyn gateway::admin_listener::AdminApi>,
+    )>,
 }
 
 async fn run_server(
@@ -384,6 +403,7 @@ async fn run_server(
         tls,
         tls12,
         metrics: metrics_listen,
+        admin,
     } = listeners;
     let listen = gw.config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -411,10 +431,10 @@ async fn run_server(
 
     let socket = remote::socket_path(data_dir);
     let _ = std::fs::remove_file(&socket);
-    let admin = tokio::net::UnixListener::bind(&socket)
+    let admin_socket = tokio::net::UnixListener::bind(&socket)
         .with_context(|| format!("creating the admin socket {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-    let admin_task = tokio::spawn(admin_loop(admin, admin_node, Arc::clone(&gw)));
+    let socket_task = tokio::spawn(admin_loop(admin_socket, admin_node, Arc::clone(&gw)));
     let metrics_task = match metrics_listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -433,7 +453,27 @@ async fn run_server(
         None => None,
     };
 
-    on_ready(&format!("{scheme}://{bound}"))?;
+    let (admin_task, admin_url) = match admin {
+        Some((addr, api)) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("listening for the admin API on {addr} (set [serve] admin_listen or --admin-listen; `off` for none)")
+            })?;
+            let url = format!("{scheme}://{}", listener.local_addr()?);
+            let task = tokio::spawn(gateway::admin_listener::serve_admin(
+                listener,
+                tls.clone(),
+                Arc::clone(&gw),
+                api,
+                std::future::pending(),
+            ));
+            (Some(task), Some(url))
+        }
+        None => (None, None),
+    };
+    on_ready(&Ready {
+        url: format!("{scheme}://{bound}"),
+        admin_url,
+    })?;
     eprintln!(
         "warden serve: {} upstream(s), {} model(s) in the sandboxed runtime, TLS {tls_versions}; admin changes through {}",
         gw.config.upstreams.len(),
@@ -441,8 +481,8 @@ async fn run_server(
         socket.display()
     );
     let result = gateway::serve(listener, tls, gw, shutdown_signal()).await;
-    admin_task.abort();
-    if let Some(t) = metrics_task {
+    socket_task.abort();
+    for t in [metrics_task, admin_task].into_iter().flatten() {
         t.abort();
     }
     result
@@ -487,17 +527,8 @@ async fn admin_loop(listener: tokio::net::UnixListener, node: Arc<Mutex<Node>>, 
                     Err(p) => p.into_inner(),
                 };
                 let (reply, op) = remote::serve_request(&mut node, &line);
-                // The change takes effect before it is acknowledged (the poller would
-                // see it within its interval anyway).
-                if reply.ok {
-                    if let Err(e) = gw.control.reload(&mut node.registry) {
-                        eprintln!("warden serve: reading the registry after a change: {e:#}");
-                    }
-                    if op.is_some_and(|op| op.changes_live()) && node.config.runtime.enabled {
-                        if let Err(e) = sync_runtime(&mut node, &gw) {
-                            eprintln!("warden serve: following the live releases: {e:#}");
-                        }
-                    }
+                if let (true, Some(op)) = (reply.ok, op) {
+                    after_change(&mut node, &gw, &op);
                 }
                 reply
             })
@@ -508,6 +539,20 @@ async fn admin_loop(listener: tokio::net::UnixListener, node: Arc<Mutex<Node>>, 
                 let _ = write.write_all(text.as_bytes()).await;
             }
         });
+    }
+}
+
+/// Puts a change carried out in the server in force before it is acknowledged (the
+/// poller would see it within its interval anyway): the registry read again, and the
+/// runtime following a change of live release.
+pub(super) fn after_change(node: &mut Node, gw: &Gateway, op: &Op) {
+    if let Err(e) = gw.control.reload(&mut node.registry) {
+        eprintln!("warden serve: reading the registry after a change: {e:#}");
+    }
+    if op.changes_live() && node.config.runtime.enabled {
+        if let Err(e) = sync_runtime(node, gw) {
+            eprintln!("warden serve: following the live releases: {e:#}");
+        }
     }
 }
 

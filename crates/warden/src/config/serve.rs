@@ -66,6 +66,10 @@ pub struct ServeConfig {
     /// Where `/metrics`, `/healthz` and `/readyz` are served (plain HTTP, a loopback
     /// address only); default: not served.
     pub metrics_listen: Option<String>,
+    /// Where the admin REST API (`/admin/v1/…`, `/metrics`, `/healthz`, `/readyz`) listens,
+    /// over the same TLS as inference; `off` for none (default `127.0.0.1:8444`).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
 }
 
 fn default_client_auth() -> String {
@@ -238,6 +242,10 @@ fn default_listen() -> String {
     "127.0.0.1:8443".into()
 }
 
+fn default_admin_listen() -> String {
+    "127.0.0.1:8444".into()
+}
+
 fn default_tls_cert() -> PathBuf {
     "tls/cert.pem".into()
 }
@@ -281,6 +289,7 @@ impl Default for ServeConfig {
             jwt: None,
             policy: None,
             metrics_listen: None,
+            admin_listen: default_admin_listen(),
         }
     }
 }
@@ -297,6 +306,22 @@ impl ServeConfig {
         })?;
         if !addr.ip().is_loopback() {
             bail!("[serve] metrics_listen = {text:?}: the metrics listener speaks plain HTTP without credentials, so it takes a loopback address only (scrape through a TLS proxy or an SSH tunnel)");
+        }
+        Ok(Some(addr))
+    }
+
+    /// The admin listener's address (`None`: off). Over plain HTTP (`insecure_plain_http`)
+    /// it takes a loopback address only: tokens must not cross a network in the clear.
+    pub fn admin_listen(&self, over: Option<&str>) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        let text = over.unwrap_or(&self.admin_listen);
+        if text == "off" {
+            return Ok(None);
+        }
+        let addr: std::net::SocketAddr = text.parse().map_err(|e| {
+            anyhow::anyhow!("admin_listen = {text:?}: {e} (e.g. \"127.0.0.1:8444\", or \"off\")")
+        })?;
+        if self.insecure_plain_http && !addr.ip().is_loopback() {
+            bail!("admin_listen = {text:?}: with insecure_plain_http the admin API would take tokens in the clear, so it takes a loopback address only");
         }
         Ok(Some(addr))
     }

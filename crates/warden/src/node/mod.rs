@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod principals;
 pub mod remote;
 pub mod served;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

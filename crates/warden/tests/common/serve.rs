@@ -147,7 +147,13 @@ pub fn fake_upstream() -> (Kill, u16) {
 /// Starts `warden serve`; returns it and its port. Stderr goes to `log`.
 pub fn start(node: &Node, log: &Path) -> (Kill, u16) {
     let (server, line) = http::spawn(
-        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[("WARDEN_DATA", p(&node.data))],
         log,
     );
@@ -187,4 +193,35 @@ pub fn chat(model: &str) -> Vec<u8> {
 
 pub fn ledger_records(node: &Node) -> Vec<Value> {
     super::ledger_records(&node.data)
+}
+
+/// Starts `warden serve` with its admin API on a free port too; returns it, the inference
+/// port and the admin port (the second line the server prints).
+pub fn start_with_admin(node: &Node, log: &Path) -> (Kill, u16, u16) {
+    let mut child = super::command(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("WARDEN_DATA", p(&node.data))],
+    )
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(log).unwrap())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let server = Kill(child);
+    assert!(
+        second.starts_with("admin API on "),
+        "{first}{second}{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    let admin = second.trim().trim_end_matches("/admin/v1");
+    (server, http::port_of(&first), http::port_of(admin))
 }
