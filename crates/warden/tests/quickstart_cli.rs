@@ -195,6 +195,20 @@ fn quickstart_serves_the_demo_model_then_refuses_it_once_tampered() {
         401
     );
     let admin = format!("Bearer {}", ready["admin_token"].as_str().unwrap());
+    // The admin token works on the admin API's own listener, where the release is live.
+    let admin_port = port_of(ready["admin_url"].as_str().unwrap());
+    assert_ne!(admin_port, port);
+    let r = http::call(
+        &cert,
+        dir.path(),
+        admin_port,
+        "GET",
+        "/admin/v1/releases/iris@1.0",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["live"], true, "{}", r.body);
     assert_eq!(
         call(
             "POST",

@@ -150,6 +150,25 @@ fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
         "remove [serve] tls12 once every client speaks TLS 1.3",
     ));
     let s = &c.serve;
+    // The admin API on an address other machines reach: fine with TLS and tokens, but a
+    // wider door than the loopback default, so say so.
+    let admin_exposed = s
+        .admin_listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| !a.ip().is_loopback());
+    out.push(check(
+        "serve.admin_listen",
+        admin_exposed,
+        if admin_exposed {
+            format!(
+                "the admin API listens on {}, reachable from other hosts",
+                s.admin_listen
+            )
+        } else {
+            "the admin API listens on loopback only (or is off)".into()
+        },
+        "set [serve] admin_listen to a loopback address and reach it through an SSH tunnel or a bastion",
+    ));
     for (id, weak, strong_text, weak_text, fix) in [
         (
             "serve.limits",
@@ -321,6 +340,7 @@ mod tests {
             "[vault]\nprovider = \"file\"\n[approvals]\nrequired = 1\n[admission]\nreject_at = \"critical\"\n\
              [trust]\nunsigned_models = [\"demo-*\"]\n[[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\n\
              [serve]\ninsecure_plain_http = true\ntls12 = true\nallow_logprobs = true\n\
+             admin_listen = \"[::]:8444\"\n\
              [serve.limits]\nrequests_per_minute = 0\n[serve.text]\nreject_invisible = false\n\
              [serve.guards]\ntripwire = false\n\
              [runtime]\nallow_weaker_sandbox = true\n[runtime.models.iris]\noutput = \"scores\"\n",
@@ -345,6 +365,7 @@ mod tests {
                 "trust.signers",
                 "serve.insecure_plain_http",
                 "serve.tls12",
+                "serve.admin_listen",
                 "serve.limits",
                 "serve.text.reject_invisible",
                 "serve.guards.tripwire",
