@@ -145,6 +145,7 @@ if [ "$nofile" != unlimited ] && [ "$nofile" -lt "$want_nofile" ]; then
 fi
 [ "$nofile" = unlimited ] && nofile=65536
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d "${TMPDIR:-/tmp}/warden-gateway-bench.XXXXXX")
 declare -A pid=()
 # Every server runs under setsid, in a process group of its own (nginx's and uvicorn's
@@ -437,10 +438,15 @@ PY
   )
 fi
 
-echo "machine: $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "command: CONNS=$conns ROUNDS=$rounds WARMUP=$warmup BIG_CONNS=$big_conns NGINX_WORKERS=$nginx_workers" \
+  "LITELLM=$with_litellm LITELLM_WORKERS=$litellm_workers bench/gateway.sh $secs"
+echo "machine: $(nproc) cores; load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+big_desc="memory run -t2 -c$big_conns"
+[ "$big_conns" -gt 0 ] || big_desc="no memory run"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): throughput runs -t2 -c$conns, latency runs -t1 -c1," \
-  "memory run -t2 -c$big_conns; $secs s per run, $rounds rounds, ${warmup} s warm-up; ulimit -n $nofile"
-echo "warden: $("$warden" --version 2>/dev/null || echo '?'), tokio on every core;" \
+  "$big_desc; $secs s per run, $rounds rounds, ${warmup} s warm-up; ulimit -n $nofile"
+echo "warden: $("$warden" --version 2>/dev/null || echo '?'), $(grep -lx serve /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
+  "async worker threads (one per core) and its ledger threads;" \
   "TLS $(openssl s_client -connect "127.0.0.1:$warden_port" </dev/null 2>/dev/null | grep -m1 -o 'TLSv1.3, Cipher is [A-Z0-9_]*' || echo '?')"
 echo "nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), proxy worker_processes $nginx_workers" \
   "($(($(ps --ppid "${pid[nginx-proxy]}" -o pid= | wc -l))) workers), upstream worker_processes 1;" \
@@ -465,6 +471,7 @@ def parse(path):
     ticks = int(re.search(r"^CPU_TICKS (\d+)$", text, re.M).group(1))
     n = res["requests"]
     return {"rps": n / (res["duration_us"] / 1e6), "p50": res["p50_us"] / 1e3, "p99": res["p99_us"] / 1e3,
+            "max": res["max_us"] / 1e3,
             "cpu_us": ticks / hz * 1e6 / n if n else 0.0, "errors": status + socket,
             "status": status, "socket": socket, "res": res}
 
@@ -475,12 +482,12 @@ def median(xs):
     clean = [x for x in xs if not x["errors"]]
     if not clean:
         return None
-    return {k: statistics.median(x[k] for x in clean) for k in ("rps", "p50", "p99", "cpu_us")}
+    return {k: statistics.median(x[k] for x in clean) for k in ("rps", "p50", "p99", "max", "cpu_us")}
 
 def cells(x):
     if x is None:
         return f"{'(no clean run)':>12}"
-    return f"{x['rps']:>12,.0f} {x['p50']:>8.3f} {x['p99']:>8.3f} {x['cpu_us']:>8.0f}"
+    return f"{x['rps']:>12,.0f} {x['p50']:>8.3f} {x['p99']:>8.3f} {x['max']:>8.1f} {x['cpu_us']:>10.0f}"
 
 def errs(x):
     return f"ERRORS: {x['status']} statuses >= 400, {x['socket']} socket errors" if x["errors"] else ""
@@ -490,7 +497,7 @@ for mode, names, title in (("tp", tp_names, "throughput (wrk -t2 -c{})"), ("lat"
     conns = re.search(r"(\d+) threads and (\d+) connections",
                       open(f"{work}/run-1-{mode}-{names[0]}.txt").read()).group(2)
     print(title.format(conns) + ": per round, then the median of the rounds without errors")
-    print(f"{'server':<13}{'round':>6}{'req/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>10}")
+    print(f"{'server':<13}{'round':>6}{'req/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'CPU µs/req':>10}")
     for n in names:
         for r, x in enumerate(runs[(mode, n)], 1):
             print(f"{n:<13}{r:>6} " + cells(x) + (f"  {errs(x)}" if x["errors"] else ""))
@@ -509,6 +516,8 @@ if w and ng:
     ratio = w["rps"] / ng["rps"]
     verdicts.append(f"1. throughput: warden {w['rps']:,.0f} req/s, nginx-tls {ng['rps']:,.0f} req/s:"
                     f" {ratio:.2f}x (target >= 0.8x): {verdict(ratio >= 0.8)}")
+else:
+    verdicts.append("1. throughput against nginx-tls: not judged, no clean throughput run of both")
 pairs = [(u, x) for u, x in zip(runs[("lat", "upstream")], runs[("lat", "warden")])
          if not u["errors"] and not x["errors"]]
 if pairs:
@@ -519,10 +528,16 @@ if pairs:
                     f" upstream {wu['p50']:.3f} ms; target <= 0.3 ms): {verdict(a50 <= 0.3)};"
                     f" p99 {a99:.3f} ms (warden {wl['p99']:.3f} ms, upstream {wu['p99']:.3f} ms;"
                     f" target <= 1 ms): {verdict(a99 <= 1.0)}")
+else:
+    verdicts.append("2. added latency: not judged, no round with clean latency runs of both warden and upstream")
 if w and ll:
     ratio = w["rps"] / ll["rps"]
     verdicts.append(f"3. against LiteLLM: warden {w['rps']:,.0f} req/s, litellm {ll['rps']:,.0f} req/s:"
                     f" {ratio:.1f}x (target >= 50x): {verdict(ratio >= 50)}")
+elif "litellm" in tp_names:
+    verdicts.append("3. against LiteLLM: not judged, no clean throughput run of both")
+else:
+    verdicts.append("3. against LiteLLM: not measured (LITELLM=0)")
 bad = sum(x["errors"] > 0 for xs in runs.values() for x in xs)
 if big_conns:
     b = parse(f"{work}/big-warden.txt")
@@ -546,6 +561,8 @@ if big_conns:
                     f" {verdict(mib < 150)}; every connection accepted: {'yes' if accepted else 'NO'}")
     if b["errors"] or not accepted:
         bad += 1
+else:
+    verdicts.append("4. memory: not measured (BIG_CONNS=0)")
 print("targets:")
 for v in verdicts:
     print("  " + v)

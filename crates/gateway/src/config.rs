@@ -42,6 +42,10 @@ pub struct Upstream {
     pub protocol: Protocol,
     /// The model names it serves (exact names).
     pub models: Vec<String>,
+    /// For KServe upstreams: the inputs each listed model takes. A request to a model
+    /// listed here must give exactly these inputs, with these datatypes and fitting shapes;
+    /// other models get only the structural checks.
+    pub inputs: HashMap<String, Vec<crate::local::TensorSpec>>,
 }
 
 impl Upstream {
@@ -82,7 +86,53 @@ impl Upstream {
             base: format!("http://{authority}{path}"),
             protocol,
             models,
+            inputs: HashMap::new(),
         })
+    }
+
+    /// Declares the inputs of the KServe models it serves (see [`Upstream::inputs`]).
+    pub fn with_inputs(
+        mut self,
+        inputs: HashMap<String, Vec<crate::local::TensorSpec>>,
+    ) -> anyhow::Result<Upstream> {
+        let name = &self.name;
+        if !inputs.is_empty() && self.protocol != Protocol::KServe {
+            bail!("upstream {name:?}: inputs are declared for KServe upstreams only");
+        }
+        for (model, specs) in &inputs {
+            if !self.models.contains(model) {
+                bail!("upstream {name:?}: inputs declared for {model:?}, which it does not list in models");
+            }
+            if specs.is_empty() || specs.len() > 64 {
+                bail!("upstream {name:?}: model {model:?} must declare 1 to 64 inputs");
+            }
+            let mut seen = std::collections::HashSet::new();
+            for s in specs {
+                if s.name.is_empty() || !seen.insert(s.name.as_str()) {
+                    bail!("upstream {name:?}: model {model:?}: input names must be non-empty and distinct ({:?})", s.name);
+                }
+                if !crate::validate::DATATYPES.contains(&s.datatype.as_str()) {
+                    bail!(
+                        "upstream {name:?}: model {model:?}: input {:?} has datatype {:?}; use one of {}",
+                        s.name,
+                        s.datatype,
+                        crate::validate::DATATYPES.join(", ")
+                    );
+                }
+                if s.shape.is_empty()
+                    || s.shape.len() > 16
+                    || s.shape.iter().any(|&d| d == 0 || d < -1)
+                {
+                    bail!(
+                        "upstream {name:?}: model {model:?}: input {:?} has shape {}; give 1 to 16 dimensions, each above 0 or -1 for any size",
+                        s.name,
+                        s.shape_text()
+                    );
+                }
+            }
+        }
+        self.inputs = inputs;
+        Ok(self)
     }
 }
 

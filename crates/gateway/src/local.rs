@@ -18,6 +18,24 @@ pub struct TensorSpec {
     pub shape: Vec<i64>,
 }
 
+impl TensorSpec {
+    /// Whether a tensor of `shape` fits: as many dimensions, each above 0, and equal to
+    /// the spec's wherever the spec does not say -1.
+    pub fn fits(&self, shape: &[usize]) -> bool {
+        shape.len() == self.shape.len()
+            && shape
+                .iter()
+                .zip(&self.shape)
+                .all(|(&got, &want)| got > 0 && (want < 0 || got as i64 == want))
+    }
+
+    /// The spec's shape as people write it, `[-1, 4]`.
+    pub fn shape_text(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(i64::to_string).collect();
+        format!("[{}]", dims.join(", "))
+    }
+}
+
 /// A dense float32 tensor crossing into or out of the runtime.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {

@@ -117,16 +117,11 @@ pub fn parse(model: &LocalModel, body: &[u8]) -> Result<(Vec<Tensor>, Option<Str
                 spec.datatype, g.datatype
             )));
         }
-        let fits = g.shape.len() == spec.shape.len()
-            && g.shape
-                .iter()
-                .zip(&spec.shape)
-                .all(|(&got, &want)| got > 0 && (want < 0 || got as i64 == want));
-        if !fits {
+        if !spec.fits(&g.shape) {
             return Err(bad(format!(
                 "input {name:?} has shape {:?}; the model takes {} (-1: any size above 0)",
                 g.shape,
-                fmt_shape(&spec.shape)
+                spec.shape_text()
             )));
         }
         slots[at] = Some(Tensor {
@@ -376,11 +371,6 @@ mod fast {
         }
         Some((given, id))
     }
-}
-
-fn fmt_shape(shape: &[i64]) -> String {
-    let dims: Vec<String> = shape.iter().map(i64::to_string).collect();
-    format!("[{}]", dims.join(", "))
 }
 
 fn model_error() -> ApiError {

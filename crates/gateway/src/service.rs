@@ -533,7 +533,15 @@ async fn inner(
             kind,
         } => {
             if *kind == KServeKind::Infer {
-                validate::kserve_infer(&body)?;
+                let map = validate::json_object(&body)?;
+                validate::kserve_infer_object(&map)?;
+                let declared = gw
+                    .config
+                    .upstream_for(Protocol::KServe, model)
+                    .and_then(|u| u.inputs.get(model.as_str()));
+                if let Some(specs) = declared {
+                    validate::kserve_declared_inputs(&map, model, specs)?;
+                }
             }
             facts.model = Some(model.clone());
             let ask = Ask {

@@ -399,6 +399,71 @@ pub fn kserve_infer_object(map: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks a KServe v2 inference request (already through [`kserve_infer_object`]) against
+/// the inputs declared for `model`: every declared input given once, nothing else, each
+/// with its datatype and a shape that fits.
+pub fn kserve_declared_inputs(
+    map: &Map<String, Value>,
+    model: &str,
+    specs: &[crate::local::TensorSpec],
+) -> Result<(), ApiError> {
+    let inputs = match map.get("inputs") {
+        Some(Value::Array(a)) => a.as_slice(),
+        _ => &[],
+    };
+    let mut given = vec![false; specs.len()];
+    for (i, t) in inputs.iter().enumerate() {
+        let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+        let Some(at) = specs.iter().position(|s| s.name == name) else {
+            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            return Err(ApiError::bad_request(format!(
+                "`inputs[{i}]`: model {model} has no input {name:?} (its inputs: {})",
+                names.join(", ")
+            )));
+        };
+        if std::mem::replace(&mut given[at], true) {
+            return Err(ApiError::bad_request(format!(
+                "input {name:?} is given twice"
+            )));
+        }
+        let spec = &specs[at];
+        let datatype = t
+            .get("datatype")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if datatype != spec.datatype {
+            return Err(ApiError::bad_request(format!(
+                "input {name:?} must be {}, not {datatype}",
+                spec.datatype
+            )));
+        }
+        let shape: Vec<usize> = match t.get("shape") {
+            Some(Value::Array(dims)) => dims
+                .iter()
+                .map(|d| {
+                    d.as_u64()
+                        .and_then(|d| usize::try_from(d).ok())
+                        .unwrap_or(0)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !spec.fits(&shape) {
+            return Err(ApiError::bad_request(format!(
+                "input {name:?} has shape {shape:?}; the model takes {} (-1: any size above 0)",
+                spec.shape_text()
+            )));
+        }
+    }
+    if let Some(missing) = specs.iter().zip(&given).find(|(_, g)| !**g) {
+        return Err(ApiError::bad_request(format!(
+            "input {:?} is required",
+            missing.0.name
+        )));
+    }
+    Ok(())
+}
+
 /// Elements of a (possibly nested, row-major) data array.
 fn flat_len(data: &[Value]) -> u64 {
     data.iter()

@@ -169,6 +169,26 @@ fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
         },
         "set [serve] admin_listen to a loopback address and reach it through an SSH tunnel or a bastion",
     ));
+    let undeclared: Vec<&str> = s
+        .upstreams
+        .iter()
+        .filter(|u| u.protocol == "kserve")
+        .flat_map(|u| u.models.iter().filter(|m| !u.inputs.contains_key(*m)))
+        .map(String::as_str)
+        .collect();
+    out.push(check(
+        "serve.upstreams.inputs",
+        !undeclared.is_empty(),
+        if undeclared.is_empty() {
+            "every KServe upstream model has its inputs declared and checked".into()
+        } else {
+            format!(
+                "KServe upstream models without declared inputs (only the request's structure is checked): {}",
+                undeclared.join(", ")
+            )
+        },
+        "declare each model's inputs in [serve.upstreams.inputs] (name, datatype, shape)",
+    ));
     for (id, weak, strong_text, weak_text, fix) in [
         (
             "serve.limits",
@@ -341,6 +361,7 @@ mod tests {
              [trust]\nunsigned_models = [\"demo-*\"]\n[[trust.signers]]\nname = \"a\"\nkey = \"a.pub\"\n\
              [serve]\ninsecure_plain_http = true\ntls12 = true\nallow_logprobs = true\n\
              admin_listen = \"[::]:8444\"\n\
+             [[serve.upstreams]]\nname = \"t\"\nurl = \"http://10.0.0.1:8000\"\nprotocol = \"kserve\"\nmodels = [\"m\"]\n\
              [serve.limits]\nrequests_per_minute = 0\n[serve.text]\nreject_invisible = false\n\
              [serve.guards]\ntripwire = false\n\
              [runtime]\nallow_weaker_sandbox = true\n[runtime.models.iris]\noutput = \"scores\"\n",
@@ -366,6 +387,7 @@ mod tests {
                 "serve.insecure_plain_http",
                 "serve.tls12",
                 "serve.admin_listen",
+                "serve.upstreams.inputs",
                 "serve.limits",
                 "serve.text.reject_invisible",
                 "serve.guards.tripwire",

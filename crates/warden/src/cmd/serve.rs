@@ -37,14 +37,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
             a.listen,
             a.admin_listen,
             Box::new(|ready: &Ready| {
-                let mut out = std::io::stdout().lock();
-                // The inference address first: scripts read the first line for it.
-                writeln!(out, "listening on {}", ready.url)?;
+                // The inference address first: scripts read the first line for it. One
+                // write, so a reader that takes only that line and goes away has both in
+                // its pipe already; and a reader gone (a closed stdout) does not stop the
+                // server.
+                let mut text = format!("listening on {}\n", ready.url);
                 if let Some(admin) = &ready.admin_url {
-                    writeln!(out, "admin API on {admin}/admin/v1")?;
+                    text.push_str(&format!("admin API on {admin}/admin/v1\n"));
                 }
-                out.flush()?;
-                Ok(())
+                let mut out = std::io::stdout().lock();
+                match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                    _ => Ok(()),
+                }
             }),
         ),
         Command::Apikey(a) => apikey(&ctx, a),

@@ -236,6 +236,22 @@ pub struct UpstreamConfig {
     pub protocol: String,
     /// The model names it serves.
     pub models: Vec<String>,
+    /// KServe only: the inputs each model takes (`[serve.upstreams.inputs]`, model name to
+    /// a list of `{ name, datatype, shape }`); requests to such a model are checked
+    /// against them.
+    #[serde(default)]
+    pub inputs: std::collections::HashMap<String, Vec<InputToml>>,
+}
+
+/// One declared input of a KServe upstream model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputToml {
+    pub name: String,
+    /// A KServe v2 datatype (`FP32`, `INT64`, `BYTES`, ...).
+    pub datatype: String,
+    /// Each dimension, or -1 where any size above 0 is accepted.
+    pub shape: Vec<i64>,
 }
 
 fn default_listen() -> String {
@@ -372,8 +388,24 @@ impl ServeConfig {
                     u.protocol
                 )
             })?;
+            let inputs = u
+                .inputs
+                .iter()
+                .map(|(model, specs)| {
+                    let specs = specs
+                        .iter()
+                        .map(|s| gateway::local::TensorSpec {
+                            name: s.name.clone(),
+                            datatype: s.datatype.clone(),
+                            shape: s.shape.clone(),
+                        })
+                        .collect();
+                    (model.clone(), specs)
+                })
+                .collect();
             upstreams.push(
                 gateway::Upstream::new(&u.name, &u.url, protocol, u.models.clone())
+                    .and_then(|up| up.with_inputs(inputs))
                     .context("[[serve.upstreams]]")?,
             );
         }
