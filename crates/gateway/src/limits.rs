@@ -62,6 +62,8 @@ pub struct LimitsConfig {
     pub principals: HashMap<String, PrincipalLimits>,
     /// Requests per model, all principals together.
     pub models: HashMap<String, Rate>,
+    /// Tokens per model, all principals together.
+    pub model_tokens: HashMap<String, Rate>,
     /// Tokens (prompt and completion, as the upstream reports them) per principal.
     pub tokens: Option<Rate>,
     /// Requests one principal may have in flight at once (0: unlimited).
@@ -82,6 +84,7 @@ impl Default for LimitsConfig {
             }),
             principals: HashMap::new(),
             models: HashMap::new(),
+            model_tokens: HashMap::new(),
             tokens: None,
             concurrent_per_principal: 32,
             concurrent: 1024,
@@ -204,6 +207,8 @@ pub enum Refusal {
     Model(RetryAfter),
     /// The principal's token quota.
     Tokens(RetryAfter),
+    /// The model's token quota.
+    ModelTokens(RetryAfter),
     /// The principal already has its most requests in flight.
     PrincipalBusy,
     /// The gateway already has its most requests in flight.
@@ -234,6 +239,11 @@ impl Refusal {
             Refusal::Tokens(w) => limited(
                 "token_quota_exceeded",
                 "this principal has used its token quota; retry after the time in Retry-After",
+                w,
+            ),
+            Refusal::ModelTokens(w) => limited(
+                "model_token_quota_exceeded",
+                "this model has used its token quota; retry after the time in Retry-After",
                 w,
             ),
             Refusal::FailedSignIns(w) => limited(
@@ -270,6 +280,7 @@ pub struct Limits {
     principals: Buckets<String>,
     models: Buckets<String>,
     tokens: Buckets<String>,
+    model_tokens: Buckets<String>,
     failed_sources: Buckets<IpAddr>,
     failed_principals: Buckets<String>,
     in_flight: Mutex<HashMap<String, usize>>,
@@ -317,6 +328,7 @@ impl Limits {
             principals: Buckets::new(MAX_KEYS),
             models: Buckets::new(MAX_KEYS),
             tokens: Buckets::new(MAX_KEYS),
+            model_tokens: Buckets::new(MAX_KEYS),
             failed_sources: Buckets::new(MAX_KEYS),
             failed_principals: Buckets::new(MAX_KEYS),
             in_flight: Mutex::new(HashMap::new()),
@@ -407,24 +419,39 @@ impl Limits {
         })
     }
 
-    /// Once the model is known: its request rate.
+    /// Once the model is known: its token quota (not in debt) and its request rate.
     pub fn admit_model(&self, model: &str) -> Result<(), Refusal> {
+        let now = self.now();
+        let key = model.to_string();
+        if let Some(rate) = self.config.model_tokens.get(model) {
+            self.model_tokens
+                .solvent(&key, *rate, now)
+                .map_err(Refusal::ModelTokens)?;
+        }
         match self.config.models.get(model) {
             Some(rate) => self
                 .models
-                .take(&model.to_string(), *rate, 1, self.now())
+                .take(&key, *rate, 1, now)
                 .map_err(Refusal::Model),
             None => Ok(()),
         }
     }
 
-    /// After the answer: charges the tokens it used to the principal's quota.
-    pub fn charge_tokens(&self, principal: &str, tokens: u64) {
+    /// After the answer: charges the tokens it used to the principal's quota and to the
+    /// model's.
+    pub fn charge_tokens(&self, principal: &str, model: Option<&str>, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        let now = self.now();
         if let Some(rate) = self.tokens_rate(principal) {
-            if tokens > 0 {
-                self.tokens
-                    .charge(&principal.to_string(), rate, tokens, self.now());
-            }
+            self.tokens
+                .charge(&principal.to_string(), rate, tokens, now);
+        }
+        if let Some((model, rate)) = model.and_then(|m| Some((m, self.config.model_tokens.get(m)?)))
+        {
+            self.model_tokens
+                .charge(&model.to_string(), *rate, tokens, now);
         }
     }
 
@@ -548,6 +575,7 @@ mod tests {
                 },
             )]),
             models: HashMap::from([("llama".to_string(), Rate::new(60, 1).unwrap())]),
+            model_tokens: HashMap::new(),
             tokens: Some(Rate::new(60, 10).unwrap()),
             concurrent_per_principal: 3,
             concurrent: 4,
@@ -604,12 +632,41 @@ mod tests {
     }
 
     #[test]
+    fn a_model_spent_past_its_token_quota_refuses_everyone() {
+        let mut c = config();
+        c.principal = None;
+        c.model_tokens.insert(
+            "llm".into(),
+            Rate {
+                per_minute: 60,
+                burst: 20,
+            },
+        );
+        let limits = Limits::new(c);
+        limits.admit_model("llm").unwrap();
+        limits.charge_tokens("batch", Some("llm"), 30);
+        match limits.admit_model("llm") {
+            Err(Refusal::ModelTokens(wait)) => assert!(wait.0 >= Duration::from_secs(9)),
+            other => panic!("{other:?}"),
+        }
+        // Another model, and the principals' own quotas, are untouched.
+        limits.admit_model("iris").unwrap();
+        drop(limits.admit("batch").unwrap());
+        assert_eq!(
+            Refusal::ModelTokens(RetryAfter(Duration::from_millis(1500)))
+                .error()
+                .code,
+            "model_token_quota_exceeded"
+        );
+    }
+
+    #[test]
     fn tokens_spent_past_the_quota_refuse_the_next_request() {
         let mut c = config();
         c.principal = None;
         let limits = Limits::new(c);
         drop(limits.admit("alice").unwrap());
-        limits.charge_tokens("alice", 50);
+        limits.charge_tokens("alice", None, 50);
         match limits.admit("alice") {
             Err(Refusal::Tokens(wait)) => assert!(wait.0 > Duration::from_secs(30)),
             Err(other) => panic!("{other:?}"),
@@ -617,7 +674,7 @@ mod tests {
         }
         drop(limits.admit("bob").unwrap());
         // "batch" has no token quota of its own.
-        limits.charge_tokens("batch", 1_000_000);
+        limits.charge_tokens("batch", None, 1_000_000);
         drop(limits.admit("batch").unwrap());
     }
 

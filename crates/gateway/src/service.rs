@@ -315,8 +315,11 @@ pub async fn handle(
     };
     if facts.count_tokens && status.is_success() {
         if let Some(c) = &facts.caller {
-            gw.limits
-                .charge_tokens(&c.principal, usage::tokens_of_body(&body).unwrap_or(0));
+            gw.limits.charge_tokens(
+                &c.principal,
+                facts.model.as_deref(),
+                usage::tokens_of_body(&body).unwrap_or(0),
+            );
         }
     }
     let digest = gw.digests.digest(&body);
@@ -846,7 +849,7 @@ impl Metered {
         if let Some(c) = facts.caller.as_ref().filter(|_| facts.count_tokens) {
             self.gw
                 .limits
-                .charge_tokens(&c.principal, self.tokens.total());
+                .charge_tokens(&c.principal, facts.model.as_deref(), self.tokens.total());
         }
         let record = facts
             .record(200, "allowed", self.bytes, &digest.finish())

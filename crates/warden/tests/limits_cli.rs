@@ -34,6 +34,10 @@ requests_per_minute = 6000
 [serve.limits.models.chat-2]
 requests_per_minute = 60
 burst = 2
+
+[serve.limits.models.other-1]
+tokens_per_minute = 60
+token_burst = 16
 "#;
 
 fn refused(r: &Resp, code: &str) {
@@ -96,6 +100,13 @@ fn limits_refuse_with_429_and_retry_after_and_failed_sign_ins_are_slowed_and_ale
         assert_eq!(chat_as(&carol, "chat-1").status, 200);
     }
     refused(&chat_as(&carol, "chat-1"), "token_quota_exceeded");
+    // A model's token quota counts every principal's answers, even a principal without a
+    // quota of its own: 16 tokens let three answers of 8 in (the third into debt).
+    for _ in 0..3 {
+        assert_eq!(chat_as(&batch, "other-1").status, 200);
+    }
+    refused(&chat_as(&batch, "other-1"), "model_token_quota_exceeded");
+    assert_eq!(chat_as(&batch, "chat-1").status, 200, "other models are not held");
 
     // Concurrency: three slow requests at once (each lasts the 1.5 s request timeout):
     // two are let in, the third is refused at once.

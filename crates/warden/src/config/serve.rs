@@ -465,9 +465,9 @@ pub struct LimitsToml {
     /// Per-principal rates and quotas instead of the defaults.
     #[serde(default)]
     pub principals: HashMap<String, PrincipalToml>,
-    /// Per-model request rates, all principals together.
+    /// Per-model request rates and token quotas, all principals together.
     #[serde(default)]
-    pub models: HashMap<String, RateToml>,
+    pub models: HashMap<String, ModelToml>,
 }
 
 /// `[serve.limits.principals.NAME]`: what is not given is the default; 0 turns it off.
@@ -482,13 +482,16 @@ pub struct PrincipalToml {
     pub token_burst: Option<u64>,
 }
 
-/// `[serve.limits.models.NAME]`.
+/// `[serve.limits.models.NAME]`: a request rate, a token quota, or both.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateToml {
-    pub requests_per_minute: u64,
+pub struct ModelToml {
+    pub requests_per_minute: Option<u64>,
     /// Default: a tenth of the rate (at least 1).
     pub burst: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+    /// Default: one minute's worth.
+    pub token_burst: Option<u64>,
 }
 
 fn default_requests_per_minute() -> u64 {
@@ -574,16 +577,24 @@ impl LimitsToml {
                 gateway::limits::PrincipalLimits { requests, tokens },
             );
         }
-        let mut models = HashMap::new();
-        for (name, r) in &self.models {
+        let (mut models, mut model_tokens) = (HashMap::new(), HashMap::new());
+        for (name, m) in &self.models {
             let key = format!("[serve.limits.models.{name:?}]");
-            let burst = r.burst.unwrap_or(tenth(r.requests_per_minute));
-            models.insert(name.clone(), rate(&key, r.requests_per_minute, burst)?);
+            if m.requests_per_minute.is_none() && m.tokens_per_minute.is_none() {
+                bail!("{key}: give requests_per_minute, tokens_per_minute or both");
+            }
+            if let Some(n) = m.requests_per_minute {
+                models.insert(name.clone(), rate(&key, n, m.burst.unwrap_or(tenth(n)))?);
+            }
+            if let Some(n) = m.tokens_per_minute {
+                model_tokens.insert(name.clone(), rate(&key, n, m.token_burst.unwrap_or(n))?);
+            }
         }
         Ok(gateway::limits::LimitsConfig {
             principal,
             principals,
             models,
+            model_tokens,
             tokens,
             concurrent_per_principal: self.concurrent_per_principal,
             concurrent: self.concurrent,
