@@ -17,6 +17,7 @@
 //! gateway knows nothing of model files; the `warden` binary wires it to the registry (API
 //! keys, the lockdown switch) and the ledger.
 
+pub mod admin_client;
 pub mod admin_listener;
 pub mod audit;
 mod authn;

@@ -159,7 +159,7 @@ pub struct FileRow {
 }
 
 /// One step of a release's history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub from: Option<State>,
     pub to: State,

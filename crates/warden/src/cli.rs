@@ -35,6 +35,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "WARDEN_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
+    /// Carry admin commands (lockdown, block, apikey, principal, approve, deploy, ...)
+    /// out through the admin API of a running `warden serve` at this URL (e.g.
+    /// https://warden.internal:8444) instead of the local data directory.
+    #[arg(long, global = true, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// The CA certificate (PEM) that --server's certificate must chain to (for a
+    /// self-signed server, its own certificate).
+    #[arg(long, global = true, env = "WARDEN_SERVER_CA", value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -423,3 +423,137 @@ fn failed_admin_sign_ins_are_slowed_and_alerted_like_inference_ones() {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["attrs"]["action"], "slowed");
 }
+
+/// The CLI on another host (`--server URL --server-ca FILE`): the same commands, carried
+/// out through the admin API, with no data directory of its own.
+#[test]
+fn the_cli_acts_through_a_remote_admin_api() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        eprintln!("skipped: needs openssl, curl and python3");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "[serve.limits]\nfailed_auth_burst = 1000\n");
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port, admin_port) = start_with_admin(&node, &log);
+    let nowhere = node.data.parent().unwrap().join("no-data-here");
+    let url = format!("https://localhost:{admin_port}");
+    let remote = |args: &[&str]| {
+        common::run(
+            args,
+            &[
+                ("WARDEN_DATA", common::p(&nowhere)),
+                ("WARDEN_TOKEN_FILE", common::p(&node.token_file)),
+                ("WARDEN_SERVER", &url),
+                ("WARDEN_SERVER_CA", common::p(&node.cert)),
+            ],
+        )
+    };
+    let ok = |args: &[&str]| {
+        let out = remote(args);
+        assert_eq!(common::code(&out), 0, "{args:?}: {}", common::text(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+
+    let created: Value = serde_json::from_str(&ok(&[
+        "apikey",
+        "create",
+        "--principal",
+        "svc",
+        "--models",
+        "chat*",
+        "--json",
+    ]))
+    .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let infer = || {
+        call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&format!("Bearer {key}")),
+            Some(&chat("chat-1")),
+        )
+    };
+    assert_eq!(infer().status, 200);
+    assert!(ok(&["apikey", "list"]).contains("svc"));
+    ok(&["lockdown", "on"]);
+    assert_eq!(
+        infer().status,
+        503,
+        "the remote lockdown is in force at once"
+    );
+    let status: Value = serde_json::from_str(&ok(&["lockdown", "status", "--json"])).unwrap();
+    assert_eq!(status["lockdown"], true);
+    ok(&["lockdown", "off"]);
+    ok(&["block", "svc", "--reason", "test"]);
+    assert_eq!(infer().status, 403);
+    ok(&["unblock", "svc"]);
+    assert_eq!(infer().status, 200);
+    ok(&["principal", "add", "dave", "--role", "auditor", "--json"]);
+    assert!(ok(&["principal", "list"]).contains("dave"));
+    assert_eq!(ok(&["releases", "--json"]), "");
+
+    // Refusals: no such release, admission (files on the server's host), a local-only
+    // command, a certificate that does not chain to --server-ca, no token.
+    let out = remote(&["show", "nope@1"]);
+    assert_eq!(common::code(&out), 1);
+    assert!(
+        common::text(&out).contains("no release nope@1"),
+        "{}",
+        common::text(&out)
+    );
+    let out = remote(&["admit", "/tmp", "--name", "m", "--version", "1"]);
+    assert_eq!(common::code(&out), 1);
+    assert!(
+        common::text(&out).contains("--server"),
+        "{}",
+        common::text(&out)
+    );
+    let out = remote(&["ledger", "verify"]);
+    assert_eq!(common::code(&out), 1);
+    assert!(
+        common::text(&out).contains("admin commands only"),
+        "{}",
+        common::text(&out)
+    );
+    let other_ca = node.data.parent().unwrap().join("other.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(node.data.parent().unwrap().join("other.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let out = common::run(
+        &["lockdown", "on"],
+        &[
+            ("WARDEN_TOKEN_FILE", common::p(&node.token_file)),
+            ("WARDEN_SERVER", &url),
+            ("WARDEN_SERVER_CA", common::p(&other_ca)),
+        ],
+    );
+    assert_eq!(common::code(&out), 1);
+    assert!(common::text(&out).contains("TLS"), "{}", common::text(&out));
+    let out = common::run(
+        &["lockdown", "on"],
+        &[
+            ("WARDEN_SERVER", &url),
+            ("WARDEN_SERVER_CA", common::p(&node.cert)),
+        ],
+    );
+    assert_eq!(common::code(&out), 2, "{}", common::text(&out));
+    assert_eq!(infer().status, 200, "no refused command changed anything");
+    stop(server);
+}

@@ -106,7 +106,11 @@ fn limits_refuse_with_429_and_retry_after_and_failed_sign_ins_are_slowed_and_ale
         assert_eq!(chat_as(&batch, "other-1").status, 200);
     }
     refused(&chat_as(&batch, "other-1"), "model_token_quota_exceeded");
-    assert_eq!(chat_as(&batch, "chat-1").status, 200, "other models are not held");
+    assert_eq!(
+        chat_as(&batch, "chat-1").status,
+        200,
+        "other models are not held"
+    );
 
     // Concurrency: three slow requests at once (each lasts the 1.5 s request timeout):
     // two are let in, the third is refused at once.

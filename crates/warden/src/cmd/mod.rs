@@ -21,6 +21,25 @@ use crate::cli::{Cli, Command};
 use crate::exit::Code;
 
 pub fn run(cli: Cli) -> anyhow::Result<Code> {
+    let remote = matches!(
+        cli.command,
+        Command::Approve(_)
+            | Command::Reject(_)
+            | Command::Revoke(_)
+            | Command::Deploy(_)
+            | Command::Rollback(_)
+            | Command::Shred(_)
+            | Command::Releases(_)
+            | Command::Show(_)
+            | Command::Principal(_)
+            | Command::Apikey(_)
+            | Command::Lockdown(_)
+            | Command::Block(_)
+            | Command::Unblock(_)
+    );
+    if cli.server.is_some() && !remote {
+        anyhow::bail!("--server (WARDEN_SERVER) applies to the admin commands only (lockdown, block, unblock, apikey, principal, approve, reject, revoke, deploy, rollback, shred, releases, show); run this one on the server's host");
+    }
     match cli.command {
         Command::Init(_)
         | Command::Admit(_)
@@ -44,6 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
                 data_dir: cli.data_dir,
                 config: cli.config,
                 token_file: cli.token_file,
+                server: None,
+                server_ca: None,
             },
             args,
         ),

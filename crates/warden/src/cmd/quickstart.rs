@@ -314,6 +314,8 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<Code> {
         data_dir,
         config: None,
         token_file: None,
+        server: None,
+        server_ca: None,
     };
     serve::serve(
         &serve_ctx,

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use gateway::admin_listener::Method;
 use registry::{ReleaseId, Role, State};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -22,6 +23,9 @@ pub struct Ctx {
     pub data_dir: PathBuf,
     pub config: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    /// `--server`: a running server's admin API to act through.
+    pub server: Option<String>,
+    pub server_ca: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -43,9 +47,55 @@ impl Ctx {
             .map(Zeroizing::new))
     }
 
-    /// Carries out a change: through the running `warden serve` if there is one (it holds
-    /// the ledger), else here, with a progress bar when `bar`.
+    /// With `--server`: one admin API request as this principal; its JSON answer, or the
+    /// refusal as an error (401 and 403 as denials, exit 2).
+    pub fn remote(
+        &self,
+        method: gateway::admin_listener::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Option<Value>> {
+        let Some(url) = &self.server else {
+            return Ok(None);
+        };
+        let ca = match &self.server_ca {
+            Some(p) => Some(super::signing::read_small(p, "--server-ca")?),
+            None => None,
+        };
+        let client =
+            gateway::admin_client::AdminClient::new(url, ca.as_deref().map(str::as_bytes))?;
+        let token = self.token()?;
+        let body = body.map(|b| b.to_string().into_bytes());
+        let (status, answer) =
+            client.call(token.as_deref().map(|t| t.as_str()), method, path, body)?;
+        let v: Value = serde_json::from_slice(&answer).map_err(|_| {
+            anyhow::anyhow!("{url} answered HTTP {status} without JSON: is it a Warden admin API?")
+        })?;
+        if status.is_success() {
+            return Ok(Some(v));
+        }
+        let message = v["error"]["message"]
+            .as_str()
+            .unwrap_or("no message")
+            .to_string();
+        if status.as_u16() == 401 || status.as_u16() == 403 {
+            return Err(crate::node::denied(message));
+        }
+        anyhow::bail!("the server refused (HTTP {status}): {message}")
+    }
+
+    /// Carries out a change: through a server's admin API with `--server`; else through
+    /// the running `warden serve` if there is one (it holds the ledger), else here, with a
+    /// progress bar when `bar`.
     pub fn carry_out(&self, op: &Op, bar: bool) -> anyhow::Result<Value> {
+        if self.server.is_some() {
+            let Some((method, path, body)) = super::serve_admin::request_for(op) else {
+                anyhow::bail!("admission and export read or write files on the server's host: run them there, without --server");
+            };
+            return self
+                .remote(method, &path, Some(&body))?
+                .ok_or_else(|| anyhow::anyhow!("internal: no server"));
+        }
         let (mut node, who) = self.act(op.roles())?;
         let token = self.token()?;
         if let Some(reply) = remote::call(&self.data_dir, token.as_deref().map(|t| t.as_str()), op)?
@@ -99,12 +149,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         data_dir: cli.data_dir,
         config: cli.config,
         token_file: cli.token_file,
+        server: cli.server,
+        server_ca: cli.server_ca,
     };
     let (op, json) = match cli.command {
         Command::Init(a) => return run_init(&ctx, a),
         Command::Admit(a) => return run_admit(&ctx, a),
-        Command::Releases(a) => return super::release_show::releases(&mut ctx.node()?, a),
-        Command::Show(a) => return super::release_show::show(&mut ctx.node()?, a),
+        Command::Releases(a) => return super::release_show::releases(&ctx, a),
+        Command::Show(a) => return super::release_show::show(&ctx, a),
         Command::Principal(a) => return run_principal(&ctx, a),
         Command::Approve(a) => (
             Op::Approve {
@@ -275,19 +327,33 @@ fn run_principal(ctx: &Ctx, a: PrincipalArgs) -> anyhow::Result<Code> {
             )?;
         }
         PrincipalCommand::List(j) => {
-            let mut node = ctx.node()?;
-            for p in &crate::node::views::principals(&mut node)? {
+            let path = "/admin/v1/principals";
+            let list: Vec<Value> = match ctx.remote(Method::GET, path, None)? {
+                Some(v) => serde_json::from_value(v["principals"].clone())?,
+                None => crate::node::views::principals(&mut ctx.node()?)?
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()?,
+            };
+            for p in &list {
                 if j.json {
-                    writeln!(out, "{}", serde_json::to_string(p)?)?;
+                    writeln!(out, "{p}")?;
                 } else {
-                    let roles: Vec<&str> = p.roles.iter().map(|r| r.name()).collect();
+                    let roles: Vec<&str> = p["roles"]
+                        .as_array()
+                        .map(|r| r.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
                     writeln!(
                         out,
                         "{:<24} {:<32} {}{}",
-                        p.name,
+                        p["name"].as_str().unwrap_or_default(),
                         roles.join(","),
-                        p.created,
-                        if p.disabled { "  disabled" } else { "" }
+                        p["created"].as_str().unwrap_or_default(),
+                        if p["disabled"] == true {
+                            "  disabled"
+                        } else {
+                            ""
+                        }
                     )?;
                 }
             }

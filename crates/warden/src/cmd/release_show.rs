@@ -6,10 +6,20 @@ use registry::ReleaseId;
 
 use crate::cli::release::{ReleasesArgs, ShowArgs};
 use crate::exit::Code;
-use crate::node::{views, Node};
+use gateway::admin_listener::Method;
 
-pub fn releases(node: &mut Node, a: ReleasesArgs) -> anyhow::Result<Code> {
-    let list = views::releases(node, a.model.as_deref())?;
+use super::release::Ctx;
+use crate::node::views;
+
+pub fn releases(ctx: &Ctx, a: ReleasesArgs) -> anyhow::Result<Code> {
+    let path = match &a.model {
+        Some(m) => format!("/admin/v1/releases?model={m}"),
+        None => "/admin/v1/releases".into(),
+    };
+    let list: Vec<views::ReleaseRow> = match ctx.remote(Method::GET, &path, None)? {
+        Some(v) => serde_json::from_value(v["releases"].clone())?,
+        None => views::releases(&mut ctx.node()?, a.model.as_deref())?,
+    };
     let mut out = std::io::stdout().lock();
     for row in &list {
         let r = &row.release;
@@ -38,12 +48,24 @@ pub fn releases(node: &mut Node, a: ReleasesArgs) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
-pub fn show(node: &mut Node, a: ShowArgs) -> anyhow::Result<Code> {
+pub fn show(ctx: &Ctx, a: ShowArgs) -> anyhow::Result<Code> {
     let id = ReleaseId::parse(&a.release).map_err(anyhow::Error::msg)?;
-    let Some(d) = views::release(node, &id)? else {
+    let mut out = std::io::stdout().lock();
+    if a.aibom {
+        let path = format!("/admin/v1/releases/{id}/aibom");
+        if let Some(v) = ctx.remote(Method::GET, &path, None)? {
+            writeln!(out, "{v}")?;
+            return Ok(Code::Ok);
+        }
+    }
+    let path = format!("/admin/v1/releases/{id}");
+    let found = match ctx.remote(Method::GET, &path, None)? {
+        Some(v) => Some(serde_json::from_value::<views::ReleaseDetail>(v)?),
+        None => views::release(&mut ctx.node()?, &id)?,
+    };
+    let Some(d) = found else {
         anyhow::bail!("no release {id}: `warden releases` lists them");
     };
-    let mut out = std::io::stdout().lock();
     if a.aibom {
         writeln!(out, "{}", d.release.aibom)?;
         return Ok(Code::Ok);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
+use gateway::admin_listener::Method;
 use gateway::{Control, Digests, Gateway, Recorder, Served};
 use ledger::record::Record;
 use ledger::Ledger;
@@ -30,6 +31,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
         data_dir: cli.data_dir,
         config: cli.config,
         token_file: cli.token_file,
+        server: cli.server,
+        server_ca: cli.server_ca,
     };
     match cli.command {
         Command::Serve(a) => serve(
@@ -100,8 +103,15 @@ fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
             }
         }
         ApikeyCommand::List(j) => {
-            let (mut node, _) = ctx.act(&[Role::Admin, Role::Auditor])?;
-            for k in views::api_keys(&mut node)? {
+            let keys: Vec<serde_json::Value> =
+                match ctx.remote(Method::GET, "/admin/v1/keys", None)? {
+                    Some(v) => serde_json::from_value(v["keys"].clone())?,
+                    None => {
+                        let (mut node, _) = ctx.act(&[Role::Admin, Role::Auditor])?;
+                        views::api_keys(&mut node)?
+                    }
+                };
+            for k in keys {
                 if j.json {
                     writeln!(out, "{k}")?;
                 } else {
@@ -157,8 +167,10 @@ fn lockdown(ctx: &Ctx, a: LockdownArgs) -> anyhow::Result<Code> {
     let mut out = std::io::stdout().lock();
     let on = match a.switch {
         Switch::Status => {
-            let mut node = ctx.node()?;
-            let v = views::switches(&mut node)?;
+            let v = match ctx.remote(Method::GET, "/admin/v1/lockdown", None)? {
+                Some(v) => v,
+                None => views::switches(&mut ctx.node()?)?,
+            };
             if a.json.json {
                 writeln!(out, "{v}")?;
             } else {

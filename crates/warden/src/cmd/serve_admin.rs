@@ -45,6 +45,7 @@ enum Route {
 enum Read {
     Releases(Option<String>),
     Release(ReleaseId),
+    Aibom(ReleaseId),
     Keys,
     Principals,
     Switches,
@@ -206,6 +207,7 @@ fn route(req: &AdminRequest) -> Result<Route, Refusal> {
         }
         (&Method::GET, ["releases"]) => Ok(Route::Read(Read::Releases(model_query(req)?))),
         (&Method::GET, ["releases", id]) => Ok(Route::Read(Read::Release(release_id(id)?))),
+        (&Method::GET, ["releases", id, "aibom"]) => Ok(Route::Read(Read::Aibom(release_id(id)?))),
         (&Method::POST, ["releases", id, action]) => {
             let release = release_id(id)?.to_string();
             match *action {
@@ -253,6 +255,84 @@ fn route(req: &AdminRequest) -> Result<Route, Refusal> {
     }
 }
 
+/// The admin API request that carries out `op` (what `warden --server URL` sends):
+/// the inverse of [`route`]. `None` for the changes offered on the server's host only.
+pub fn request_for(op: &Op) -> Option<(Method, String, serde_json::Value)> {
+    let v1 = |p: String| format!("/admin/v1/{p}");
+    Some(match op {
+        Op::Lockdown { on } => (Method::PUT, v1("lockdown".into()), json!({ "on": on })),
+        Op::Block {
+            principal,
+            block,
+            reason,
+        } => (
+            if *block { Method::PUT } else { Method::DELETE },
+            v1(format!("blocked/{principal}")),
+            json!({ "reason": reason }),
+        ),
+        Op::ApikeyCreate {
+            principal,
+            models,
+            expires,
+        } => (
+            Method::POST,
+            v1("keys".into()),
+            json!({"principal": principal, "models": models, "expires": expires}),
+        ),
+        Op::ApikeyRevoke { id } => (Method::DELETE, v1(format!("keys/{id}")), json!({})),
+        Op::PrincipalAdd { name, roles } => (
+            Method::POST,
+            v1("principals".into()),
+            json!({"name": name, "roles": roles}),
+        ),
+        Op::PrincipalRotate { name } => (
+            Method::POST,
+            v1(format!("principals/{name}/rotate")),
+            json!({}),
+        ),
+        Op::PrincipalDisable { name, disabled } => (
+            Method::PUT,
+            v1(format!("principals/{name}/disabled")),
+            json!({ "disabled": disabled }),
+        ),
+        Op::Approve {
+            release,
+            export,
+            accept_findings,
+        } => (
+            Method::POST,
+            v1(format!("releases/{release}/approve")),
+            json!({"export": export, "accept_findings": accept_findings}),
+        ),
+        Op::Reject { release, reason } => (
+            Method::POST,
+            v1(format!("releases/{release}/reject")),
+            json!({ "reason": reason }),
+        ),
+        Op::Revoke { release, reason } => (
+            Method::POST,
+            v1(format!("releases/{release}/revoke")),
+            json!({ "reason": reason }),
+        ),
+        Op::Deploy { release } => (
+            Method::POST,
+            v1(format!("releases/{release}/deploy")),
+            json!({}),
+        ),
+        Op::Shred { release } => (
+            Method::POST,
+            v1(format!("releases/{release}/shred")),
+            json!({}),
+        ),
+        Op::Rollback { model } => (
+            Method::POST,
+            v1(format!("models/{model}/rollback")),
+            json!({}),
+        ),
+        Op::Admit { .. } | Op::Export { .. } => return None,
+    })
+}
+
 /// Whether some method is served at this path (so the answer is 405, not 404).
 fn known_path(parts: &[&str]) -> bool {
     matches!(
@@ -263,7 +343,7 @@ fn known_path(parts: &[&str]) -> bool {
             | [
                 "releases",
                 _,
-                "approve" | "reject" | "revoke" | "deploy" | "shred"
+                "approve" | "reject" | "revoke" | "deploy" | "shred" | "aibom"
             ]
             | ["models", _, "rollback"]
     )
@@ -366,6 +446,14 @@ impl AdminHandler {
             })),
             Read::Release(id) => match views::release(node, &id)? {
                 Some(d) => ok(serde_json::to_value(d)?),
+                None => Ok(AdminResponse::error(
+                    StatusCode::NOT_FOUND,
+                    "release_not_found",
+                    format!("no release {id}"),
+                )),
+            },
+            Read::Aibom(id) => match views::release(node, &id)? {
+                Some(d) => ok(serde_json::from_str(&d.release.aibom)?),
                 None => Ok(AdminResponse::error(
                     StatusCode::NOT_FOUND,
                     "release_not_found",
@@ -582,6 +670,80 @@ mod tests {
         ));
         let r = route(&req(Method::GET, "/admin/v1/releases?model=iris", ""));
         assert!(matches!(r, Ok(Route::Read(Read::Releases(Some(ref m)))) if m == "iris"));
+    }
+
+    /// Every change the CLI can send to a remote server comes back as the same change.
+    #[test]
+    fn requests_for_changes_route_back_to_them() {
+        let ops = [
+            Op::Lockdown { on: true },
+            Op::Lockdown { on: false },
+            Op::Block {
+                principal: "mallory".into(),
+                block: true,
+                reason: "abuse".into(),
+            },
+            Op::Block {
+                principal: "mallory".into(),
+                block: false,
+                reason: String::new(),
+            },
+            Op::ApikeyCreate {
+                principal: "app".into(),
+                models: vec!["iris*".into()],
+                expires: Some("2030-01-01T00:00:00Z".into()),
+            },
+            Op::ApikeyRevoke { id: "abc".into() },
+            Op::PrincipalAdd {
+                name: "carol".into(),
+                roles: vec![Role::Approver, Role::Auditor],
+            },
+            Op::PrincipalRotate {
+                name: "carol".into(),
+            },
+            Op::PrincipalDisable {
+                name: "carol".into(),
+                disabled: true,
+            },
+            Op::Approve {
+                release: "iris@1".into(),
+                export: true,
+                accept_findings: true,
+            },
+            Op::Reject {
+                release: "iris@1".into(),
+                reason: "bad".into(),
+            },
+            Op::Revoke {
+                release: "iris@1".into(),
+                reason: "bad".into(),
+            },
+            Op::Deploy {
+                release: "iris@1".into(),
+            },
+            Op::Shred {
+                release: "iris@1".into(),
+            },
+            Op::Rollback {
+                model: "iris".into(),
+            },
+        ];
+        for op in ops {
+            let (method, path, body) = request_for(&op).unwrap();
+            let r = route(&req(method, &path, &body.to_string()));
+            match r {
+                Ok(Route::Change(back, _)) => assert_eq!(
+                    serde_json::to_value(&back).unwrap(),
+                    serde_json::to_value(&op).unwrap()
+                ),
+                _ => panic!("{op:?} did not route back"),
+            }
+        }
+        let admit = Op::Export {
+            release: "iris@1".into(),
+            to: "/tmp/x".into(),
+        };
+        assert!(request_for(&admit).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::Node;
 
 /// A release in a list: its record, whether it is live, and whether it is its model's
 /// last known good release (the one `warden rollback` returns to).
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ReleaseRow {
     #[serde(flatten)]
     pub release: registry::Release,
@@ -46,7 +46,7 @@ pub fn releases(node: &mut Node, model: Option<&str>) -> anyhow::Result<Vec<Rele
 }
 
 /// One release whole: its record, files, approvals and history.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ReleaseDetail {
     #[serde(flatten)]
     pub release: registry::Release,

@@ -1,0 +1,263 @@
+//! A client of the admin REST API, for the CLI on another host (`warden --server URL`).
+//! HTTPS with the server's certificate checked against a CA file the operator names (no
+//! system roots: an admin plane is reached through a private CA or the server's own
+//! self-signed certificate), TLS 1.3 only; plain HTTP only to a loopback address. One
+//! request per connection, with a deadline, and a bounded answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use zeroize::Zeroizing;
+
+/// Largest answer read.
+const MAX_ANSWER: usize = 16 << 20;
+/// How long a request may take in all (a deploy unseals a release first).
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// Where the admin API is, and how to trust it.
+pub struct AdminClient {
+    host: String,
+    port: u16,
+    /// The `Host` header: `host:port` as given.
+    authority: String,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+}
+
+impl AdminClient {
+    /// `url` is `https://host:port` (with `ca_pem`, the CA certificates to trust, PEM) or
+    /// `http://127.0.0.1:port` (loopback only). A path, query or credentials in the URL
+    /// are refused.
+    pub fn new(url: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<AdminClient> {
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("--server {url:?} is not a URL"))?;
+        let authority = uri
+            .authority()
+            .with_context(|| format!("--server {url:?} names no host"))?;
+        if authority.as_str().contains('@')
+            || !matches!(uri.path(), "" | "/")
+            || uri.query().is_some()
+        {
+            bail!("--server {url:?}: give only scheme, host and port (e.g. https://warden.internal:8444)");
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = authority.port_u16().unwrap_or(8444);
+        let tls = match uri.scheme_str() {
+            Some("https") => {
+                let Some(pem) = ca_pem else {
+                    bail!("--server {url:?}: give --server-ca FILE, the CA (or the server's own certificate) to trust");
+                };
+                let mut roots = rustls::RootCertStore::empty();
+                let mut pinned = Vec::new();
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.context("reading the --server-ca PEM")?;
+                    roots
+                        .add(cert.clone())
+                        .context("a --server-ca certificate is not usable as a trust anchor")?;
+                    pinned.push(cert);
+                }
+                if roots.is_empty() {
+                    bail!("--server-ca holds no certificate");
+                }
+                let provider = crate::tls::provider();
+                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .context("the --server-ca trust anchors")?;
+                let verifier = Arc::new(PinnedOrChained {
+                    webpki,
+                    pinned,
+                    provider: Arc::clone(&provider),
+                });
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_protocol_versions(&[&rustls::version::TLS13])
+                    .context("TLS 1.3")?
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth();
+                let name = ServerName::try_from(host.clone())
+                    .with_context(|| format!("--server host {host:?}"))?;
+                Some((Arc::new(config), name))
+            }
+            Some("http") => {
+                let loopback = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if !loopback {
+                    bail!("--server {url:?}: plain http only to a loopback address; use https");
+                }
+                None
+            }
+            _ => bail!("--server {url:?} must start with https://"),
+        };
+        Ok(AdminClient {
+            host,
+            port,
+            authority: authority.as_str().to_string(),
+            tls,
+        })
+    }
+
+    /// One request; the status and the answer's body.
+    pub fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, &self.authority)
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        req.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(t) = token {
+            let value = Zeroizing::new(format!("Bearer {t}"));
+            let mut value =
+                HeaderValue::from_str(&value).context("the token is not valid in a header")?;
+            value.set_sensitive(true);
+            req.headers_mut().insert(AUTHORIZATION, value);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            tokio::time::timeout(DEADLINE, self.send(req))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("the server did not answer within {} s", DEADLINE.as_secs())
+                })?
+        })
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .with_context(|| format!("connecting to the admin API at {}", self.authority))?;
+        match &self.tls {
+            Some((config, name)) => {
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name.clone(), tcp)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "TLS with {} (is --server-ca the CA that signed its certificate?)",
+                            self.authority
+                        )
+                    })?;
+                exchange(tls, req).await
+            }
+            None => exchange(tcp, req).await,
+        }
+    }
+}
+
+/// Trusts a server whose certificate chains to the CA file (and names the host), or whose
+/// certificate *is* one in that file (a self-signed server certificate, often marked as a
+/// CA, which chain building refuses as an end entity: trusting those exact bytes is what
+/// `curl --cacert` does for it).
+#[derive(Debug)]
+struct PinnedOrChained {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrChained {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(v) => Ok(v),
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+async fn exchange<I>(io: I, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(req)
+        .await
+        .context("the admin request")?;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
+        .to_bytes();
+    Ok((status, body))
+}
