@@ -151,6 +151,9 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Connections open at once; beyond it, new ones wait in the kernel's backlog until
+    /// one closes (0: no limit).
+    pub max_connections: usize,
     /// Largest upstream response relayed whole (502 beyond); streams are not limited.
     pub max_response_bytes: usize,
     /// How long an upstream may take to answer (504 beyond).

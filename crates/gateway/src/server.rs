@@ -100,11 +100,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let principal_from = tls.as_ref().map(|t| t.principal_from).unwrap_or_default();
+    // Each connection holds a permit: at the limit the loop stops accepting, and new
+    // connections wait in the kernel's backlog (slow or idle clients cannot pile up
+    // without bound; idle ones are closed by the header timeout).
+    let slots = match gateway.config.max_connections {
+        0 => tokio::sync::Semaphore::MAX_PERMITS,
+        n => n,
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(slots));
     let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
@@ -121,6 +137,7 @@ pub async fn serve(
                 let stop = stop_rx.clone();
                 let acceptor = acceptor.clone();
                 conns.spawn(async move {
+                    let _permit = permit;
                     match acceptor {
                         Some(acceptor) => {
                             if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

@@ -227,3 +227,41 @@ fn assert_no_secret(log: &Path, secrets: &[&str]) {
         assert!(!text.contains(s), "a key appears in the server's log");
     }
 }
+
+/// `[serve] max_connections`: at the limit no connection is accepted (idle or slow
+/// clients cannot pile up); one closing lets the next in.
+#[test]
+fn connections_beyond_max_connections_wait_to_be_accepted() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        eprintln!("skipped: needs openssl, curl and python3");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "max_connections = 2");
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    let live = || call(&node, port, "GET", "/v2/health/live", None, None).status;
+    assert_eq!(live(), 200);
+    // Two clients that connect and say nothing hold both places.
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let waiting = std::thread::spawn({
+        let (cert, scratch) = (node.cert.clone(), node.data.parent().unwrap().to_owned());
+        move || {
+            let t = std::time::Instant::now();
+            let r = common::http::call(&cert, &scratch, port, "GET", "/v2/health/live", None, None);
+            (r.status, t.elapsed())
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(idle);
+    let (status, waited) = waiting.join().unwrap();
+    assert_eq!(status, 200, "served once a place was free");
+    assert!(
+        waited >= std::time::Duration::from_millis(1400),
+        "it waited for a place ({waited:?})"
+    );
+    stop(server);
+}

@@ -28,6 +28,9 @@ pub struct ServeConfig {
     /// Largest request body, in bytes (default 1 MiB).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Inference connections open at once (default 4096); more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Largest upstream response relayed whole, in bytes (default 64 MiB); streams are
     /// passed through without this limit.
     #[serde(default = "default_max_response_bytes")]
@@ -270,6 +273,10 @@ fn default_tls_key() -> PathBuf {
     "tls/key.pem".into()
 }
 
+fn default_max_connections() -> usize {
+    4096
+}
+
 fn default_max_body_bytes() -> usize {
     1 << 20
 }
@@ -291,6 +298,7 @@ impl Default for ServeConfig {
             insecure_plain_http: false,
             tls12: false,
             max_body_bytes: default_max_body_bytes(),
+            max_connections: default_max_connections(),
             max_response_bytes: default_max_response_bytes(),
             request_timeout_ms: default_request_timeout_ms(),
             upstreams: Vec::new(),
@@ -415,6 +423,7 @@ impl ServeConfig {
         let config = gateway::GatewayConfig {
             listen,
             max_body_bytes: self.max_body_bytes,
+            max_connections: self.max_connections,
             max_response_bytes: self.max_response_bytes,
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
             upstreams,
