@@ -1,7 +1,8 @@
 //! The ledger record of every request, written off the async runtime: requests hand their
-//! record to a bounded queue (never waiting for room), and one thread drains it into the
-//! ledger in group commits. A request whose record cannot be queued or made durable is
-//! answered 503 (fail closed); once the ledger has failed, every request is.
+//! record to a bounded queue, and one thread drains it into the ledger in group commits.
+//! A whole answer waits for its record to be queued (for room, when the queue is full:
+//! back-pressure, never a dropped record), or, with `durable_before_answer`, for it to be
+//! durable. Once the ledger has failed, every request is answered 503 (fail closed).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,6 +147,23 @@ impl Recorder {
         wait.await.unwrap_or(false)
     }
 
+    /// Queues a record, waiting for room when the queue is full (back-pressure on the
+    /// requests, never a lost record); false when the ledger has failed or is closed.
+    /// The record becomes durable in the writer's next group commit.
+    pub async fn queue(&self, record: &Record) -> bool {
+        let entry = match record.encode() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("warden serve: a request record is invalid ({e})");
+                return false;
+            }
+        };
+        let Some(tx) = self.sender() else {
+            return false;
+        };
+        self.healthy() && tx.send(Job { entry, done: None }).await.is_ok()
+    }
+
     /// Records without waiting (the end of a stream, whose response is already out). A
     /// record that cannot be queued stops the gateway taking requests.
     pub fn record_later(&self, record: &Record) {
@@ -183,5 +201,37 @@ mod tests {
         s.update(b"data: [DONE]\n\n");
         assert_eq!(s.finish(), d.digest(b"data: {\"a\":1}\n\ndata: [DONE]\n\n"));
         assert!(d.digest(b"x").starts_with("hmac-sha256:"));
+    }
+
+    /// A queue of one, and 200 requests queueing at once: each waits for room, none is
+    /// dropped, and every record is in the ledger once the recorder stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_holds_requests_back_and_loses_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
+        Ledger::create(dir.path(), &skey, &vkey).unwrap();
+        let ledger = Arc::new(Ledger::open(dir.path(), &skey, ledger::Options::default()).unwrap());
+        let recorder = Arc::new(Recorder::start(Arc::clone(&ledger), 1).unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let recorder = Arc::clone(&recorder);
+                tokio::spawn(async move {
+                    let r = Record::new("inference.request", "app").attr("n", &i.to_string());
+                    recorder.queue(&r).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap(), "queued");
+        }
+        recorder.stop();
+        assert!(recorder.healthy());
+        assert_eq!(ledger.checkpoint().size, 200);
+        // Once stopped, nothing more is taken.
+        assert!(
+            !recorder
+                .queue(&Record::new("inference.request", "app"))
+                .await
+        );
     }
 }

@@ -151,6 +151,10 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Send a whole answer only once its ledger record is durable (an fsync wait on every
+    /// request); otherwise once it is queued, the writer committing it within
+    /// milliseconds (the ledger failing stops all inference either way).
+    pub durable_before_answer: bool,
     /// Connections open at once; beyond it, new ones wait in the kernel's backlog until
     /// one closes (0: no limit).
     pub max_connections: usize,

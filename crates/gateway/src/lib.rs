@@ -17,7 +17,6 @@
 //! gateway knows nothing of model files; the `warden` binary wires it to the registry (API
 //! keys, the lockdown switch) and the ledger.
 
-pub mod admin_client;
 pub mod admin_listener;
 pub mod audit;
 mod authn;
@@ -29,6 +28,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+pub mod https_client;
 pub mod jwt;
 pub mod limits;
 pub mod local;

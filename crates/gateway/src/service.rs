@@ -324,7 +324,12 @@ pub async fn handle(
     }
     let digest = gw.digests.digest(&body);
     let record = facts.record(status.as_u16(), decision, body.len() as u64, &digest);
-    if !gw.recorder.record(&record).await {
+    let recorded = if gw.config.durable_before_answer {
+        gw.recorder.record(&record).await
+    } else {
+        gw.recorder.queue(&record).await
+    };
+    if !recorded {
         let e = ledger_down();
         gw.metrics.observe(
             facts.route,

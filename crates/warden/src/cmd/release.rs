@@ -62,8 +62,11 @@ impl Ctx {
             Some(p) => Some(super::signing::read_small(p, "--server-ca")?),
             None => None,
         };
-        let client =
-            gateway::admin_client::AdminClient::new(url, ca.as_deref().map(str::as_bytes))?;
+        let client = gateway::https_client::HttpsClient::new(
+            "--server",
+            url,
+            ca.as_deref().map(str::as_bytes),
+        )?;
         let token = self.token()?;
         let body = body.map(|b| b.to_string().into_bytes());
         let (status, answer) =

@@ -264,7 +264,8 @@ pub fn serve(
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    let gateway_config = config.gateway()?;
+    let mut gateway_config = config.gateway()?;
+    gateway_config.max_connections = fit_connections(gateway_config.max_connections);
     let metrics_listen = config.metrics_listen()?;
     let admin_listen = config.admin_listen(admin_listen.as_deref())?;
     let tls_reloader = if config.insecure_plain_http {
@@ -373,6 +374,41 @@ pub fn serve(
     result?;
     stop?;
     Ok(Code::Ok)
+}
+
+/// Descriptors kept free beyond connections: the ledger, the registry, the vault, workers,
+/// the admin listener's connections.
+const RESERVED_FDS: u64 = 512;
+
+/// Raises the soft limit on open descriptors to the hard limit (the usual soft limit,
+/// 1024, is below the default `max_connections`, and a descriptor the ledger cannot open
+/// stops all inference), then lowers `wanted` to what fits under it, saying so.
+fn fit_connections(wanted: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit = raised;
+        }
+    }
+    let Some(soft) = limit.current else {
+        return wanted; // unlimited
+    };
+    let fit = usize::try_from(soft.saturating_sub(RESERVED_FDS).max(16)).unwrap_or(usize::MAX);
+    if wanted == 0 {
+        return fit;
+    }
+    if wanted > fit {
+        eprintln!(
+            "warden serve: at most {fit} connections at once: the limit on open files is {soft} (raise it with `ulimit -n` or LimitNOFILE= to allow [serve] max_connections = {wanted})"
+        );
+        return fit;
+    }
+    wanted
 }
 
 /// Starts a sandboxed worker for each live ONNX release; refuses a model name that an

@@ -28,6 +28,10 @@ pub struct ServeConfig {
     /// Largest request body, in bytes (default 1 MiB).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Answer only once the request's ledger record is on disk (default false: once it is
+    /// queued for the next group commit).
+    #[serde(default)]
+    pub durable_before_answer: bool,
     /// Inference connections open at once (default 4096); more wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -299,6 +303,7 @@ impl Default for ServeConfig {
             tls12: false,
             max_body_bytes: default_max_body_bytes(),
             max_connections: default_max_connections(),
+            durable_before_answer: false,
             max_response_bytes: default_max_response_bytes(),
             request_timeout_ms: default_request_timeout_ms(),
             upstreams: Vec::new(),
@@ -424,6 +429,7 @@ impl ServeConfig {
             listen,
             max_body_bytes: self.max_body_bytes,
             max_connections: self.max_connections,
+            durable_before_answer: self.durable_before_answer,
             max_response_bytes: self.max_response_bytes,
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
             upstreams,

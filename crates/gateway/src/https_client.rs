@@ -1,8 +1,9 @@
-//! A client of the admin REST API, for the CLI on another host (`warden --server URL`).
-//! HTTPS with the server's certificate checked against a CA file the operator names (no
-//! system roots: an admin plane is reached through a private CA or the server's own
-//! self-signed certificate), TLS 1.3 only; plain HTTP only to a loopback address. One
-//! request per connection, with a deadline, and a bounded answer.
+//! A small HTTPS client for Warden's own calls out: the CLI to a server's admin API
+//! (`warden --server URL`) and the gateway to an identity provider's JWKS. The server's
+//! certificate is checked against a CA file the operator names (no system roots: these are
+//! private services, reached through a private CA or a self-signed certificate), TLS 1.3
+//! only; plain HTTP only to a loopback address. One request per connection, with a
+//! deadline, and a bounded answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +25,8 @@ const MAX_ANSWER: usize = 16 << 20;
 /// How long a request may take in all (a deploy unseals a release first).
 const DEADLINE: Duration = Duration::from_secs(300);
 
-/// Where the admin API is, and how to trust it.
-pub struct AdminClient {
+/// Where a service is, and how to trust it.
+pub struct HttpsClient {
     host: String,
     port: u16,
     /// The `Host` header: `host:port` as given.
@@ -33,45 +34,50 @@ pub struct AdminClient {
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
-impl AdminClient {
-    /// `url` is `https://host:port` (with `ca_pem`, the CA certificates to trust, PEM) or
+impl HttpsClient {
+    /// `url` is `https://host[:port]` (with `ca_pem`, the CA certificates to trust, PEM) or
     /// `http://127.0.0.1:port` (loopback only). A path, query or credentials in the URL
-    /// are refused.
-    pub fn new(url: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<AdminClient> {
+    /// are refused. `label` names the setting in errors (`--server`, `jwks_url`).
+    pub fn new(label: &str, url: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<HttpsClient> {
         let uri: Uri = url
             .parse()
-            .with_context(|| format!("--server {url:?} is not a URL"))?;
+            .with_context(|| format!("{label} {url:?} is not a URL"))?;
         let authority = uri
             .authority()
-            .with_context(|| format!("--server {url:?} names no host"))?;
+            .with_context(|| format!("{label} {url:?} names no host"))?;
         if authority.as_str().contains('@')
             || !matches!(uri.path(), "" | "/")
             || uri.query().is_some()
         {
-            bail!("--server {url:?}: give only scheme, host and port (e.g. https://warden.internal:8444)");
+            bail!("{label} {url:?}: give only scheme, host and port (e.g. https://warden.internal:8444)");
         }
         let host = authority
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let port = authority.port_u16().unwrap_or(8444);
+        let port = authority.port_u16().unwrap_or(match uri.scheme_str() {
+            Some("http") => 80,
+            _ => 443,
+        });
         let tls = match uri.scheme_str() {
             Some("https") => {
                 let Some(pem) = ca_pem else {
-                    bail!("--server {url:?}: give --server-ca FILE, the CA (or the server's own certificate) to trust");
+                    bail!(
+                        "{label} {url:?}: give the CA (or the server's own certificate) to trust"
+                    );
                 };
                 let mut roots = rustls::RootCertStore::empty();
                 let mut pinned = Vec::new();
                 for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.context("reading the --server-ca PEM")?;
-                    roots
-                        .add(cert.clone())
-                        .context("a --server-ca certificate is not usable as a trust anchor")?;
+                    let cert = cert.with_context(|| format!("reading the CA PEM for {label}"))?;
+                    roots.add(cert.clone()).with_context(|| {
+                        format!("a CA certificate for {label} is not usable as a trust anchor")
+                    })?;
                     pinned.push(cert);
                 }
                 if roots.is_empty() {
-                    bail!("--server-ca holds no certificate");
+                    bail!("the CA file for {label} holds no certificate");
                 }
                 let provider = crate::tls::provider();
                 let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -79,7 +85,7 @@ impl AdminClient {
                     Arc::clone(&provider),
                 )
                 .build()
-                .context("the --server-ca trust anchors")?;
+                .with_context(|| format!("the CA certificates for {label}"))?;
                 let verifier = Arc::new(PinnedOrChained {
                     webpki,
                     pinned,
@@ -92,7 +98,7 @@ impl AdminClient {
                     .with_custom_certificate_verifier(verifier)
                     .with_no_client_auth();
                 let name = ServerName::try_from(host.clone())
-                    .with_context(|| format!("--server host {host:?}"))?;
+                    .with_context(|| format!("{label} host {host:?}"))?;
                 Some((Arc::new(config), name))
             }
             Some("http") => {
@@ -101,13 +107,13 @@ impl AdminClient {
                         .parse::<std::net::IpAddr>()
                         .is_ok_and(|ip| ip.is_loopback());
                 if !loopback {
-                    bail!("--server {url:?}: plain http only to a loopback address; use https");
+                    bail!("{label} {url:?}: plain http only to a loopback address; use https");
                 }
                 None
             }
-            _ => bail!("--server {url:?} must start with https://"),
+            _ => bail!("{label} {url:?} must start with https://"),
         };
-        Ok(AdminClient {
+        Ok(HttpsClient {
             host,
             port,
             authority: authority.as_str().to_string(),
@@ -152,7 +158,7 @@ impl AdminClient {
     async fn send(&self, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .with_context(|| format!("connecting to the admin API at {}", self.authority))?;
+            .with_context(|| format!("connecting to {}", self.authority))?;
         match &self.tls {
             Some((config, name)) => {
                 let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
@@ -160,7 +166,7 @@ impl AdminClient {
                     .await
                     .with_context(|| {
                         format!(
-                            "TLS with {} (is --server-ca the CA that signed its certificate?)",
+                            "TLS with {} (is the CA file the one that signed its certificate?)",
                             self.authority
                         )
                     })?;
@@ -241,6 +247,27 @@ impl rustls::client::danger::ServerCertVerifier for PinnedOrChained {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// `GET url` (with a path and query), at most `max` bytes, from a server trusted as
+/// [`HttpsClient::new`] says; the body of a 200 answer, or an error naming the status.
+pub fn get(label: &str, url: &str, ca_pem: Option<&[u8]>, max: usize) -> anyhow::Result<Bytes> {
+    let uri: Uri = url
+        .parse()
+        .with_context(|| format!("{label} {url:?} is not a URL"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        bail!("{label} {url:?} must be an absolute URL");
+    };
+    let client = HttpsClient::new(label, &format!("{scheme}://{authority}"), ca_pem)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let (status, body) = client.call(None, Method::GET, path, None)?;
+    if status != StatusCode::OK {
+        bail!("{label} {url:?} answered HTTP {status}");
+    }
+    if body.len() > max {
+        bail!("{label} {url:?}: the answer is larger than {max} bytes");
+    }
+    Ok(body)
 }
 
 async fn exchange<I>(io: I, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)>
