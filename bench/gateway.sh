@@ -4,12 +4,13 @@
 # of the same fast upstream on this machine.
 #
 #   bench/gateway.sh [SECONDS]          seconds per measured run (default 10)
-#   CONNS=64 ROUNDS=3 WARMUP=2          connections of the throughput runs, rounds, warm-up
+#   CONNS=64 ROUNDS=3 WARMUP=3          connections of the throughput runs, rounds, warm-up
 #                                       seconds per server
 #   BIG_CONNS=1000                      connections of the memory run (0: no memory run)
 #   NGINX_WORKERS=auto                  worker_processes of the nginx proxy
 #   LITELLM_WORKERS=$(nproc)            LiteLLM's --num_workers; LITELLM=0 leaves LiteLLM out
 #   WARDEN_BIN=/path/to/warden          use that binary instead of building one
+#   DURABLE=1                           every answer waits for its ledger record's fsync
 #
 # The servers, each started here on a free loopback port, under a temporary directory:
 # - upstream: an nginx (one worker process) that answers POST /v1/chat/completions with a
@@ -20,8 +21,9 @@
 #   TLS 1.3 with a self-signed P-256 certificate, an API key for every request, the default
 #   Cedar policy, the input checks and guards, answer shaping, rate limits, a token quota and
 #   concurrency limits set so high that they never refuse but checked on every request, and
-#   a ledger record of every request made durable before its answer. Its async runtime uses
-#   every core.
+#   a ledger record of every request, queued before its answer and committed in groups
+#   (the default; DURABLE=1 sets durable_before_answer, each answer waiting for its fsync).
+#   Its async runtime uses every core.
 # - nginx-tls, nginx-plain: one nginx (worker_processes NGINX_WORKERS, default auto: one per
 #   core, like Warden) as a plain reverse proxy with a pool of keep-alive connections to the
 #   upstream, terminating TLS 1.3 with Warden's certificate (nginx-tls), and on plain HTTP
@@ -65,7 +67,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${CONNS:-64}
 rounds=${ROUNDS:-3}
-warmup=${WARMUP:-2}
+warmup=${WARMUP:-3}
 big_conns=${BIG_CONNS:-1000}
 nginx_workers=${NGINX_WORKERS:-auto}
 litellm_workers=${LITELLM_WORKERS:-$(nproc)}
@@ -147,6 +149,10 @@ fi
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d "${TMPDIR:-/tmp}/warden-gateway-bench.XXXXXX")
+# Warden's ledger makes every record durable before the answer: on tmpfs that costs
+# nothing, which would flatter it. Said in the output; TMPDIR chooses the place.
+work_fs=$(stat -f -c %T "$work")
+[ "$work_fs" != tmpfs ] || echo "warning: $work is on tmpfs: Warden's ledger syncs cost nothing there" >&2
 declare -A pid=()
 # Every server runs under setsid, in a process group of its own (nginx's and uvicorn's
 # workers are its children): stop() ends the whole group, gracefully first.
@@ -172,13 +178,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Five distinct free loopback ports, chosen now: each bound at once, then released.
-read -r upstream_port warden_port tls_port plain_port litellm_port < <(python3 -c '
+if ! read -r upstream_port warden_port tls_port plain_port litellm_port < <(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(5)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
-[ -n "$litellm_port" ] || { echo "could not find five free ports" >&2; exit 1; }
+print(*(s.getsockname()[1] for s in socks))') || [ -z "${litellm_port:-}" ]; then
+  echo "could not find five free ports" >&2
+  exit 1
+fi
 
 wait_for() { # NAME SECONDS LOG command...: until the command succeeds
   local name=$1 limit=$2 log=$3 deadline
@@ -259,6 +267,10 @@ chmod 0600 "$node/tls/key.pem"
 ca_cert="$node/tls/cert.pem"
 render "$dir/warden.toml" "$work/warden-serve.toml" "UPSTREAM_PORT=$upstream_port"
 cat "$work/warden-serve.toml" >>"$node/warden.toml"
+if [ "${DURABLE:-0}" = 1 ]; then
+  # `warden init` writes no [serve] table: this one is the only one.
+  printf '\n[serve]\ndurable_before_answer = true\n' >>"$node/warden.toml"
+fi
 WARDEN_DATA="$node" WARDEN_TOKEN_FILE="$work/secret/admin.token" "$warden" apikey create \
   --principal bench --models "$model" --json >"$work/secret/apikey.json" 2>"$work/apikey.err" || {
   echo "warden apikey create failed:" >&2
@@ -267,7 +279,7 @@ WARDEN_DATA="$node" WARDEN_TOKEN_FILE="$work/secret/admin.token" "$warden" apike
 }
 api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["key"])' "$work/secret/apikey.json") ||
   { echo "warden apikey create printed no key" >&2; exit 1; }
-setsid "$warden" serve --data-dir "$node" --listen "127.0.0.1:$warden_port" \
+setsid "$warden" serve --data-dir "$node" --listen "127.0.0.1:$warden_port" --admin-listen off \
   >"$work/warden.out" 2>"$work/warden.err" &
 pid[warden]=$!
 wait_for warden 60 "$work/warden.err" grep -q '^listening on ' "$work/warden.out"
@@ -398,6 +410,9 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 rounds_hwm=$(rss_kib "${pid[warden]}" VmHWM)
+for name in "${!pid[@]}"; do
+  alive "${pid[$name]}" || { echo "$name is no longer running after the rounds" >&2; exit 1; }
+done
 
 # The memory run: Warden's peak RSS reset, then BIG_CONNS connections for SECONDS.
 big_json='{}'
@@ -438,6 +453,10 @@ PY
   )
 fi
 
+if [ -s "$work/warden.err" ]; then
+  echo "warden's stderr ($(wc -l <"$work/warden.err") lines), the last ones:" >&2
+  tail -n 5 "$work/warden.err" >&2
+fi
 echo "command: CONNS=$conns ROUNDS=$rounds WARMUP=$warmup BIG_CONNS=$big_conns NGINX_WORKERS=$nginx_workers" \
   "LITELLM=$with_litellm LITELLM_WORKERS=$litellm_workers bench/gateway.sh $secs"
 echo "machine: $(nproc) cores; load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -446,7 +465,7 @@ big_desc="memory run -t2 -c$big_conns"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): throughput runs -t2 -c$conns, latency runs -t1 -c1," \
   "$big_desc; $secs s per run, $rounds rounds, ${warmup} s warm-up; ulimit -n $nofile"
 echo "warden: $("$warden" --version 2>/dev/null || echo '?'), $(grep -lx serve /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
-  "async worker threads (one per core) and its ledger threads;" \
+  "async worker threads (one per core) and its ledger threads, data directory on $work_fs;" \
   "TLS $(openssl s_client -connect "127.0.0.1:$warden_port" </dev/null 2>/dev/null | grep -m1 -o 'TLSv1.3, Cipher is [A-Z0-9_]*' || echo '?')"
 echo "nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), proxy worker_processes $nginx_workers" \
   "($(($(ps --ppid "${pid[nginx-proxy]}" -o pid= | wc -l))) workers), upstream worker_processes 1;" \

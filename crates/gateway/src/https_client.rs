@@ -260,7 +260,9 @@ pub fn get(label: &str, url: &str, ca_pem: Option<&[u8]>, max: usize) -> anyhow:
     };
     let client = HttpsClient::new(label, &format!("{scheme}://{authority}"), ca_pem)?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let (status, body) = client.call(None, Method::GET, path, None)?;
+    let (status, body) = client
+        .call(None, Method::GET, path, None)
+        .with_context(|| format!("fetching {label} {url}"))?;
     if status != StatusCode::OK {
         bail!("{label} {url:?} answered HTTP {status}");
     }

@@ -1,10 +1,11 @@
 //! OIDC/JWT bearer tokens for the inference plane: a JWT (RFC 7519) in JWS compact form
-//! (RFC 7515), signed by an identity provider whose public keys the operator puts in a JWKS
-//! file (RFC 7517). Checked as the JWT best current practices (RFC 8725) ask:
+//! (RFC 7515), signed by an identity provider whose public keys (a JWKS, RFC 7517) the
+//! operator puts in a file, or names by URL (fetched over HTTPS against a CA file, and
+//! fetched again every `refresh`). Checked as the JWT best current practices (RFC 8725) ask:
 //!
 //! - the algorithms are pinned in the settings, and a token's `alg` must also fit the key it
 //!   names (type, curve, and the key's own `alg` if it has one);
-//! - the key comes only from the configured file, by the header's `kid`: a token's own
+//! - the key comes only from the configured JWKS, by the header's `kid`: a token's own
 //!   `jwk`, `jku`, `x5u` or `x5c` is never looked at, and there is no trying of keys;
 //! - `iss` must be the configured issuer exactly, `aud` must name one of our audiences,
 //!   `exp` is required, `nbf` and `iat` are honoured, each with the configured leeway;
@@ -19,8 +20,8 @@
 //! has its own refusal code and the clock is the caller's `now`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -59,8 +60,9 @@ pub struct JwtSettings {
     /// Accepted signing algorithms: `ES256`, `ES384`, `EdDSA`, `RS256`, `RS384`, `RS512`,
     /// `PS256`, `PS384`, `PS512`. `HS*` and `none` are refused.
     pub algorithms: Vec<String>,
-    /// The issuer's public keys (a JWKS: `{"keys": [...]}`), re-read by `reload`.
-    pub jwks_path: PathBuf,
+    /// Where the issuer's public keys (a JWKS: `{"keys": [...]}`) come from; `reload`
+    /// reads them again.
+    pub jwks: JwksSource,
     /// The top-level claim naming the principal (default `sub`); it must hold a Warden
     /// principal name. Use a claim the issuer vouches for (not one users can edit).
     pub principal_claim: String,
@@ -88,12 +90,49 @@ impl JwtSettings {
             issuer: issuer.into(),
             audiences,
             algorithms,
-            jwks_path: jwks_path.into(),
+            jwks: JwksSource::File(jwks_path.into()),
             principal_claim: "sub".into(),
             models_claim: None,
             groups_claim: "groups".into(),
             leeway: Duration::from_secs(30),
             max_lifetime: None,
+        }
+    }
+}
+
+/// Where a JWKS comes from.
+#[derive(Clone, Debug)]
+pub enum JwksSource {
+    /// A file, read again when `reload` finds its content changed.
+    File(PathBuf),
+    /// The identity provider's `jwks_uri`.
+    Url {
+        /// `https://…` (or `http://` to a loopback address).
+        url: String,
+        /// The CA certificates (PEM) its server's certificate must chain to.
+        ca_pem: Option<Vec<u8>>,
+        /// How often `reload` fetches it again.
+        refresh: Duration,
+    },
+}
+
+impl JwksSource {
+    /// The JWKS's bytes now, at most [`MAX_JWKS_BYTES`].
+    fn read(&self) -> anyhow::Result<Vec<u8>> {
+        match self {
+            JwksSource::File(path) => read_jwks(path),
+            JwksSource::Url { url, ca_pem, .. } => {
+                let max = usize::try_from(MAX_JWKS_BYTES).unwrap_or(usize::MAX);
+                let body = crate::https_client::get("jwks_url", url, ca_pem.as_deref(), max)?;
+                Ok(body.to_vec())
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            JwksSource::File(path) => format!("JWKS file {}", path.display()),
+            JwksSource::Url { url, .. } => format!("JWKS at {url}"),
         }
     }
 }
@@ -129,33 +168,53 @@ pub struct JwtVerifier {
     settings: JwtSettings,
     algs: Vec<Alg>,
     keys: RwLock<Arc<KeySet>>,
+    /// When a JWKS URL was last fetched (tried).
+    fetched: Mutex<Instant>,
 }
 
 impl JwtVerifier {
-    /// Checks the settings and reads the JWKS file.
+    /// Checks the settings and reads the JWKS (a server whose JWKS cannot be read does not
+    /// start: it could accept no token).
     pub fn new(settings: JwtSettings) -> anyhow::Result<JwtVerifier> {
         let algs = check_settings(&settings)?;
-        let keys = load(&settings.jwks_path, &algs)?;
+        let keys = match &settings.jwks {
+            JwksSource::File(path) => load(path, &algs)?,
+            source => {
+                let bytes = source.read()?;
+                let keys = parse_jwks(&bytes, &algs).with_context(|| source.describe())?;
+                KeySet {
+                    digest: sha256(&bytes),
+                    keys,
+                }
+            }
+        };
         Ok(JwtVerifier {
             settings,
             algs,
             keys: RwLock::new(Arc::new(keys)),
+            fetched: Mutex::new(Instant::now()),
         })
     }
 
-    /// Re-reads the JWKS file if its content changed. True when the keys changed. On an
-    /// error the old keys stay in use. Cheap enough for a poller: one read of at most
-    /// 256 KiB and a SHA-256.
+    /// Reads the JWKS again: a file each time (cheap enough for a poller: one read of at
+    /// most 256 KiB and a SHA-256), a URL once `refresh` has passed since the last try.
+    /// True when the keys changed. On an error the old keys stay in use.
     pub fn reload(&self) -> anyhow::Result<bool> {
-        let path = &self.settings.jwks_path;
-        let bytes = read_jwks(path)?;
+        if let JwksSource::Url { refresh, .. } = &self.settings.jwks {
+            let mut last = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < *refresh {
+                return Ok(false);
+            }
+            *last = Instant::now();
+        }
+        let source = &self.settings.jwks;
+        let bytes = source.read()?;
         let digest = sha256(&bytes);
         let current = self.current();
         if current.digest == digest {
             return Ok(false);
         }
-        let keys = parse_jwks(&bytes, &self.algs)
-            .with_context(|| format!("JWKS file {}", path.display()))?;
+        let keys = parse_jwks(&bytes, &self.algs).with_context(|| source.describe())?;
         let changed = !same_keys(&current.keys, &keys);
         let fresh = Arc::new(KeySet { digest, keys });
         match self.keys.write() {
@@ -512,6 +571,11 @@ fn check_settings(s: &JwtSettings) -> anyhow::Result<Vec<Alg>> {
     }
     if s.max_lifetime.is_some_and(|m| m.is_zero()) {
         bail!("JWT settings: `max_lifetime` must be more than zero (or unset)");
+    }
+    if let JwksSource::Url { refresh, .. } = &s.jwks {
+        if refresh.is_zero() {
+            bail!("JWT settings: the JWKS refresh interval must be at least a second");
+        }
     }
     Ok(algs)
 }

@@ -274,3 +274,113 @@ fn every_endpoint_refuses_every_wrong_caller_and_answers_the_right_one() {
     }
     stop(server);
 }
+
+/// The identity provider's JWKS by URL (`jwks_url`): fetched at start, fetched again every
+/// `jwks_refresh_seconds`, so a rotated key is followed without a restart; a server whose
+/// JWKS cannot be fetched does not start. The provider's web server is Python's
+/// `http.server` on loopback.
+#[test]
+fn jwt_keys_come_from_the_providers_url_and_follow_its_rotation() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        eprintln!("skipped: needs openssl, curl and python3");
+        return;
+    }
+    let (first, second) = (Idp::new(), Idp::new());
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("jwks.json"), first.jwks()).unwrap();
+    let mut web = std::process::Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(site.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(web.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let web_port: u16 = line
+        .split("port ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let _web = common::http::Kill(web);
+
+    let (_upstream, up) = fake_upstream();
+    let jwt = |url: &str| {
+        format!(
+            "[serve.jwt]\nissuer = \"https://idp.example\"\naudiences = [\"warden\"]\n\
+             jwks_url = \"{url}\"\njwks_refresh_seconds = 1\nmodels_claim = \"warden_models\"\n"
+        )
+    };
+    let node = setup(up, &jwt(&format!("http://127.0.0.1:{web_port}/jwks.json")));
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    let chat_as = |token: &str| {
+        call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&format!("Bearer {token}")),
+            Some(&chat("chat-1")),
+        )
+        .status
+    };
+    assert_eq!(chat_as(&first.token("carol", &[])), 200);
+    assert_eq!(chat_as(&second.token("carol", &[])), 401);
+
+    // The provider rotates its key: followed within a refresh and a reload tick.
+    std::fs::write(site.path().join("jwks.json"), second.jwks()).unwrap();
+    let t = std::time::Instant::now();
+    while chat_as(&second.token("carol", &[])) != 200 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "the new key was not fetched: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(
+        chat_as(&first.token("carol", &[])),
+        401,
+        "the old key is gone"
+    );
+    stop(server);
+    assert!(ledger_records(&node)
+        .iter()
+        .any(|r| r["kind"] == "config.jwks-reload"));
+
+    // Nothing at the URL, or a file and a URL both: the server does not start.
+    for (extra, needle) in [
+        (jwt("http://127.0.0.1:9/jwks.json"), "jwks_url"),
+        (
+            format!(
+                "{}jwks = \"jwks.json\"\n",
+                jwt("http://127.0.0.1:9/jwks.json")
+            ),
+            "not both",
+        ),
+        (jwt("http://203.0.113.7/jwks.json"), "loopback"),
+    ] {
+        let node = setup(up, &extra);
+        let out = node.warden(&["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"]);
+        assert_eq!(common::code(&out), 1, "{}", common::text(&out));
+        assert!(
+            common::text(&out).contains(needle),
+            "{needle}: {}",
+            common::text(&out)
+        );
+    }
+}

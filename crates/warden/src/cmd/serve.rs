@@ -288,7 +288,7 @@ pub fn serve(
     let tls = tls_reloader.as_ref().map(|r| r.server_tls());
     let jwt = match &config.jwt {
         Some(j) => Some(Arc::new(
-            gateway::jwt::JwtVerifier::new(j.settings(|p| node.path(p))).context("[serve.jwt]")?,
+            gateway::jwt::JwtVerifier::new(j.settings(|p| node.path(p))?).context("[serve.jwt]")?,
         )),
         None => None,
     };

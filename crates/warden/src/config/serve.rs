@@ -181,8 +181,16 @@ pub struct JwtToml {
     /// Pinned algorithms (default ES256, EdDSA, RS256).
     #[serde(default = "default_jwt_algorithms")]
     pub algorithms: Vec<String>,
-    /// The identity provider's JWKS (public keys), a file re-read when it changes.
-    pub jwks: PathBuf,
+    /// The identity provider's JWKS (public keys), a file re-read when it changes; or
+    /// `jwks_url`.
+    pub jwks: Option<PathBuf>,
+    /// The identity provider's `jwks_uri` (https, or http to a loopback address), fetched
+    /// at start and every `jwks_refresh_seconds`.
+    pub jwks_url: Option<String>,
+    /// The CA certificates (PEM) the JWKS server's certificate must chain to.
+    pub jwks_ca: Option<PathBuf>,
+    #[serde(default = "default_jwks_refresh_seconds")]
+    pub jwks_refresh_seconds: u64,
     #[serde(default = "default_principal_claim")]
     pub principal_claim: String,
     pub models_claim: Option<String>,
@@ -205,6 +213,10 @@ fn default_groups_claim() -> String {
     "groups".into()
 }
 
+fn default_jwks_refresh_seconds() -> u64 {
+    300
+}
+
 fn default_leeway_seconds() -> u64 {
     30
 }
@@ -214,13 +226,34 @@ impl JwtToml {
     pub fn settings(
         &self,
         resolve: impl Fn(&std::path::Path) -> PathBuf,
-    ) -> gateway::jwt::JwtSettings {
+    ) -> anyhow::Result<gateway::jwt::JwtSettings> {
+        let jwks = match (&self.jwks, &self.jwks_url) {
+            (Some(path), None) => gateway::jwt::JwksSource::File(resolve(path)),
+            (None, Some(url)) => {
+                let ca_pem = match &self.jwks_ca {
+                    Some(p) => {
+                        let p = resolve(p);
+                        let pem = std::fs::read(&p)
+                            .with_context(|| format!("[serve.jwt] jwks_ca {}", p.display()))?;
+                        Some(pem)
+                    }
+                    None => None,
+                };
+                gateway::jwt::JwksSource::Url {
+                    url: url.clone(),
+                    ca_pem,
+                    refresh: std::time::Duration::from_secs(self.jwks_refresh_seconds),
+                }
+            }
+            _ => bail!("[serve.jwt]: give either jwks (a file) or jwks_url, not both"),
+        };
         let mut s = gateway::jwt::JwtSettings::new(
             self.issuer.clone(),
             self.audiences.clone(),
             self.algorithms.clone(),
-            resolve(&self.jwks),
+            PathBuf::new(),
         );
+        s.jwks = jwks;
         s.principal_claim = self.principal_claim.clone();
         s.models_claim = self.models_claim.clone();
         s.groups_claim = self.groups_claim.clone();
@@ -228,7 +261,7 @@ impl JwtToml {
         s.max_lifetime = self
             .max_lifetime_seconds
             .map(std::time::Duration::from_secs);
-        s
+        Ok(s)
     }
 }
 
