@@ -149,22 +149,14 @@ fi
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d "${TMPDIR:-/tmp}/warden-gateway-bench.XXXXXX")
-# Warden's ledger makes every record durable before the answer: on tmpfs that costs
-# nothing, which would flatter it. Said in the output; TMPDIR chooses the place.
+# Warden's ledger syncs its records (before the answer with DURABLE=1): on tmpfs that
+# costs nothing, which would flatter it. Said in the output; TMPDIR chooses the place.
 work_fs=$(stat -f -c %T "$work")
 [ "$work_fs" != tmpfs ] || echo "warning: $work is on tmpfs: Warden's ledger syncs cost nothing there" >&2
 declare -A pid=()
 # Every server runs under setsid, in a process group of its own (nginx's and uvicorn's
 # workers are its children): stop() ends the whole group, gracefully first.
-alive() { case $(ps -o stat= -p "$1" 2>/dev/null) in '' | Z*) return 1 ;; esac; }
-stop() {
-  local p=$1
-  [ -n "$p" ] || return 0
-  kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
-  for _ in $(seq 100); do alive "$p" || break; sleep 0.1; done
-  kill -KILL -- "-$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
+. bench/lib/procs.sh
 sampler_pid=
 cleanup() {
   [ -z "$sampler_pid" ] || { kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; }

@@ -86,15 +86,7 @@ warden_pid=
 peer_pid=
 # Both servers run under setsid, each in a process group of its own (uvicorn's workers
 # are its children): stop() ends the whole group, gracefully first.
-alive() { case $(ps -o stat= -p "$1" 2>/dev/null) in '' | Z*) return 1 ;; esac; }
-stop() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+. bench/lib/procs.sh
 cleanup() {
   stop "$warden_pid"
   stop "$peer_pid"

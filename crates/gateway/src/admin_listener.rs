@@ -125,6 +125,14 @@ async fn handle(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ResBody> {
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    if probe && !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return respond(AdminResponse::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the probes answer GET only",
+        ));
+    }
     match req.uri().path() {
         "/healthz" => {
             return respond(AdminResponse::json(

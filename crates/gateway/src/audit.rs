@@ -136,27 +136,35 @@ impl Recorder {
         }
     }
 
-    fn submit(&self, record: &Record, done: Option<oneshot::Sender<bool>>) -> bool {
+    /// The record encoded and the queue to put it in; `None` when it cannot be recorded
+    /// (invalid, the ledger failed, or the recorder stopped).
+    fn prepare(&self, record: &Record) -> Option<(Vec<u8>, mpsc::Sender<Job>)> {
         let entry = match record.encode() {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("warden serve: a request record is invalid ({e})");
-                return false;
+                return None;
             }
         };
-        let Some(tx) = self.sender() else {
-            return false;
-        };
-        if !self.healthy() {
-            return false;
-        }
-        tx.try_send(Job { entry, done }).is_ok()
+        let tx = self.sender()?;
+        self.healthy().then_some((entry, tx))
     }
 
-    /// Records and waits until the record is durable; false if it cannot be.
+    /// Records and waits until the record is durable (waiting for room in the queue
+    /// first, when it is full); false if it cannot be.
     pub async fn record(&self, record: &Record) -> bool {
+        let Some((entry, tx)) = self.prepare(record) else {
+            return false;
+        };
         let (done, wait) = oneshot::channel();
-        if !self.submit(record, Some(done)) {
+        if tx
+            .send(Job {
+                entry,
+                done: Some(done),
+            })
+            .await
+            .is_err()
+        {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -166,23 +174,19 @@ impl Recorder {
     /// requests, never a lost record); false when the ledger has failed or is closed.
     /// The record becomes durable in the writer's next group commit.
     pub async fn queue(&self, record: &Record) -> bool {
-        let entry = match record.encode() {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("warden serve: a request record is invalid ({e})");
-                return false;
-            }
-        };
-        let Some(tx) = self.sender() else {
-            return false;
-        };
-        self.healthy() && tx.send(Job { entry, done: None }).await.is_ok()
+        match self.prepare(record) {
+            Some((entry, tx)) => tx.send(Job { entry, done: None }).await.is_ok(),
+            None => false,
+        }
     }
 
     /// Records without waiting (the end of a stream, whose response is already out). A
     /// record that cannot be queued stops the gateway taking requests.
     pub fn record_later(&self, record: &Record) {
-        if !self.submit(record, None) && self.healthy.swap(false, Ordering::SeqCst) {
+        let queued = self
+            .prepare(record)
+            .is_some_and(|(entry, tx)| tx.try_send(Job { entry, done: None }).is_ok());
+        if !queued && self.healthy.swap(false, Ordering::SeqCst) {
             eprintln!("warden serve: the ledger's queue is full or closed; refusing inference (fail closed)");
         }
     }

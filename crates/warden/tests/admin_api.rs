@@ -98,8 +98,13 @@ fn the_admin_api_makes_every_cli_change_and_refuses_what_it_must() {
         401,
         "metrics without a token",
     );
+    expect(
+        &admin.call(None, "POST", "/healthz", Some("{}")),
+        405,
+        "probes are GET only",
+    );
     // The inference plane's API keys are not admin credentials.
-    let (key_id, key) = node.key("app", "chat*", &[]);
+    let (_, key) = node.key("app", "chat*", &[]);
     expect(
         &admin.call(Some(&key), "GET", "/admin/v1/status", None),
         401,
@@ -366,7 +371,6 @@ fn the_admin_api_makes_every_cli_change_and_refuses_what_it_must() {
             "a secret reached the server log"
         );
     }
-    let _ = key_id;
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod admin_routes;
 pub mod ledger;
 mod posture;
 mod quickstart;

@@ -92,9 +92,7 @@ impl Ctx {
     /// progress bar when `bar`.
     pub fn carry_out(&self, op: &Op, bar: bool) -> anyhow::Result<Value> {
         if self.server.is_some() {
-            let Some((method, path, body)) = super::serve_admin::request_for(op) else {
-                anyhow::bail!("admission and export read or write files on the server's host: run them there, without --server");
-            };
+            let (method, path, body) = super::admin_routes::request_for(op)?;
             return self
                 .remote(method, &path, Some(&body))?
                 .ok_or_else(|| anyhow::anyhow!("internal: no server"));

@@ -12,13 +12,12 @@ use super::release::Ctx;
 use crate::node::views;
 
 pub fn releases(ctx: &Ctx, a: ReleasesArgs) -> anyhow::Result<Code> {
-    let path = match &a.model {
-        Some(m) => format!("/admin/v1/releases?model={m}"),
-        None => "/admin/v1/releases".into(),
-    };
-    let list: Vec<views::ReleaseRow> = match ctx.remote(Method::GET, &path, None)? {
-        Some(v) => serde_json::from_value(v["releases"].clone())?,
-        None => views::releases(&mut ctx.node()?, a.model.as_deref())?,
+    let list: Vec<views::ReleaseRow> = if ctx.server.is_some() {
+        let path = super::admin_routes::releases_path(a.model.as_deref())?;
+        let v = ctx.remote(Method::GET, &path, None)?.unwrap_or_default();
+        serde_json::from_value(v["releases"].clone())?
+    } else {
+        views::releases(&mut ctx.node()?, a.model.as_deref())?
     };
     let mut out = std::io::stdout().lock();
     for row in &list {
