@@ -416,10 +416,12 @@ fn allowed(pid: i32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Bac
         libc::SYS_write,
         libc::SYS_close,
         // Memory: glibc's malloc grows the heap with brk, maps large blocks with mmap and
-        // grows them with mremap.
+        // grows them with mremap; mimalloc (the `warden` binary's allocator) asks which
+        // NUMA node it runs on when the machine has several.
         libc::SYS_brk,
         libc::SYS_munmap,
         libc::SYS_mremap,
+        libc::SYS_getcpu,
         // Hash map seeds (std's RandomState).
         libc::SYS_getrandom,
         // abort(): unblock SIGABRT and send it to itself; signal handlers return.
@@ -433,8 +435,21 @@ fn allowed(pid: i32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Bac
     ] {
         rules.insert(nr, vec![]);
     }
-    // Mapped memory is never executable.
+    // Mapped memory is never executable, nor made so later (mimalloc commits and decommits
+    // its arenas with mprotect).
     rules.insert(libc::SYS_mmap, vec![no_exec()?]);
+    rules.insert(libc::SYS_mprotect, vec![no_exec()?]);
+    // Freed memory handed back to the kernel (mimalloc, and glibc's free of large blocks):
+    // these two pieces of advice only, which drop a mapping's pages.
+    rules.insert(
+        libc::SYS_madvise,
+        vec![
+            arg_is(2, libc::MADV_DONTNEED as u64)?,
+            arg_is(2, libc::MADV_FREE as u64)?,
+        ],
+    );
+    // mimalloc names its mappings ("mimalloc" in /proc/PID/maps), nothing else of prctl.
+    rules.insert(libc::SYS_prctl, vec![arg_is(0, libc::PR_SET_VMA as u64)?]);
     // std checks a descriptor is open before closing it (F_GETFD), nothing more.
     rules.insert(libc::SYS_fcntl, vec![arg_is(1, libc::F_GETFD as u64)?]);
     // abort() signals the worker itself, and nothing else.

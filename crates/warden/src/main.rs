@@ -13,6 +13,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: the gateway makes many small allocations per request, and glibc's malloc spent
+/// a sixth of its CPU on them (docs/PERFORMANCE.md, "Gateway"). The sandboxed worker runs
+/// this binary too; its seccomp list allows the calls mimalloc makes (runtime's sandbox.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // `warden` runs itself as the sandboxed runtime's worker (docs/runtime.md): before
     // anything else, so that no thread exists when the worker locks itself down.

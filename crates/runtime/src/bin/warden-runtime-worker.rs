@@ -1,5 +1,9 @@
-//! The sandboxed inference worker, as a program of its own. `warden` will run the same code
-//! as a hidden subcommand of itself; until then the parent (`runtime::Worker`) starts this.
+//! The sandboxed inference worker, as a program of its own, for this crate's tests and
+//! benchmarks; `warden` runs the same code as a hidden subcommand of itself. It has
+//! `warden`'s allocator, so that the sandbox tests hold the worker as `warden` runs it.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     runtime::worker_main(std::env::args_os().skip(1))
