@@ -11,6 +11,7 @@
 #   LITELLM_WORKERS=$(nproc)            LiteLLM's --num_workers; LITELLM=0 leaves LiteLLM out
 #   WARDEN_BIN=/path/to/warden          use that binary instead of building one
 #   DURABLE=1                           every answer waits for its ledger record's fsync
+#   BARE=0                              leaves out the bare-stack proxy (below)
 #
 # The servers, each started here on a free loopback port, under a temporary directory:
 # - upstream: an nginx (one worker process) that answers POST /v1/chat/completions with a
@@ -23,11 +24,14 @@
 #   concurrency limits set so high that they never refuse but checked on every request, and
 #   a ledger record of every request, queued before its answer and committed in groups
 #   (the default; DURABLE=1 sets durable_before_answer, each answer waiting for its fsync).
-#   Its async runtime uses every core.
+#   It serves with one event loop per core.
 # - nginx-tls, nginx-plain: one nginx (worker_processes NGINX_WORKERS, default auto: one per
 #   core, like Warden) as a plain reverse proxy with a pool of keep-alive connections to the
 #   upstream, terminating TLS 1.3 with Warden's certificate (nginx-tls), and on plain HTTP
 #   for reference (nginx-plain); no authentication, no log (bench/gateway/nginx-proxy.conf).
+# - bare: the floor under Warden's speed, Warden's own stack (tokio, rustls, hyper) as a
+#   reverse proxy with none of its layers (crates/gateway/examples/bare_proxy.rs), with
+#   Warden's certificate: what the stack costs, told apart from what the layers cost.
 # - litellm: the LiteLLM proxy (bench/gateway/requirements.txt pins it; its own venv,
 #   bench/.venv-litellm) with a master key, no database, LITELLM_WORKERS uvicorn workers,
 #   logging at ERROR, on plain HTTP (in its favour) (bench/gateway/litellm.yaml).
@@ -39,7 +43,7 @@
 # How it runs: each server first answers one request (HTTP 200 and an answer with
 # `choices`); then gets WARMUP seconds of load (not counted); then ROUNDS rounds. Each
 # round runs, one server after the other: the throughput runs (wrk -t2 -cCONNS against
-# warden, nginx-tls, nginx-plain, litellm and the upstream itself), then the latency runs
+# warden, bare, nginx-tls, nginx-plain, litellm and the upstream itself), then the latency runs
 # (wrk -t1 -c1 against the upstream itself, warden and nginx-tls); the order is reversed
 # every other round, so that whatever else the machine is doing falls on all alike. wrk
 # shares the cores with the servers. Last, the memory run: wrk -t2 -cBIG_CONNS against
@@ -72,6 +76,7 @@ big_conns=${BIG_CONNS:-1000}
 nginx_workers=${NGINX_WORKERS:-auto}
 litellm_workers=${LITELLM_WORKERS:-$(nproc)}
 with_litellm=${LITELLM:-1}
+with_bare=${BARE:-1}
 for n in "$secs" "$conns" "$rounds" "$litellm_workers"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS, CONNS, ROUNDS and LITELLM_WORKERS must be positive integers" >&2; exit 1; }
 done
@@ -79,6 +84,7 @@ done
 [[ $big_conns =~ ^[0-9]+$ ]] || { echo "BIG_CONNS must be a whole number" >&2; exit 1; }
 [[ $nginx_workers =~ ^(auto|[1-9][0-9]*)$ ]] || { echo "NGINX_WORKERS must be auto or a positive integer" >&2; exit 1; }
 [[ $with_litellm =~ ^[01]$ ]] || { echo "LITELLM must be 0 or 1" >&2; exit 1; }
+[[ $with_bare =~ ^[01]$ ]] || { echo "BARE must be 0 or 1" >&2; exit 1; }
 [ "$conns" -ge 2 ] || { echo "CONNS must be at least 2 (one per wrk thread)" >&2; exit 1; }
 [ "$big_conns" -eq 0 ] || [ "$big_conns" -ge 2 ] || { echo "BIG_CONNS must be 0 or at least 2" >&2; exit 1; }
 
@@ -120,14 +126,19 @@ if [ "$with_litellm" = 1 ] && ! cmp -s "$dir/requirements.txt" "$venv/requiremen
   cp "$dir/requirements.txt" "$venv/requirements.txt"
 fi
 
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden-target}"
 if [ -n "${WARDEN_BIN:-}" ]; then
   warden=$WARDEN_BIN
 else
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden-target}"
   cargo build --release --locked -q -p warden
   warden="$CARGO_TARGET_DIR/release/warden"
 fi
 [ -x "$warden" ] || { echo "no warden binary at $warden" >&2; exit 1; }
+if [ "$with_bare" = 1 ]; then
+  cargo build --release --locked -q -p gateway --example bare_proxy
+  bare="$CARGO_TARGET_DIR/release/examples/bare_proxy"
+  [ -x "$bare" ] || { echo "no bare_proxy binary at $bare" >&2; exit 1; }
+fi
 
 # Descriptors: the memory run needs BIG_CONNS in Warden (and as many upstream connections
 # at worst) and BIG_CONNS in wrk. Raise the soft limit as far as the hard one allows; a
@@ -160,7 +171,7 @@ declare -A pid=()
 sampler_pid=
 cleanup() {
   [ -z "$sampler_pid" ] || { kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; }
-  for name in litellm nginx-proxy warden upstream; do
+  for name in litellm nginx-proxy bare warden upstream; do
     stop "${pid[$name]:-}"
   done
   rm -rf "$work"
@@ -169,14 +180,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Five distinct free loopback ports, chosen now: each bound at once, then released.
-if ! read -r upstream_port warden_port tls_port plain_port litellm_port < <(python3 -c '
+# Six distinct free loopback ports, chosen now: each bound at once, then released.
+if ! read -r upstream_port warden_port tls_port plain_port litellm_port bare_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))') || [ -z "${litellm_port:-}" ]; then
-  echo "could not find five free ports" >&2
+print(*(s.getsockname()[1] for s in socks))') || [ -z "${bare_port:-}" ]; then
+  echo "could not find six free ports" >&2
   exit 1
 fi
 
@@ -285,15 +296,26 @@ start_nginx nginx-proxy "$dir/nginx-proxy.conf" "WORKERS=$nginx_workers" \
 wait_for nginx-proxy 30 "$work/nginx-proxy/error.log" \
   curl -sf -o /dev/null "http://127.0.0.1:$plain_port/v1/models"
 
+if [ "$with_bare" = 1 ]; then
+  echo "starting the bare-stack proxy on port $bare_port" >&2
+  setsid "$bare" "$node/tls/cert.pem" "$node/tls/key.pem" "127.0.0.1:$bare_port" \
+    "http://127.0.0.1:$upstream_port" >"$work/bare.out" 2>"$work/bare.err" &
+  pid[bare]=$!
+  wait_for bare 30 "$work/bare.err" grep -q '^listening on ' "$work/bare.out"
+fi
+
 declare -A url key
 url[upstream]="http://127.0.0.1:$upstream_port/v1/chat/completions"
 url[warden]="https://127.0.0.1:$warden_port/v1/chat/completions"
 url[nginx-tls]="https://127.0.0.1:$tls_port/v1/chat/completions"
 url[nginx-plain]="http://127.0.0.1:$plain_port/v1/chat/completions"
-for name in upstream warden nginx-tls nginx-plain; do key[$name]=$api_key; done
+url[bare]="https://127.0.0.1:$bare_port/v1/chat/completions"
+for name in upstream warden bare nginx-tls nginx-plain; do key[$name]=$api_key; done
 # The servers whose CPU time a run is charged with.
-declare -A server=([upstream]=upstream [warden]=warden [nginx-tls]=nginx-proxy [nginx-plain]=nginx-proxy [litellm]=litellm)
-tp_names=(warden nginx-tls nginx-plain)
+declare -A server=([upstream]=upstream [warden]=warden [bare]=bare [nginx-tls]=nginx-proxy [nginx-plain]=nginx-proxy [litellm]=litellm)
+tp_names=(warden)
+[ "$with_bare" = 1 ] && tp_names+=(bare)
+tp_names+=(nginx-tls nginx-plain)
 
 if [ "$with_litellm" = 1 ]; then
   echo "starting litellm ($litellm_workers workers) on port $litellm_port" >&2
@@ -450,14 +472,14 @@ if [ -s "$work/warden.err" ]; then
   tail -n 5 "$work/warden.err" >&2
 fi
 echo "command: CONNS=$conns ROUNDS=$rounds WARMUP=$warmup BIG_CONNS=$big_conns NGINX_WORKERS=$nginx_workers" \
-  "LITELLM=$with_litellm LITELLM_WORKERS=$litellm_workers bench/gateway.sh $secs"
+  "BARE=$with_bare LITELLM=$with_litellm LITELLM_WORKERS=$litellm_workers bench/gateway.sh $secs"
 echo "machine: $(nproc) cores; load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 big_desc="memory run -t2 -c$big_conns"
 [ "$big_conns" -gt 0 ] || big_desc="no memory run"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): throughput runs -t2 -c$conns, latency runs -t1 -c1," \
   "$big_desc; $secs s per run, $rounds rounds, ${warmup} s warm-up; ulimit -n $nofile"
-echo "warden: $("$warden" --version 2>/dev/null || echo '?'), $(grep -lx serve /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
-  "async worker threads (one per core) and its ledger threads, data directory on $work_fs;" \
+echo "warden: $("$warden" --version 2>/dev/null || echo '?'), $(grep -lxE 'serve-[0-9]+' /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
+  "event loops (one per core) and its ledger threads, data directory on $work_fs;" \
   "TLS $(openssl s_client -connect "127.0.0.1:$warden_port" </dev/null 2>/dev/null | grep -m1 -o 'TLSv1.3, Cipher is [A-Z0-9_]*' || echo '?')"
 echo "nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), proxy worker_processes $nginx_workers" \
   "($(($(ps --ppid "${pid[nginx-proxy]}" -o pid= | wc -l))) workers), upstream worker_processes 1;" \
@@ -529,6 +551,11 @@ if w and ng:
                     f" {ratio:.2f}x (target >= 0.8x): {verdict(ratio >= 0.8)}")
 else:
     verdicts.append("1. throughput against nginx-tls: not judged, no clean throughput run of both")
+bare = med.get(("tp", "bare"))
+if w and ng and bare:
+    verdicts.append(f"   for reference, the bare stack (no layers): {bare['rps']:,.0f} req/s,"
+                    f" {bare['rps'] / ng['rps']:.2f}x nginx-tls; warden is {w['rps'] / bare['rps']:.2f}x"
+                    f" the bare stack, at {w['cpu_us']:.0f} against {bare['cpu_us']:.0f} CPU µs/req")
 pairs = [(u, x) for u, x in zip(runs[("lat", "upstream")], runs[("lat", "warden")])
          if not u["errors"] and not x["errors"]]
 if pairs:

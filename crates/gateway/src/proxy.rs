@@ -15,9 +15,15 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::error::ApiError;
 
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
-pub fn client() -> Client {
+thread_local! {
+    /// One pool per thread: each of the listener's event loops (`server.rs`) keeps its
+    /// upstream connections, and the tasks that drive them, on its own thread.
+    static CLIENT: Client = client();
+}
+
+fn client() -> Client {
     let mut connector = HttpConnector::new();
     connector.enforce_http(true);
     connector.set_nodelay(true);
@@ -31,7 +37,6 @@ pub fn client() -> Client {
 /// failure, or a status other than 2xx, is a generic 502 (504 on a timeout): what went
 /// wrong upstream is not the caller's business.
 pub async fn send(
-    client: &Client,
     method: Method,
     url: &str,
     body: Bytes,
@@ -52,7 +57,8 @@ pub async fn send(
         )
         .body(Full::new(body))
         .map_err(|_| ApiError::upstream())?;
-    let resp = match tokio::time::timeout(timeout, client.request(req)).await {
+    let request = CLIENT.with(|client| client.request(req));
+    let resp = match tokio::time::timeout(timeout, request).await {
         Err(_) => {
             return Err(ApiError::new(
                 hyper::StatusCode::GATEWAY_TIMEOUT,

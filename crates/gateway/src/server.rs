@@ -19,7 +19,6 @@ use crate::audit::{Digests, Recorder};
 use crate::config::GatewayConfig;
 use crate::conn::{ClientIdentity, Connection};
 use crate::control::Control;
-use crate::proxy;
 use crate::tls::{PrincipalSource, ServerTls};
 
 /// How long a client may take to finish the TLS handshake or send a request's headers.
@@ -44,7 +43,6 @@ pub struct Gateway {
     pub guards: crate::guard::Guards,
     /// The authorisation policies (Cedar), swapped whole when their file changes.
     policies: std::sync::RwLock<Arc<crate::policy::Policies>>,
-    pub(crate) client: proxy::Client,
 }
 
 impl Gateway {
@@ -67,7 +65,6 @@ impl Gateway {
             recorder,
             digests,
             local: crate::local::LocalModels::default(),
-            client: proxy::client(),
         })
     }
 }
@@ -93,6 +90,13 @@ impl Gateway {
 
 /// Serves until `shutdown` completes, then lets open connections finish (for a while).
 /// With TLS, a verified client certificate fills `Connection::client`.
+///
+/// Connections are served by one event loop per core, each a single-threaded runtime on a
+/// thread of its own accepting from the same socket (as nginx runs one worker per core): a
+/// connection's requests, its upstream connections and their timers stay on one thread,
+/// with none of a work-stealing scheduler's hand-offs between threads (which cost the
+/// gateway about a tenth of its CPU per request, docs/PERFORMANCE.md). The caller's
+/// runtime only waits for `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<ServerTls>,
@@ -100,7 +104,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let principal_from = tls.as_ref().map(|t| t.principal_from).unwrap_or_default();
-    // Each connection holds a permit: at the limit the loop stops accepting, and new
+    // Each connection holds a permit: at the limit the loops stop accepting, and new
     // connections wait in the kernel's backlog (slow or idle clients cannot pile up
     // without bound; idle ones are closed by the header timeout).
     let slots = match gateway.config.max_connections {
@@ -110,11 +114,82 @@ pub async fn serve(
     let slots = Arc::new(tokio::sync::Semaphore::new(slots));
     let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let socket = listener.into_std()?;
+    let loops = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut finished = Vec::with_capacity(loops);
+    for i in 0..loops {
+        let shared = Shared {
+            slots: Arc::clone(&slots),
+            acceptor: acceptor.clone(),
+            principal_from,
+            gateway: Arc::clone(&gateway),
+            stop: stop_rx.clone(),
+        };
+        let socket = socket.try_clone()?;
+        let (done, wait) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("serve-{i}"))
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| {
+                        rt.block_on(async {
+                            let listener = TcpListener::from_std(socket)?;
+                            accept_loop(listener, shared).await;
+                            Ok(())
+                        })
+                    });
+                let _ = done.send(result);
+            })?;
+        finished.push(wait);
+    }
+    drop(socket);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
+    for wait in finished {
+        match wait.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e.context("an event loop of the listener failed")),
+            Err(_) => result = Err(anyhow::anyhow!("an event loop of the listener stopped")),
+        }
+    }
+    result
+}
+
+/// What every event loop shares.
+struct Shared {
+    slots: Arc<tokio::sync::Semaphore>,
+    acceptor: Option<TlsAcceptor>,
+    principal_from: PrincipalSource,
+    gateway: Arc<Gateway>,
+    stop: watch::Receiver<bool>,
+}
+
+/// One event loop: accepts until told to stop, then lets its connections finish (for a
+/// while).
+async fn accept_loop(listener: TcpListener, shared: Shared) {
+    let Shared {
+        slots,
+        acceptor,
+        principal_from,
+        gateway,
+        stop,
+    } = shared;
+    let mut stopping = stop.clone();
     let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
     loop {
+        if *stopping.borrow() {
+            break;
+        }
+        // A dropped sender (the serving future dropped) stops the loop as `true` does.
         let permit = tokio::select! {
-            () = &mut shutdown => break,
+            changed = stopping.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => break,
+            },
             permit = Arc::clone(&slots).acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break,
@@ -122,7 +197,10 @@ pub async fn serve(
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
         tokio::select! {
-            () = &mut shutdown => break,
+            changed = stopping.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => break,
+            },
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
@@ -134,7 +212,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = Arc::clone(&gateway);
-                let stop = stop_rx.clone();
+                let stop = stop.clone();
                 let acceptor = acceptor.clone();
                 conns.spawn(async move {
                     let _permit = permit;
@@ -153,7 +231,7 @@ pub async fn serve(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    let _ = stop_tx.send(true);
+    drop(listener);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while conns.join_next().await.is_some() {}
     })
@@ -161,7 +239,6 @@ pub async fn serve(
     if drained.is_err() {
         conns.abort_all();
     }
-    Ok(())
 }
 
 /// The identity the peer's verified certificate names; none without a certificate, or

@@ -572,15 +572,7 @@ async fn inner(
     facts.upstream = Some(upstream.name.clone());
     let url = format!("{}{}", upstream.base, path);
     let method = route.method();
-    let resp = proxy::send(
-        &gw.client,
-        method,
-        &url,
-        body,
-        stream,
-        gw.config.request_timeout,
-    )
-    .await?;
+    let resp = proxy::send(method, &url, body, stream, gw.config.request_timeout).await?;
     if stream {
         let shaper = SseShaper::new(OpenAiShaping {
             keep_logprobs: gw.config.keep_logprobs,

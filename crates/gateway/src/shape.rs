@@ -17,7 +17,11 @@
 //! - A body that is not a JSON object is [`ShapeError::NotJson`]: it is never passed on
 //!   unshaped.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -78,6 +82,14 @@ const GENERIC_ERROR: &str = r#"{"error":{"message":"the model server could not f
 /// Shapes a whole chat, completions or embeddings response. `Ok(None)`: nothing to change,
 /// pass the body on as it is.
 pub fn shape_openai(body: &[u8], policy: &OpenAiShaping) -> Result<Option<Bytes>, ShapeError> {
+    if untouched(body, policy) {
+        return Ok(None);
+    }
+    shape_tree(body, policy)
+}
+
+/// The whole answer parsed, shaped and written again.
+fn shape_tree(body: &[u8], policy: &OpenAiShaping) -> Result<Option<Bytes>, ShapeError> {
     let mut v = parse(body)?;
     if upstream_error(&v) {
         return Err(ShapeError::UpstreamError);
@@ -94,6 +106,78 @@ pub fn shape_openai(body: &[u8], policy: &OpenAiShaping) -> Result<Option<Bytes>
 /// removed, `model` left as it is.
 pub fn strip_openai_logprobs(body: &[u8]) -> Result<Option<Bytes>, ShapeError> {
     shape_openai(body, &OpenAiShaping::default())
+}
+
+/// What [`untouched`] reads of an answer, borrowing from it: the fields shaping would
+/// change or refuse, and nothing else (the rest is skipped without being built).
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+    #[serde(borrow, default)]
+    object: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "any_value")]
+    model: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    prompt_logprobs: bool,
+    #[serde(default, deserialize_with = "present")]
+    system_fingerprint: bool,
+    #[serde(default, deserialize_with = "present")]
+    timings: bool,
+    #[serde(default, deserialize_with = "present", rename = "__verbose")]
+    verbose: bool,
+    #[serde(default, deserialize_with = "present")]
+    kv_transfer_params: bool,
+    #[serde(default)]
+    choices: Option<Vec<ChoiceProbe>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceProbe {
+    #[serde(default)]
+    logprobs: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    prompt_logprobs: bool,
+}
+
+/// A field there, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// A field's value, `null` included (`Option<Value>` would read `null` as absent).
+fn any_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// Whether shaping would pass `body` on as it is, decided without building it: the common
+/// answer (no upstream fields, null log-probabilities, the model's own name) costs a scan,
+/// not a parse into a tree and a rewrite. Anything else, or anything unusual (a field of an
+/// unexpected type, a repeated key, a choice that is not an object), is false: the whole
+/// path decides.
+fn untouched(body: &[u8], policy: &OpenAiShaping) -> bool {
+    let Ok(p) = serde_json::from_slice::<Probe>(body) else {
+        return false;
+    };
+    if p.error
+        || p.object.as_deref() == Some("error")
+        || p.system_fingerprint
+        || p.timings
+        || p.verbose
+        || p.kv_transfer_params
+    {
+        return false;
+    }
+    if !policy.keep_logprobs {
+        let choice_has = |c: &ChoiceProbe| c.prompt_logprobs || c.logprobs.is_some();
+        if p.prompt_logprobs || p.choices.iter().flatten().any(choice_has) {
+            return false;
+        }
+    }
+    match (&policy.model, &p.model) {
+        (Some(m), Some(old)) => old.as_str() == Some(m.as_str()),
+        _ => true,
+    }
 }
 
 fn parse(body: &[u8]) -> Result<Map<String, Value>, ShapeError> {
@@ -335,6 +419,71 @@ mod tests {
             model: Some("m".into()),
         };
         assert_eq!(shape_openai(clean.to_string().as_bytes(), &same), Ok(None));
+    }
+
+    /// The quick check never passes on an answer that the whole path would change or
+    /// refuse, and passes on the usual one.
+    #[test]
+    fn the_quick_check_agrees_with_the_whole_path() {
+        let mut bodies: Vec<String> = vec![
+            completion().to_string(),
+            r#"{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":"stop"}],"usage":{"total_tokens":3}}"#.into(),
+            r#"{"model":"m","choices":[]}"#.into(),
+            r#"{"model":"m"}"#.into(),
+            r#"{}"#.into(),
+            r#"{"model":null,"choices":[]}"#.into(),
+            r#"{"model":7}"#.into(),
+            r#"{"model":"other"}"#.into(),
+            r#"{"model":"m","model":"other"}"#.into(),
+            r#"{"model":"m","error":null}"#.into(),
+            r#"{"model":"m","error":{"message":"x"}}"#.into(),
+            r#"{"model":"m","object":"error"}"#.into(),
+            r#"{"model":"m","object":7}"#.into(),
+            r#"{"model":"m","system_fingerprint":null}"#.into(),
+            r#"{"model":"m","timings":{}}"#.into(),
+            r#"{"model":"m","__verbose":1}"#.into(),
+            r#"{"model":"m","kv_transfer_params":[]}"#.into(),
+            r#"{"model":"m","prompt_logprobs":null}"#.into(),
+            r#"{"model":"m","choices":[{"logprobs":{"content":[]}}]}"#.into(),
+            r#"{"model":"m","choices":[{"prompt_logprobs":null}]}"#.into(),
+            r#"{"model":"m","choices":[1,{"logprobs":null}]}"#.into(),
+            r#"{"model":"m","choices":{"logprobs":1}}"#.into(),
+            r#"{"model":"m","choices":null}"#.into(),
+            r#"[1,2]"#.into(),
+            r#"not json"#.into(),
+            r#"{"model":"m"} trailing"#.into(),
+            r#"{"model":"m\u0000"}"#.into(),
+            r#"{"model":"\u006d"}"#.into(),
+        ];
+        bodies.push(json!({"model": "m", "choices": [{"logprobs": logprobs()}]}).to_string());
+        let policies = [
+            OpenAiShaping::default(),
+            OpenAiShaping {
+                keep_logprobs: true,
+                model: None,
+            },
+            OpenAiShaping {
+                keep_logprobs: false,
+                model: Some("m".into()),
+            },
+            OpenAiShaping {
+                keep_logprobs: true,
+                model: Some("m".into()),
+            },
+        ];
+        let mut quick = 0;
+        for body in &bodies {
+            for policy in &policies {
+                let whole = shape_tree(body.as_bytes(), policy);
+                let result = shape_openai(body.as_bytes(), policy);
+                assert_eq!(result, whole, "{body} with {policy:?}");
+                if untouched(body.as_bytes(), policy) {
+                    assert_eq!(whole, Ok(None), "{body} with {policy:?}");
+                    quick += 1;
+                }
+            }
+        }
+        assert!(quick >= 12, "the quick check passed only {quick} cases");
     }
 
     #[test]

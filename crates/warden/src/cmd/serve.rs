@@ -340,9 +340,12 @@ pub fn serve(
         (addr, api)
     });
 
+    // The inference listener runs its own event loops, one per core (gateway's server.rs);
+    // this runtime has the admin and metrics listeners, the admin socket and the reloads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
-        .thread_name("serve")
+        .thread_name("serve-admin")
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(run_server(

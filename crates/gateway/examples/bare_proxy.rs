@@ -1,0 +1,107 @@
+//! The floor under the gateway's speed: the same stack as `warden serve` (tokio, rustls
+//! with the ring provider and TLS 1.3, hyper's HTTP/1 server, hyper-util's pooled client)
+//! as a bare reverse proxy with none of Warden's layers: no authentication, policy, limits,
+//! validation, shaping or ledger. `bench/gateway.sh` measures it beside Warden (BARE=1), so
+//! that what the layers cost and what the stack itself costs are told apart.
+//!
+//!     bare_proxy CERT KEY LISTEN UPSTREAM
+//!
+//! e.g. `bare_proxy cert.pem key.pem 127.0.0.1:9443 http://127.0.0.1:8080`. It prints
+//! `listening on https://LISTEN` once ready and forwards every request's method, path and
+//! body to UPSTREAM, answering with the upstream's status and body.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+type Upstream = Client<HttpConnector, Full<Bytes>>;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [cert, key, listen, upstream] = args.as_slice() else {
+        anyhow::bail!("usage: bare_proxy CERT KEY LISTEN UPSTREAM");
+    };
+    let tls = gateway::tls::server_config(Path::new(cert), Path::new(key), false)?;
+    let listen: SocketAddr = listen.parse().context("LISTEN is not an address")?;
+    let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(TlsAcceptor::from(tls), listen, upstream))
+}
+
+async fn run(acceptor: TlsAcceptor, listen: SocketAddr, upstream: Arc<str>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    println!("listening on https://{}", listener.local_addr()?);
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Upstream = Client::builder(TokioExecutor::new()).build(connector);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (acceptor, client, upstream) =
+            (acceptor.clone(), client.clone(), Arc::clone(&upstream));
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service =
+                service_fn(move |req| forward(client.clone(), Arc::clone(&upstream), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+async fn forward(
+    client: Upstream,
+    upstream: Arc<str>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let fail = || {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"bad gateway")));
+        *r.status_mut() = StatusCode::BAD_GATEWAY;
+        r
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return Ok(fail());
+    };
+    let Ok(out) = Request::builder()
+        .method(parts.method)
+        .uri(format!("{upstream}{}", parts.uri.path()))
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+    else {
+        return Ok(fail());
+    };
+    let Ok(resp) = client.request(out).await else {
+        return Ok(fail());
+    };
+    let status = resp.status();
+    let Ok(body) = resp.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return Ok(fail());
+    };
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
