@@ -68,14 +68,17 @@ pub fn submit(
         !std::mem::replace(&mut q.running, true)
     };
     if start {
+        // The crossing loop runs on a blocking thread: crossing after crossing while
+        // requests wait, never going back through an event loop in between (a busy one
+        // would hold the next crossing back while the worker sits idle).
         let model = Arc::clone(model);
-        tokio::spawn(async move { run(model).await });
+        tokio::task::spawn_blocking(move || run(&model));
     }
     Ok(wait)
 }
 
 /// Takes what waits (up to the limits) and crosses with it, until nothing waits.
-async fn run(model: Arc<LocalModel>) {
+fn run(model: &LocalModel) {
     loop {
         let batch = {
             let mut q = lock(&model.batcher);
@@ -85,10 +88,11 @@ async fn run(model: Arc<LocalModel>) {
             }
             take(&mut q.waiting, model.batchable)
         };
-        let backend = Arc::clone(&model.backend);
-        let batchable = model.batchable;
-        // A panic in the backend drops the replies: their requests get a generic error.
-        let _ = tokio::task::spawn_blocking(move || cross(&*backend, batch, batchable)).await;
+        // A panic in the backend drops this crossing's replies (their requests get a
+        // generic error); the loop goes on for the others.
+        let crossing =
+            std::panic::AssertUnwindSafe(|| cross(&*model.backend, batch, model.batchable));
+        let _ = std::panic::catch_unwind(crossing);
     }
 }
 
