@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::service::service_fn;
@@ -29,6 +29,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 type Upstream = Client<HttpConnector, Full<Bytes>>;
+
+/// Most bytes read of a request's or an answer's body.
+const MAX_BODY: usize = 1 << 20;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,7 +82,13 @@ async fn forward(
         r
     };
     let (parts, body) = req.into_parts();
-    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+    // Request bodies bounded at Warden's default (1 MiB), so that the floor reads them as
+    // Warden does; answers too (the benchmark's are a few hundred bytes).
+    let Ok(body) = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+    else {
         return Ok(fail());
     };
     let Ok(out) = Request::builder()
@@ -94,7 +103,11 @@ async fn forward(
         return Ok(fail());
     };
     let status = resp.status();
-    let Ok(body) = resp.into_body().collect().await.map(|b| b.to_bytes()) else {
+    let Ok(body) = Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+    else {
         return Ok(fail());
     };
     let mut r = Response::new(Full::new(body));

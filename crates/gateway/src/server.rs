@@ -141,6 +141,10 @@ pub async fn serve(
                             Ok(())
                         })
                     });
+                if let Err(e) = &result {
+                    // Said now: the other loops go on serving until the server stops.
+                    eprintln!("warden serve: event loop {i} of the listener stopped: {e:#}");
+                }
                 let _ = done.send(result);
             })?;
         finished.push(wait);

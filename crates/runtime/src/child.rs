@@ -354,6 +354,32 @@ mod probe {
                 let v = vec![1u8; n];
                 Response::ProbeResult(i32::from(std::hint::black_box(v.last().copied()).is_none()))
             }
+            Probe::MakeExecutable => {
+                const PAGE: usize = 4096;
+                // SAFETY: a fresh private anonymous mapping, used only through these calls
+                // and unmapped before returning.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        PAGE,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    if p == libc::MAP_FAILED {
+                        return errno::<()>(Err(io::Error::last_os_error()));
+                    }
+                    let r = libc::mprotect(p, PAGE, libc::PROT_READ | libc::PROT_EXEC);
+                    let result = if r == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    };
+                    libc::munmap(p, PAGE);
+                    errno(result)
+                }
+            }
         }
     }
 }

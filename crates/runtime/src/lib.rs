@@ -7,6 +7,7 @@
 //! descriptor 4, and speaks the length-prefixed [`protocol`] over the socket. See
 //! `docs/runtime.md`.
 
+pub mod allocator;
 mod child;
 mod engine;
 pub mod protocol;

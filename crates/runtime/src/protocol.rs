@@ -167,6 +167,8 @@ pub enum Probe {
     Hang,
     /// Allocate and touch this many bytes: a worker that wants too much memory.
     Allocate(u64),
+    /// Map a page writable, then `mprotect` it executable: what injected code would need.
+    MakeExecutable,
 }
 
 /// One input or output of a model, as the worker's engine sees it once it has loaded it.
@@ -406,6 +408,7 @@ impl Request {
                         out.push(7);
                         out.extend_from_slice(&n.to_le_bytes());
                     }
+                    Probe::MakeExecutable => out.push(8),
                 }
             }
         }
@@ -425,6 +428,7 @@ impl Request {
                 5 => Probe::Abort,
                 6 => Probe::Hang,
                 7 => Probe::Allocate(c.u64()?),
+                8 => Probe::MakeExecutable,
                 k => return Err(malformed(format!("unknown probe {k}"))),
             }),
             k => return Err(malformed(format!("unknown request kind 0x{k:02x}"))),

@@ -383,6 +383,7 @@ impl Worker {
         cmd.args(&self.config.args)
             .args(self.config.child_config().to_args())
             .env_clear()
+            .envs(crate::allocator::WORKER_ENV.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

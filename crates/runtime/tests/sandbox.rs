@@ -92,6 +92,23 @@ fn the_full_sandbox_denies_files_sockets_and_programs() {
     }
 }
 
+/// The allow-list lets mimalloc `mprotect` its arenas, never to executable: a page made
+/// writable and then executable (what injected code would need) kills the worker.
+#[test]
+fn memory_cannot_be_made_executable() {
+    let w = common::spawn(common::config());
+    if !common::enforced(&w, Layer::Seccomp) {
+        eprintln!("seccomp is not enforced here: nothing to check");
+        return;
+    }
+    match w.probe(Probe::MakeExecutable) {
+        Err(RuntimeError::Crashed(why)) => assert!(why.contains("SIGSYS"), "{why}"),
+        other => panic!("expected the worker to be killed by seccomp, got {other:?}"),
+    }
+    w.restart().unwrap();
+    common::assert_golden(&w);
+}
+
 /// Starts a worker without `layers`, on purpose, to see what the others do alone.
 fn without(layers: &[Layer]) -> Worker {
     let mut cfg = common::config();

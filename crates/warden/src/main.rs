@@ -15,24 +15,13 @@ use clap::Parser;
 
 /// mimalloc: the gateway makes many small allocations per request, and glibc's malloc spent
 /// a sixth of its CPU on them (docs/PERFORMANCE.md, "Gateway"). The sandboxed worker runs
-/// this binary too; its seccomp list allows the calls mimalloc makes (runtime's sandbox.rs).
+/// this binary too; its seccomp list allows the calls mimalloc makes (runtime's sandbox.rs),
+/// and `runtime::allocator` holds mimalloc's settings.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc commits its arenas as it uses them, not whole at once: committing them eagerly
-/// held the gateway at 147-152 MiB of RSS with 1,000 connections, against 96-98 MiB this
-/// way, with no difference in speed beyond the noise (docs/PERFORMANCE.md, "Gateway").
-/// Set before anything else runs, so that every arena after the first follows it.
-fn configure_allocator() {
-    // `mi_option_arena_eager_commit` in mimalloc.h (4 in both its v2 and v3), which
-    // libmimalloc-sys does not name.
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    // SAFETY: mi_option_set only stores an option's value; it may be called at any time.
-    unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0) };
-}
-
 fn main() -> ExitCode {
-    configure_allocator();
+    runtime::allocator::configure();
     // `warden` runs itself as the sandboxed runtime's worker (docs/runtime.md): before
     // anything else, so that no thread exists when the worker locks itself down.
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(node::served::WORKER_ARG))

@@ -6,5 +6,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    runtime::allocator::configure();
     runtime::worker_main(std::env::args_os().skip(1))
 }
