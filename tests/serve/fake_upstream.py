@@ -4,7 +4,8 @@ server), for the gateway's tests: a real model server cannot run here. Standard 
 only. Prints its port on stdout, then serves until killed.
 
 Models: any name answers; "boom" fails with a 500 whose body holds internal details (which
-the gateway must never pass on); "slow" answers after 3 seconds. A chat request asking
+the gateway must never pass on); "slow" answers after 3 seconds; "big" answers a chat
+request with 16 MiB of content (BIG_CONTENT bytes). A chat request asking
 `logprobs: true` is answered as a self-describing server would (see `internals`).
 """
 import json
@@ -12,6 +13,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+BIG_CONTENT = 16 << 20
 INTERNAL = "Traceback: upstream-internal-detail at /srv/model/secret.py line 42"
 
 
@@ -79,6 +81,8 @@ class Handler(BaseHTTPRequestHandler):
             if not self.model_checks(model):
                 return
             words = ["Hello", " from", " the", " fake", " upstream"]
+            if model == "big":
+                words = ["x" * BIG_CONTENT]
             if req.get("stream"):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

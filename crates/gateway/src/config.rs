@@ -162,6 +162,9 @@ pub struct GatewayConfig {
     pub max_response_bytes: usize,
     /// How long an upstream may take to answer (504 beyond).
     pub request_timeout: Duration,
+    /// How long a write to a client may make no progress before its connection is closed
+    /// (a client that stops reading its answer).
+    pub send_timeout: Duration,
     pub upstreams: Vec<Upstream>,
     /// Rates, quotas and concurrency limits.
     pub limits: crate::limits::LimitsConfig,
@@ -199,6 +202,9 @@ impl GatewayConfig {
         }
         if self.max_body_bytes == 0 {
             bail!("max_body_bytes must be at least 1");
+        }
+        if self.send_timeout.is_zero() {
+            bail!("send_timeout must be above zero");
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ mod batch;
 pub mod config;
 pub mod conn;
 pub mod control;
+mod deadline;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,5 +1,5 @@
-//! The listener: TLS handshakes, HTTP/1.1 connections with header timeouts, graceful
-//! shutdown.
+//! The listener: TLS handshakes, HTTP/1.1 connections with header and send timeouts,
+//! graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ use crate::audit::{Digests, Recorder};
 use crate::config::GatewayConfig;
 use crate::conn::{ClientIdentity, Connection};
 use crate::control::Control;
+use crate::deadline::SendDeadline;
 use crate::tls::{PrincipalSource, ServerTls};
 
 /// How long a client may take to finish the TLS handshake or send a request's headers.
@@ -106,7 +107,8 @@ pub async fn serve(
     let principal_from = tls.as_ref().map(|t| t.principal_from).unwrap_or_default();
     // Each connection holds a permit: at the limit the loops stop accepting, and new
     // connections wait in the kernel's backlog (slow or idle clients cannot pile up
-    // without bound; idle ones are closed by the header timeout).
+    // without bound; idle ones are closed by the header timeout, and ones that stop
+    // reading their answer by the send timeout).
     let slots = match gateway.config.max_connections {
         0 => tokio::sync::Semaphore::MAX_PERMITS,
         n => n,
@@ -265,6 +267,8 @@ async fn connection<I>(io: I, conn: Connection, gw: Arc<Gateway>, mut stop: watc
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // A client that stops reading its answer is cut after `send_timeout` without progress.
+    let io = SendDeadline::new(io, gw.config.send_timeout);
     let conn = Arc::new(conn);
     let service =
         service_fn(move |req| crate::service::handle(Arc::clone(&gw), Arc::clone(&conn), req));

@@ -7,8 +7,11 @@
 
 mod common;
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::http::stop;
 use common::serve::*;
@@ -466,4 +469,141 @@ fn serve_refuses_to_start_without_tls_material_and_warns_on_plain_http() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("chat-1"));
     stop(server);
     assert!(std::fs::read_to_string(&log).unwrap().contains("WARNING"));
+}
+
+/// Gives the server a certificate rustls accepts as its own trust anchor: openssl's
+/// self-signed one is marked as a CA, which rustls refuses to take as a server's (curl
+/// takes either).
+fn rustls_friendly_certificate(node: &Node) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(&node.cert, made.cert.pem()).unwrap();
+    let key = node.data.join("tls/key.pem");
+    std::fs::remove_file(&key).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key)
+        .unwrap()
+        .write_all(made.signing_key.serialize_pem().as_bytes())
+        .unwrap();
+}
+
+/// A TLS connection to the server whose socket takes at most a small receive buffer (set
+/// before connecting, so the kernel does not grow it), trusting the test's certificate.
+fn slow_reader(node: &Node, port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let fd = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::STREAM,
+        None,
+    )
+    .unwrap();
+    rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 16 * 1024).unwrap();
+    rustix::net::connect(&fd, &SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    let tcp = TcpStream::from(fd);
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&node.cert).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// `[serve] send_timeout_ms`: a client that asks for a large answer and then reads nothing
+/// is cut once the server's writes have made no progress for the timeout, and its
+/// connection slot goes to the next client.
+#[test]
+fn a_client_that_stops_reading_is_cut_after_the_send_timeout_and_frees_its_slot() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        eprintln!("skipped: needs openssl, curl and python3");
+        return;
+    }
+    // The stand-in's answer for "big": 16 MiB of content (under the default
+    // max_response_bytes, 64 MiB), far more than the kernel buffers between the two ends
+    // hold (the client's receive buffer is kept small; the server's send buffer grows to
+    // a few MiB).
+    const BIG: usize = 16 << 20;
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "send_timeout_ms = 1000\nmax_connections = 1");
+    rustls_friendly_certificate(&node);
+    let (_, key) = node.key("app1", "big,chat*", &[]);
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+
+    let mut stalled = slow_reader(&node, port);
+    let body = chat("big");
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stalled.write_all(request.as_bytes()).unwrap();
+    stalled.write_all(&body).unwrap();
+    stalled.flush().unwrap();
+    let sent = Instant::now();
+
+    // The only slot is taken until the server gives up on the stalled client (curl
+    // gives up after 20 s): then the next client is served.
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&format!("Bearer {key}")),
+        Some(&chat("chat-1")),
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "the slot was not freed: {}\n{}",
+        r.body,
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "served before the send timeout: max_connections did not hold it back"
+    );
+
+    // Reads nothing for 3 s in all, then reads what is left: what the kernels held, then
+    // the end, well short of the whole answer.
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(sent.elapsed()));
+    let mut got = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    let ended = loop {
+        match stalled.read(&mut buf) {
+            Ok(0) => break "EOF".to_string(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!(
+                    "the server neither sent nor closed for 5 s, after {} bytes",
+                    got.len()
+                )
+            }
+            Err(e) => break e.to_string(),
+        }
+        assert!(
+            got.len() < BIG,
+            "the whole answer arrived: the connection was not cut"
+        );
+    };
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got[..got.len().min(200)])
+    );
+    eprintln!("{} bytes arrived, then: {ended}", got.len());
+    stop(server);
 }

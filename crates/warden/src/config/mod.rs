@@ -362,6 +362,7 @@ mod tests {
             ("[[trust.signers]]\nname = \"x\"\n", "exactly one of"),
             ("[serve]\nlisten = \"nowhere\"\n", "listen"),
             ("[serve]\ntls13 = true\n", "unknown field"),
+            ("[serve]\nsend_timeout_ms = 0\n", "send_timeout_ms"),
             ("[runtime]\noutput = \"all\"\n", "label-score"),
             ("[runtime]\nmemory_mib = 1\n", "memory_mib"),
             ("[runtime.models.iris]\noutput = \"probs\"\n", "iris"),

@@ -43,6 +43,10 @@ pub struct ServeConfig {
     /// 60000 ms).
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// How long a write of an answer to a client may make no progress before the
+    /// connection is closed (default 30000 ms): a client that stops reading.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
@@ -326,6 +330,10 @@ fn default_request_timeout_ms() -> u64 {
     60_000
 }
 
+fn default_send_timeout_ms() -> u64 {
+    30_000
+}
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
@@ -339,6 +347,7 @@ impl Default for ServeConfig {
             durable_before_answer: false,
             max_response_bytes: default_max_response_bytes(),
             request_timeout_ms: default_request_timeout_ms(),
+            send_timeout_ms: default_send_timeout_ms(),
             upstreams: Vec::new(),
             limits: LimitsToml::default(),
             client_auth: default_client_auth(),
@@ -458,6 +467,9 @@ impl ServeConfig {
         if self.request_timeout_ms == 0 {
             bail!("[serve] request_timeout_ms must be at least 1");
         }
+        if self.send_timeout_ms == 0 {
+            bail!("[serve] send_timeout_ms must be at least 1");
+        }
         let config = gateway::GatewayConfig {
             listen,
             max_body_bytes: self.max_body_bytes,
@@ -465,6 +477,7 @@ impl ServeConfig {
             durable_before_answer: self.durable_before_answer,
             max_response_bytes: self.max_response_bytes,
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
+            send_timeout: std::time::Duration::from_millis(self.send_timeout_ms),
             upstreams,
             limits: self.limits.gateway()?,
             text: gateway::validate::TextLimits {
