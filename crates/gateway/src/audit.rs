@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ledger::record::{DigestKey, Record};
+use ledger::record::Record;
 use ledger::Ledger;
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,29 +23,54 @@ const BATCH: usize = 4_096;
 const LINGER: Duration = Duration::from_millis(2);
 
 /// Keyed digests (`hmac-sha256:<hex>`) of request and response bodies: whoever holds the
-/// key can prove which payload a record names, nobody else can guess it.
+/// key can prove which payload a record names, nobody else can guess it. The same digests
+/// as [`ledger::record::DigestKey`] gives, kept on the stack (two per request).
 pub struct Digests {
-    key: DigestKey,
-    stream: ring::hmac::Key,
+    key: ring::hmac::Key,
+    empty: DigestText,
 }
 
 impl Digests {
     pub fn new(secret: &[u8; 32]) -> Digests {
-        Digests {
-            key: DigestKey::new(secret),
-            stream: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
-        }
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let empty = DigestText::of(ring::hmac::sign(&key, b"").as_ref());
+        Digests { key, empty }
     }
 
     /// The digest of a whole body.
-    pub fn digest(&self, body: &[u8]) -> String {
-        self.key.digest(body)
+    pub fn digest(&self, body: &[u8]) -> DigestText {
+        if body.is_empty() {
+            return self.empty;
+        }
+        DigestText::of(ring::hmac::sign(&self.key, body).as_ref())
     }
 
     /// An incremental digest, for bodies streamed through (equal to [`Digests::digest`] of
     /// the concatenated chunks).
     pub fn stream(&self) -> StreamDigest {
-        StreamDigest(ring::hmac::Context::with_key(&self.stream))
+        StreamDigest(ring::hmac::Context::with_key(&self.key))
+    }
+}
+
+const DIGEST_PREFIX: &str = "hmac-sha256:";
+const DIGEST_LEN: usize = DIGEST_PREFIX.len() + 64;
+
+/// `hmac-sha256:<64 hex digits>`, without a heap allocation.
+#[derive(Clone, Copy)]
+pub struct DigestText([u8; DIGEST_LEN]);
+
+impl DigestText {
+    fn of(tag: &[u8]) -> DigestText {
+        let mut text = [0u8; DIGEST_LEN];
+        text[..DIGEST_PREFIX.len()].copy_from_slice(DIGEST_PREFIX.as_bytes());
+        // A SHA-256 tag is 32 bytes: its hex fills the rest exactly.
+        let _ = hex::encode_to_slice(tag, &mut text[DIGEST_PREFIX.len()..]);
+        DigestText(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // ASCII by construction.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -56,8 +81,25 @@ impl StreamDigest {
         self.0.update(chunk);
     }
 
-    pub fn finish(self) -> String {
-        format!("hmac-sha256:{}", hex::encode(self.0.sign().as_ref()))
+    pub fn finish(self) -> DigestText {
+        DigestText::of(self.0.sign().as_ref())
+    }
+}
+
+/// What the recorder writes: a record, or a draft of one (`ledger::Draft`).
+pub trait Entry {
+    fn encoded(&self) -> ledger::Result<Vec<u8>>;
+}
+
+impl Entry for Record {
+    fn encoded(&self) -> ledger::Result<Vec<u8>> {
+        self.encode()
+    }
+}
+
+impl Entry for ledger::Draft<'_> {
+    fn encoded(&self) -> ledger::Result<Vec<u8>> {
+        self.encode()
     }
 }
 
@@ -138,8 +180,8 @@ impl Recorder {
 
     /// The record encoded and the queue to put it in; `None` when it cannot be recorded
     /// (invalid, the ledger failed, or the recorder stopped).
-    fn prepare(&self, record: &Record) -> Option<(Vec<u8>, mpsc::Sender<Job>)> {
-        let entry = match record.encode() {
+    fn prepare(&self, record: &impl Entry) -> Option<(Vec<u8>, mpsc::Sender<Job>)> {
+        let entry = match record.encoded() {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("warden serve: a request record is invalid ({e})");
@@ -152,7 +194,7 @@ impl Recorder {
 
     /// Records and waits until the record is durable (waiting for room in the queue
     /// first, when it is full); false if it cannot be.
-    pub async fn record(&self, record: &Record) -> bool {
+    pub async fn record(&self, record: &impl Entry) -> bool {
         let Some((entry, tx)) = self.prepare(record) else {
             return false;
         };
@@ -173,7 +215,7 @@ impl Recorder {
     /// Queues a record, waiting for room when the queue is full (back-pressure on the
     /// requests, never a lost record); false when the ledger has failed or is closed.
     /// The record becomes durable in the writer's next group commit.
-    pub async fn queue(&self, record: &Record) -> bool {
+    pub async fn queue(&self, record: &impl Entry) -> bool {
         match self.prepare(record) {
             Some((entry, tx)) => tx.send(Job { entry, done: None }).await.is_ok(),
             None => false,
@@ -182,7 +224,7 @@ impl Recorder {
 
     /// Records without waiting (the end of a stream, whose response is already out). A
     /// record that cannot be queued stops the gateway taking requests.
-    pub fn record_later(&self, record: &Record) {
+    pub fn record_later(&self, record: &impl Entry) {
         let queued = self
             .prepare(record)
             .is_some_and(|(entry, tx)| tx.try_send(Job { entry, done: None }).is_ok());
@@ -218,8 +260,26 @@ mod tests {
         let mut s = d.stream();
         s.update(b"data: {\"a\":1}\n\n");
         s.update(b"data: [DONE]\n\n");
-        assert_eq!(s.finish(), d.digest(b"data: {\"a\":1}\n\ndata: [DONE]\n\n"));
-        assert!(d.digest(b"x").starts_with("hmac-sha256:"));
+        assert_eq!(
+            s.finish().as_str(),
+            d.digest(b"data: {\"a\":1}\n\ndata: [DONE]\n\n").as_str()
+        );
+    }
+
+    /// The same digests as the ledger's keyed digests, the empty body's included.
+    #[test]
+    fn digests_match_the_ledger_digest_key() {
+        let secret = [9u8; 32];
+        let d = Digests::new(&secret);
+        let key = ledger::record::DigestKey::new(&secret);
+        for body in [&b""[..], b"x", b"{\"model\":\"m\"}", &[0xffu8; 300]] {
+            assert_eq!(d.digest(body).as_str(), key.digest(body));
+        }
+        assert_eq!(d.stream().finish().as_str(), key.digest(b""));
+        assert_ne!(
+            d.digest(b"x").as_str(),
+            Digests::new(&[8u8; 32]).digest(b"x").as_str()
+        );
     }
 
     /// A queue of one, and 200 requests queueing at once: each waits for room, none is

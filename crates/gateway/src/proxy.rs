@@ -17,6 +17,12 @@ use crate::error::ApiError;
 
 type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
+/// Idle upstream connections each event loop keeps per upstream. Each loop has its own
+/// pool, and a request that finds no idle connection opens one while it waits for one to
+/// come free: without a bound, 1,000 callers left about 1,500 upstream connections open
+/// (docs/PERFORMANCE.md). Busy connections are not bounded by this, only those kept.
+const IDLE_PER_LOOP: usize = 256;
+
 thread_local! {
     /// One pool per thread: each of the listener's event loops (`server.rs`) keeps its
     /// upstream connections, and the tasks that drive them, on its own thread.
@@ -30,6 +36,7 @@ fn client() -> Client {
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(IDLE_PER_LOOP)
         .build(connector)
 }
 

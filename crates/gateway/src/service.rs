@@ -2,6 +2,7 @@
 //! authorisation, upstream, record.
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,9 +16,10 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 use ledger::record::Record;
+use ledger::Draft;
 use serde_json::json;
 
-use crate::audit::StreamDigest;
+use crate::audit::{DigestText, StreamDigest};
 use crate::authn;
 use crate::config::{valid_model_name, Protocol};
 use crate::conn::Connection;
@@ -151,12 +153,13 @@ struct Facts {
     /// The caller's address.
     source: std::net::IpAddr,
     route: &'static str,
-    caller: Option<Caller>,
+    caller: Option<Arc<Caller>>,
+    /// The key a refused credential named.
     key_id: Option<String>,
     model: Option<String>,
     upstream: Option<String>,
     request_bytes: u64,
-    request_digest: String,
+    request_digest: DigestText,
     /// The request's place in the concurrency limits, held until its record is made.
     in_flight: Option<InFlight>,
     /// Charge the tokens of the answer to the caller's quota.
@@ -166,38 +169,48 @@ struct Facts {
 }
 
 impl Facts {
-    fn record(
-        &self,
+    /// The request's record, drafted over these facts; `text` holds its numbers.
+    fn record<'a>(
+        &'a self,
+        text: &'a mut String,
         status: u16,
-        decision: &str,
+        decision: &'a str,
         response_bytes: u64,
-        response_digest: &str,
-    ) -> Record {
-        let actor = self
-            .caller
-            .as_ref()
-            .map(|c| c.principal.as_str())
-            .unwrap_or("anonymous");
-        let mut r = Record::new("inference.request", actor)
+        response_digest: &'a DigestText,
+    ) -> Draft<'a> {
+        let mut put = |value: &dyn std::fmt::Display| {
+            let start = text.len();
+            let _ = write!(text, "{value}");
+            start..text.len()
+        };
+        let source = put(&self.source);
+        let status = put(&status);
+        let latency = put(&format_args!(
+            "{:.3}",
+            self.start.elapsed().as_secs_f64() * 1000.0
+        ));
+        let request_bytes = put(&self.request_bytes);
+        let response_bytes = put(&response_bytes);
+        let text: &'a String = text;
+        let caller = self.caller.as_deref();
+        let actor = caller.map_or("anonymous", |c| c.principal.as_str());
+        let mut r = Draft::new("inference.request", actor)
             .attr("route", self.route)
-            .attr("source", &self.source.to_string())
-            .attr("status", &status.to_string())
+            .attr("source", &text[source])
+            .attr("status", &text[status])
             .attr("decision", decision)
-            .attr(
-                "latency_ms",
-                &format!("{:.3}", self.start.elapsed().as_secs_f64() * 1000.0),
-            )
-            .attr("request_bytes", &self.request_bytes.to_string())
-            .attr("response_bytes", &response_bytes.to_string())
-            .digest("request", &self.request_digest)
-            .digest("response", response_digest);
+            .attr("latency_ms", &text[latency])
+            .attr("request_bytes", &text[request_bytes])
+            .attr("response_bytes", &text[response_bytes])
+            .digest("request", self.request_digest.as_str())
+            .digest("response", response_digest.as_str());
         if let Some(m) = &self.model {
             r = r.subject(m);
         }
-        if let Some(k) = &self.key_id {
+        if let Some(k) = caller.map(|c| &c.key_id).or(self.key_id.as_ref()) {
             r = r.attr("key_id", k);
         }
-        if let Some(c) = &self.caller {
+        if let Some(c) = caller {
             r = r.attr("credential", c.credential.as_str());
         }
         if let Some(p) = &self.policy {
@@ -323,7 +336,14 @@ pub async fn handle(
         }
     }
     let digest = gw.digests.digest(&body);
-    let record = facts.record(status.as_u16(), decision, body.len() as u64, &digest);
+    let mut text = String::with_capacity(64);
+    let record = facts.record(
+        &mut text,
+        status.as_u16(),
+        decision,
+        body.len() as u64,
+        &digest,
+    );
     let recorded = if gw.config.durable_before_answer {
         gw.recorder.record(&record).await
     } else {
@@ -419,8 +439,8 @@ async fn inner(
             return Err(refused.error);
         }
     };
-    facts.key_id = Some(caller.key_id.clone());
-    facts.caller = Some(caller.clone());
+    let caller = Arc::new(caller);
+    facts.caller = Some(Arc::clone(&caller));
 
     // Kill switch, and what the gateway needs to work safely.
     if gw.control.locked_down() {
@@ -848,8 +868,10 @@ impl Metered {
                 .limits
                 .charge_tokens(&c.principal, facts.model.as_deref(), self.tokens.total());
         }
+        let digest = digest.finish();
+        let mut text = String::with_capacity(64);
         let record = facts
-            .record(200, "allowed", self.bytes, &digest.finish())
+            .record(&mut text, 200, "allowed", self.bytes, &digest)
             .attr("stream", self.outcome);
         self.gw.recorder.record_later(&record);
     }

@@ -9,6 +9,7 @@
 //! The ledger stores opaque entries; [`record`] defines the envelope Warden writes.
 
 pub mod checkpoint;
+pub mod draft;
 pub mod error;
 mod fsio;
 pub mod hash;
@@ -20,6 +21,7 @@ pub mod tree;
 mod writer;
 
 pub use checkpoint::{generate_key, LogKey, SignedCheckpoint};
+pub use draft::Draft;
 pub use error::{Error, Result};
 pub use hash::Hash;
 pub use record::Record;
