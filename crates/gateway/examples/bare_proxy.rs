@@ -41,15 +41,41 @@ fn main() -> anyhow::Result<()> {
     let tls = gateway::tls::server_config(Path::new(cert), Path::new(key), false)?;
     let listen: SocketAddr = listen.parse().context("LISTEN is not an address")?;
     let upstream: Arc<str> = upstream.trim_end_matches('/').into();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(TlsAcceptor::from(tls), listen, upstream))
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    println!("listening on https://{}", listener.local_addr()?);
+    // As `warden serve` runs: one single-threaded event loop per core, all accepting from
+    // the one socket, each with its own upstream pool.
+    let acceptor = TlsAcceptor::from(tls);
+    let loops = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut threads = Vec::with_capacity(loops);
+    for _ in 0..loops {
+        let (socket, acceptor, upstream) = (
+            listener.try_clone()?,
+            acceptor.clone(),
+            Arc::clone(&upstream),
+        );
+        threads.push(std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(run(socket, acceptor, upstream)))
+        }));
+    }
+    for t in threads {
+        t.join()
+            .map_err(|_| anyhow::anyhow!("an event loop panicked"))??;
+    }
+    Ok(())
 }
 
-async fn run(acceptor: TlsAcceptor, listen: SocketAddr, upstream: Arc<str>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen).await?;
-    println!("listening on https://{}", listener.local_addr()?);
+async fn run(
+    socket: std::net::TcpListener,
+    acceptor: TlsAcceptor,
+    upstream: Arc<str>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::from_std(socket)?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: Upstream = Client::builder(TokioExecutor::new()).build(connector);

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail};
@@ -188,7 +188,7 @@ pub struct Policies {
     /// models decides once per caller, model, source and hour instead of on every request
     /// (some 20 µs each). Emptied when full; dropped with these policies when a new file
     /// is put in force.
-    decisions: Mutex<HashMap<String, Decision>>,
+    decisions: Mutex<HashMap<Vec<u8>, Arc<Decision>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -198,32 +198,48 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Most decisions remembered.
 const MAX_DECISIONS: usize = 4096;
 
-/// Every input of a decision, each field length-prefixed so that no two requests share a
-/// key.
-fn decision_key(req: &AuthzRequest<'_>) -> String {
-    use std::fmt::Write;
+/// Every input of a decision, as bytes: each string length-prefixed (a missing version
+/// has a length no string has), the address with its family, so that no two requests
+/// share a key.
+fn decision_key(req: &AuthzRequest<'_>) -> Vec<u8> {
     let (hour, weekday) = hour_and_weekday(req.now);
-    let mut key = String::with_capacity(128);
-    let mut field = |s: &str| {
-        let _ = write!(key, "{}:{s}", s.len());
+    let mut key = Vec::with_capacity(128);
+    let mut field = |s: Option<&str>| match s {
+        Some(s) => {
+            key.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            key.extend_from_slice(s.as_bytes());
+        }
+        None => key.extend_from_slice(&u64::MAX.to_le_bytes()),
     };
-    field(req.principal);
-    field(req.credential.as_str());
+    field(Some(req.principal));
+    field(Some(req.credential.as_str()));
     for g in req.groups {
-        field(g);
+        field(Some(g));
     }
-    field("|");
-    field(req.action.as_str());
-    field(req.model);
-    field(req.version.unwrap_or("\0"));
-    field(req.backend.as_str());
-    field(req.route);
-    field(req.protocol);
-    let _ = write!(
-        key,
-        "{}/{}/{}/{hour}/{weekday}",
-        req.source, req.tls, req.in_key_scope
-    );
+    // The end of the groups: no group name is this long.
+    field(None);
+    field(Some(req.action.as_str()));
+    field(Some(req.model));
+    field(req.version);
+    field(Some(req.backend.as_str()));
+    field(Some(req.route));
+    field(Some(req.protocol));
+    match req.source {
+        IpAddr::V4(a) => {
+            key.push(4);
+            key.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            key.push(6);
+            key.extend_from_slice(&a.octets());
+        }
+    }
+    key.extend_from_slice(&[
+        u8::from(req.tls),
+        u8::from(req.in_key_scope),
+        hour as u8,
+        weekday as u8,
+    ]);
     key
 }
 
@@ -351,17 +367,17 @@ impl Policies {
     }
 
     /// Decides one request. Never panics, never allows on an error.
-    pub fn authorize(&self, req: &AuthzRequest<'_>) -> Decision {
+    pub fn authorize(&self, req: &AuthzRequest<'_>) -> Arc<Decision> {
         let key = decision_key(req);
         if let Some(d) = lock(&self.decisions).get(&key) {
-            return d.clone();
+            return Arc::clone(d);
         }
-        let decision = self.decide(req);
+        let decision = Arc::new(self.decide(req));
         let mut decisions = lock(&self.decisions);
         if decisions.len() >= MAX_DECISIONS {
             decisions.clear();
         }
-        decisions.insert(key, decision.clone());
+        decisions.insert(key, Arc::clone(&decision));
         decision
     }
 
@@ -778,7 +794,7 @@ mod tests {
     fn decide(p: &Policies, r: &AuthzRequest<'_>) -> Decision {
         p.request(r, Some(&p.schema))
             .expect("request conforms to the schema");
-        p.authorize(r)
+        (*p.authorize(r)).clone()
     }
 
     const OPS: &str = r#"
@@ -1249,7 +1265,7 @@ when { principal.groups.contains("équipe") };
         for _ in 0..3 {
             assert!(p.authorize(&base).allowed);
         }
-        assert_eq!(p.authorize(&base), p.decide(&base));
+        assert_eq!(*p.authorize(&base), p.decide(&base));
         let outside = AuthzRequest {
             source: "192.0.2.1".parse().unwrap(),
             ..base
@@ -1270,6 +1286,36 @@ when { principal.groups.contains("équipe") };
             }),
             decision_key(&AuthzRequest {
                 groups: &g2,
+                ..base
+            })
+        );
+        // Nor can a missing version and an empty one, an address and its IPv4-mapped
+        // form, or a group and the model.
+        let key = |r: AuthzRequest<'_>| decision_key(&r);
+        assert_ne!(
+            key(AuthzRequest {
+                version: Some(""),
+                ..base
+            }),
+            key(base.clone())
+        );
+        assert_ne!(
+            key(AuthzRequest {
+                source: "::ffff:10.1.2.3".parse().unwrap(),
+                ..base
+            }),
+            key(base.clone())
+        );
+        let g3 = vec!["m".to_string()];
+        assert_ne!(
+            key(AuthzRequest {
+                groups: &g3,
+                model: "",
+                ..base
+            }),
+            key(AuthzRequest {
+                groups: &none,
+                model: "m",
                 ..base
             })
         );

@@ -164,8 +164,8 @@ struct Facts {
     in_flight: Option<InFlight>,
     /// Charge the tokens of the answer to the caller's quota.
     count_tokens: bool,
-    /// The policies that decided the request (`policy.rs`), comma-separated.
-    policy: Option<String>,
+    /// The policies' decision on the request (`policy.rs`).
+    policy: Option<Arc<Decision>>,
 }
 
 impl Facts {
@@ -191,6 +191,17 @@ impl Facts {
         ));
         let request_bytes = put(&self.request_bytes);
         let response_bytes = put(&response_bytes);
+        // The policies that decided, comma-separated.
+        let policy = self.policy.as_ref().map(|d| {
+            let start = text.len();
+            for (i, p) in d.policies.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(p);
+            }
+            start..text.len()
+        });
         let text: &'a String = text;
         let caller = self.caller.as_deref();
         let actor = caller.map_or("anonymous", |c| c.principal.as_str());
@@ -213,8 +224,8 @@ impl Facts {
         if let Some(c) = caller {
             r = r.attr("credential", c.credential.as_str());
         }
-        if let Some(p) = &self.policy {
-            r = r.attr("policy", p);
+        if let Some(p) = policy {
+            r = r.attr("policy", &text[p]);
         }
         if let Some(u) = &self.upstream {
             r = r.attr("upstream", u);
@@ -733,8 +744,9 @@ fn authorize(
     facts: &mut Facts,
 ) -> Result<(), ApiError> {
     let (decision, in_key_scope) = decide(gw, conn, caller, ask, facts.route);
-    facts.policy = Some(decision.policies.join(","));
-    if decision.allowed {
+    let allowed = decision.allowed;
+    facts.policy = Some(decision);
+    if allowed {
         return Ok(());
     }
     if !in_key_scope {
@@ -761,7 +773,7 @@ fn decide(
     caller: &Caller,
     ask: &Ask<'_>,
     route: &str,
-) -> (Decision, bool) {
+) -> (Arc<Decision>, bool) {
     let in_key_scope = caller.may_use(ask.model);
     let decision = gw.policies().authorize(&AuthzRequest {
         principal: &caller.principal,

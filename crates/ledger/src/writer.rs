@@ -36,6 +36,9 @@ pub struct Options {
     /// Rewrite the journal, small, once it grows past this many bytes.
     pub rotate_bytes: u64,
     /// Publish the partial tiles and the checkpoint at most this often (and on close).
+    /// Every publication replaces files, and on ext4 each file deleted makes the next
+    /// files created (the full tiles) slower for a while: at 100 ms, a gateway serving
+    /// 25,000 requests a second spent 5% of its CPU creating tile files.
     pub publish_interval: Duration,
     /// Zero-filled bytes kept ahead of the journal's end, written and synced once (at most
     /// `max(rotate_bytes, 1 MiB)`; 0 turns it off). A commit then overwrites blocks the file
@@ -50,7 +53,7 @@ impl Default for Options {
             queue: 65_536,
             max_batch: 8_192,
             rotate_bytes: 64 << 20,
-            publish_interval: Duration::from_millis(100),
+            publish_interval: Duration::from_secs(1),
             reserve_bytes: 4 << 20,
         }
     }
