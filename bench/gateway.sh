@@ -29,8 +29,8 @@
 #   core, like Warden) as a plain reverse proxy with a pool of keep-alive connections to the
 #   upstream, terminating TLS 1.3 with Warden's certificate (nginx-tls), and on plain HTTP
 #   for reference (nginx-plain); no authentication, no log (bench/gateway/nginx-proxy.conf).
-# - bare: the floor under Warden's speed, Warden's own stack (tokio, rustls, hyper) as a
-#   reverse proxy with none of its layers (crates/gateway/examples/bare_proxy.rs), with
+# - bare: the floor under Warden's speed, Warden's own stack (tokio with one event loop per
+#   core, rustls, hyper) as a reverse proxy with none of its layers (crates/gateway/examples/bare_proxy.rs), with
 #   Warden's certificate: what the stack costs, told apart from what the layers cost.
 # - litellm: the LiteLLM proxy (bench/gateway/requirements.txt pins it; its own venv,
 #   bench/.venv-litellm) with a master key, no database, LITELLM_WORKERS uvicorn workers,
