@@ -226,6 +226,8 @@ async fn connection<I>(io: I, peer: SocketAddr, gw: Arc<Gateway>, api: Arc<dyn A
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // A client that stops reading its answer is cut, as on the inference listener.
+    let io = crate::deadline::SendDeadline::new(io, gw.config.send_timeout);
     let service = service_fn(move |req| {
         let (gw, api) = (Arc::clone(&gw), Arc::clone(&api));
         async move { Ok::<_, Infallible>(handle(gw, api, peer, req).await) }
