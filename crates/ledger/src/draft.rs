@@ -7,6 +7,7 @@
 //! [`Record::encode`]: crate::record::Record::encode
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
@@ -33,8 +34,12 @@ impl<'a> Draft<'a> {
     /// A record of `kind` by `actor`, stamped `time` (RFC 3339, UTC, milliseconds).
     pub fn at(kind: &'a str, actor: &'a str, time: SystemTime) -> Draft<'a> {
         let mut stamp = Stamp::default();
-        // A timestamp is 24 bytes; the stamp holds 32.
-        let _ = write!(stamp, "{}", humantime::format_rfc3339_millis(time));
+        // A timestamp is 24 bytes and the stamp holds 32. A time humantime cannot write (past
+        // year 9999) leaves the stamp empty, and `encode` refuses it, as a record does.
+        stamp.whole = write!(stamp, "{}", humantime::format_rfc3339_millis(time)).is_ok();
+        if !stamp.whole {
+            stamp.len = 0;
+        }
         Draft {
             kind,
             time: stamp,
@@ -67,17 +72,19 @@ impl<'a> Draft<'a> {
             .chain(self.subject)
             .chain(self.attrs.iter().flat_map(|(k, v)| [*k, *v]))
             .chain(self.digests.iter().flat_map(|(k, v)| [*k, *v]));
+        // A whole stamp is RFC 3339 by construction; any other is checked, and refused.
+        let time = (!self.time.whole).then(|| self.time.as_str());
         validate_parts(
             VERSION,
             self.kind,
-            None,
+            time,
             self.actor,
             self.attrs.len() + self.digests.len(),
             fields,
         )?;
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(b"{\"v\":");
-        out.extend_from_slice(VERSION.to_string().as_bytes());
+        let _ = write!(out, "{VERSION}");
         out.extend_from_slice(b",\"kind\":");
         string(&mut out, self.kind)?;
         out.extend_from_slice(b",\"time\":");
@@ -151,6 +158,8 @@ fn string(out: &mut Vec<u8>, s: &str) -> Result<()> {
 struct Stamp {
     buf: [u8; 32],
     len: usize,
+    /// Whether the whole timestamp was written.
+    whole: bool,
 }
 
 impl Stamp {
@@ -187,7 +196,7 @@ mod tests {
     ) -> (Draft<'a>, Record) {
         let mut d = Draft::at(kind, actor, time);
         let mut r = Record::new(kind, actor);
-        r.time = humantime::format_rfc3339_millis(time).to_string();
+        r.time = crate::record::rfc3339_millis(time);
         if let Some(s) = subject {
             d = d.subject(s);
             r = r.subject(s);
@@ -306,6 +315,16 @@ mod tests {
         let (d, r) = both("admin.ok", "a", None, &[], &attrs, time);
         let err = d.encode().unwrap_err().to_string();
         assert!(err.contains("exceeds"), "{err}");
+        assert_eq!(r.encode().unwrap_err().to_string(), err);
+    }
+
+    /// A time the stamp cannot hold is refused, as a record refuses it, not written.
+    #[test]
+    fn a_time_past_year_9999_is_refused_like_a_record_refuses_it() {
+        let far = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(400_000 * 365 * 86_400);
+        let (d, r) = both("admin.ok", "a", None, &[], &[], far);
+        let err = d.encode().unwrap_err().to_string();
+        assert!(err.contains("RFC 3339"), "{err}");
         assert_eq!(r.encode().unwrap_err().to_string(), err);
     }
 

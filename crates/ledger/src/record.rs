@@ -62,7 +62,7 @@ impl Record {
         Record {
             v: VERSION,
             kind: kind.to_string(),
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            time: rfc3339_millis(SystemTime::now()),
             actor: actor.to_string(),
             subject: None,
             digests: BTreeMap::new(),
@@ -149,6 +149,17 @@ impl Record {
         }
         Record::decode(bytes).map(drop)
     }
+}
+
+/// `time` in RFC 3339, UTC, milliseconds; empty for a time that format cannot hold (past
+/// year 9999), which [`Record::encode`] then refuses rather than writing it.
+pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(24);
+    if write!(text, "{}", humantime::format_rfc3339_millis(time)).is_err() {
+        text.clear();
+    }
+    text
 }
 
 /// The checks of [`Record::validate`], over the record's parts. `time` is `None` when

@@ -40,6 +40,25 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         &[("WARDEN_DATA", p(&node.data))],
     );
     assert_eq!(code(&out), 2, "{}", text(&out));
+    // An expiry past what RFC 3339 can write (or the clock can hold) is refused, not a crash.
+    for far in ["100000years", "500000000years"] {
+        let out = node.warden(&[
+            "apikey",
+            "create",
+            "--principal",
+            "x",
+            "--models",
+            "*",
+            "--expires",
+            far,
+        ]);
+        assert_eq!(code(&out), 1, "{far}: {}", text(&out));
+        assert!(
+            text(&out).contains("too far in the future"),
+            "{}",
+            text(&out)
+        );
+    }
 
     let log = node.data.parent().unwrap().join("serve.log");
     let (server, port) = start(&node, &log);

@@ -63,13 +63,28 @@ pub fn run(cli: Cli) -> anyhow::Result<Code> {
     }
 }
 
+/// The time `--expires` names, as the ledger writes times; an error for one past year
+/// 9999, which RFC 3339 cannot write (and `SystemTime` may not hold).
+fn expiry_after(d: std::time::Duration) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let written = SystemTime::now()
+        .checked_add(d)
+        .is_some_and(|t| write!(text, "{}", humantime::format_rfc3339_millis(t)).is_ok());
+    if !written {
+        anyhow::bail!(
+            "--expires {}: too far in the future (the expiry must fall before the year 10000)",
+            humantime::format_duration(d)
+        );
+    }
+    Ok(text)
+}
+
 fn apikey(ctx: &Ctx, a: ApikeyArgs) -> anyhow::Result<Code> {
     let mut out = std::io::stdout().lock();
     match a.command {
         ApikeyCommand::Create(c) => {
-            let expires = c
-                .expires
-                .map(|d| humantime::format_rfc3339_millis(SystemTime::now() + *d).to_string());
+            let expires = c.expires.map(|d| expiry_after(*d)).transpose()?;
             let v = ctx.carry_out(
                 &Op::ApikeyCreate {
                     principal: c.principal.clone(),
