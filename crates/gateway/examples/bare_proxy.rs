@@ -1,5 +1,5 @@
 //! The floor under the gateway's speed: the same stack as `warden serve` (tokio, rustls
-//! with the ring provider and TLS 1.3, hyper's HTTP/1 server, hyper-util's pooled client)
+//! with the ring provider and TLS 1.3, hyper's HTTP/1 server, Warden's per-loop pool of upstream connections, `gateway::proxy`)
 //! as a bare reverse proxy with none of Warden's layers: no authentication, policy, limits,
 //! validation, shaping or ledger. `bench/gateway.sh` measures it beside Warden (BARE=1), so
 //! that what the layers cost and what the stack itself costs are told apart.
@@ -21,14 +21,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::service::service_fn;
+use hyper::Uri;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-
-type Upstream = Client<HttpConnector, Full<Bytes>>;
 
 /// Most bytes read of a request's or an answer's body.
 const MAX_BODY: usize = 1 << 20;
@@ -40,7 +37,8 @@ fn main() -> anyhow::Result<()> {
     };
     let tls = gateway::tls::server_config(Path::new(cert), Path::new(key), false)?;
     let listen: SocketAddr = listen.parse().context("LISTEN is not an address")?;
-    let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+    let upstream: Uri = upstream.parse().context("UPSTREAM is not a URL")?;
+    let upstream = Arc::new(gateway::proxy::Target::new(&upstream)?);
     let listener = std::net::TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
     println!("listening on https://{}", listener.local_addr()?);
@@ -73,23 +71,18 @@ fn main() -> anyhow::Result<()> {
 async fn run(
     socket: std::net::TcpListener,
     acceptor: TlsAcceptor,
-    upstream: Arc<str>,
+    upstream: Arc<gateway::proxy::Target>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(socket)?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Upstream = Client::builder(TokioExecutor::new()).build(connector);
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let (acceptor, client, upstream) =
-            (acceptor.clone(), client.clone(), Arc::clone(&upstream));
+        let (acceptor, upstream) = (acceptor.clone(), Arc::clone(&upstream));
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };
-            let service =
-                service_fn(move |req| forward(client.clone(), Arc::clone(&upstream), req));
+            let service = service_fn(move |req| forward(Arc::clone(&upstream), req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
                 .await;
@@ -98,8 +91,7 @@ async fn run(
 }
 
 async fn forward(
-    client: Upstream,
-    upstream: Arc<str>,
+    upstream: Arc<gateway::proxy::Target>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let fail = || {
@@ -119,13 +111,13 @@ async fn forward(
     };
     let Ok(out) = Request::builder()
         .method(parts.method)
-        .uri(format!("{upstream}{}", parts.uri.path()))
+        .uri(parts.uri.path())
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(body))
     else {
         return Ok(fail());
     };
-    let Ok(resp) = client.request(out).await else {
+    let Ok(resp) = gateway::proxy::request(&upstream, out).await else {
         return Ok(fail());
     };
     let status = resp.status();

@@ -39,6 +39,8 @@ pub struct Upstream {
     pub name: String,
     /// `http://host:port[/prefix]`, without a trailing slash: routes are appended to it.
     pub base: String,
+    /// Where requests go (`base`, parsed once).
+    pub target: crate::proxy::Target,
     pub protocol: Protocol,
     /// The model names it serves (exact names).
     pub models: Vec<String>,
@@ -81,9 +83,12 @@ impl Upstream {
             }
         }
         let path = uri.path().trim_end_matches('/');
+        let target = crate::proxy::Target::new(&uri)
+            .with_context(|| format!("upstream {name:?}: url {url:?}"))?;
         Ok(Upstream {
             name: name.to_string(),
             base: format!("http://{authority}{path}"),
+            target,
             protocol,
             models,
             inputs: HashMap::new(),

@@ -41,7 +41,7 @@ pub mod shape;
 pub mod tls;
 pub mod validate;
 
-mod proxy;
+pub mod proxy;
 mod runtime_kserve;
 mod service;
 mod usage;

@@ -1,71 +1,120 @@
-//! The upstream side: a pooled HTTP/1.1 client to the configured model servers. Only the
-//! configured base URL and a fixed route are ever requested, with the caller's validated
-//! body and none of the caller's headers (the API key stays here). Plain HTTP: upstreams
-//! are expected on a private network in this version.
+//! The upstream side: HTTP/1.1 to the configured model servers over pooled keep-alive
+//! connections. Only the configured base URL and a fixed route are ever requested, with the
+//! caller's validated body and none of the caller's headers (the API key stays here). Plain
+//! HTTP: upstreams are expected on a private network in this version.
+//!
+//! Each thread (each of the listener's event loops, `server.rs`) keeps its own pool of idle
+//! connections per upstream, so a request takes one without a lock, a hash or a task of its
+//! own. A connection goes back to the pool when its answer has been read to the end; one
+//! whose answer was dropped part-read is closed, as it cannot carry another request.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{ACCEPT, CONTENT_TYPE};
-use hyper::{Method, Request, Response};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::error::ApiError;
 
-type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
-
-/// Idle upstream connections each event loop keeps per upstream. Each loop has its own
-/// pool, and a request that finds no idle connection opens one while it waits for one to
-/// come free: without a bound, 1,000 callers left about 1,500 upstream connections open
-/// (docs/PERFORMANCE.md). Busy connections are not bounded by this, only those kept.
+/// Idle upstream connections each event loop keeps per upstream. A request that finds no
+/// idle connection opens one: without a bound, 1,000 callers left about 1,500 upstream
+/// connections open (docs/PERFORMANCE.md). Busy connections are not bounded by this, only
+/// those kept.
 const IDLE_PER_LOOP: usize = 256;
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-thread_local! {
-    /// One pool per thread: each of the listener's event loops (`server.rs`) keeps its
-    /// upstream connections, and the tasks that drive them, on its own thread.
-    static CLIENT: Client = client();
+/// Where an upstream is: checked once, when the configuration is loaded.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `host:port`, the port defaulting to 80: what is connected to, and the pool's key.
+    address: Arc<str>,
+    /// The `Host` header: the authority as configured.
+    host: HeaderValue,
+    /// The base URL's path, without a trailing slash; routes are appended to it.
+    prefix: String,
 }
 
-fn client() -> Client {
-    let mut connector = HttpConnector::new();
-    connector.enforce_http(true);
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(IDLE_PER_LOOP)
-        .build(connector)
+impl Target {
+    /// The target of an `http://` URL (already checked by `config::Upstream::new`).
+    pub fn new(uri: &Uri) -> anyhow::Result<Target> {
+        let authority = uri.authority().context("the URL has no host")?;
+        let host = HeaderValue::from_str(authority.as_str()).context("the host is not valid")?;
+        let address = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        Ok(Target {
+            address: address.into(),
+            host,
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The origin-form URI of `route` (a path starting with `/`) on this upstream.
+    fn uri(&self, route: &'static str) -> Result<Uri, hyper::http::Error> {
+        if self.prefix.is_empty() {
+            return Ok(Uri::from_static(route));
+        }
+        Ok(Uri::try_from(format!("{}{route}", self.prefix))?)
+    }
+
+    fn uri_owned(&self, route: &str) -> Result<Uri, hyper::http::Error> {
+        Ok(Uri::try_from(format!("{}{route}", self.prefix))?)
+    }
+}
+
+/// A route on an upstream: fixed (the OpenAI-compatible endpoints) or made per request
+/// (KServe's model paths).
+pub enum Route<'a> {
+    Fixed(&'static str),
+    Made(&'a str),
 }
 
 /// Sends one request upstream and waits (at most `timeout`) for its response head. Any
 /// failure, or a status other than 2xx, is a generic 502 (504 on a timeout): what went
 /// wrong upstream is not the caller's business.
 pub async fn send(
+    target: &Target,
     method: Method,
-    url: &str,
+    route: Route<'_>,
     body: Bytes,
     stream: bool,
     timeout: Duration,
-) -> Result<Response<Incoming>, ApiError> {
-    let req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header(CONTENT_TYPE, "application/json")
-        .header(
-            ACCEPT,
-            if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .body(Full::new(body))
-        .map_err(|_| ApiError::upstream())?;
-    let request = CLIENT.with(|client| client.request(req));
-    let resp = match tokio::time::timeout(timeout, request).await {
+) -> Result<Response<UpstreamBody>, ApiError> {
+    let uri = match route {
+        Route::Fixed(r) => target.uri(r),
+        Route::Made(r) => target.uri_owned(r),
+    }
+    .map_err(|_| ApiError::upstream())?;
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        ACCEPT,
+        HeaderValue::from_static(if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }),
+    );
+    let resp = match tokio::time::timeout(timeout, request(target, req)).await {
         Err(_) => {
             return Err(ApiError::new(
                 hyper::StatusCode::GATEWAY_TIMEOUT,
@@ -80,4 +129,285 @@ pub async fn send(
         return Err(ApiError::upstream());
     }
     Ok(resp)
+}
+
+/// Sends `req` (origin-form URI; its `Host` is set here) to `target` on an idle pooled
+/// connection, or on a new one. A request refused unsent by a pooled connection (closed by
+/// the upstream meanwhile) is sent again on a new one; nothing else is retried.
+pub async fn request(
+    target: &Target,
+    mut req: Request<Full<Bytes>>,
+) -> anyhow::Result<Response<UpstreamBody>> {
+    req.headers_mut().insert(HOST, target.host.clone());
+    while let Some(mut sender) = take_idle(&target.address) {
+        if sender.ready().await.is_err() {
+            continue;
+        }
+        match sender.try_send_request(req).await {
+            Ok(resp) => return Ok(lease(resp, sender, target)),
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => req = unsent,
+                None => return Err(e.into_error().into()),
+            },
+        }
+    }
+    let mut sender = connect(target).await?;
+    let resp = sender.send_request(req).await?;
+    Ok(lease(resp, sender, target))
+}
+
+async fn connect(target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&*target.address))
+        .await
+        .context("connecting to the upstream timed out")??;
+    tcp.set_nodelay(true)?;
+    let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        // An error ends this connection only; its request has already been told.
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn lease(
+    resp: Response<Incoming>,
+    sender: SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> Response<UpstreamBody> {
+    resp.map(|inner| UpstreamBody {
+        inner,
+        lease: Some(Lease {
+            sender,
+            address: Arc::clone(&target.address),
+        }),
+    })
+}
+
+/// An idle connection and since when it has been idle.
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+thread_local! {
+    /// This thread's idle connections, per upstream address (a handful of upstreams: a
+    /// list, not a map).
+    static IDLE: RefCell<Vec<(Arc<str>, VecDeque<Idle>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most recently used idle connection to `address` still open and fresh, if any.
+fn take_idle(address: &str) -> Option<SendRequest<Full<Bytes>>> {
+    IDLE.with_borrow_mut(|pools| {
+        let (_, idle) = pools.iter_mut().find(|(a, _)| &**a == address)?;
+        while let Some(c) = idle.pop_back() {
+            if !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT {
+                return Some(c.sender);
+            }
+        }
+        None
+    })
+}
+
+/// Keeps a connection whose answer was read to its end, dropping those idle too long, and
+/// this one if the pool is full.
+fn give_back(address: Arc<str>, sender: SendRequest<Full<Bytes>>) {
+    let now = Instant::now();
+    IDLE.with_borrow_mut(|pools| {
+        let idle = match pools.iter().position(|(a, _)| *a == address) {
+            Some(i) => &mut pools[i].1,
+            None => {
+                pools.push((address, VecDeque::new()));
+                let last = pools.len() - 1;
+                &mut pools[last].1
+            }
+        };
+        // Oldest first: the stale are at the front.
+        while idle
+            .front()
+            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
+        if idle.len() < IDLE_PER_LOOP {
+            idle.push_back(Idle { sender, since: now });
+        }
+    });
+}
+
+struct Lease {
+    sender: SendRequest<Full<Bytes>>,
+    address: Arc<str>,
+}
+
+/// An upstream's answer body. Read to its end, it puts its connection back in the pool.
+pub struct UpstreamBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            None => {
+                if let Some(l) = self.lease.take() {
+                    give_back(l.address, l.sender);
+                }
+            }
+            // A broken answer: its connection is not reused.
+            Some(Err(_)) => self.lease = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn target(port: u16, prefix: &str) -> Target {
+        Target::new(&format!("http://127.0.0.1:{port}{prefix}").parse().unwrap()).unwrap()
+    }
+
+    fn post(route: &'static str) -> Request<Full<Bytes>> {
+        let mut r = Request::new(Full::new(Bytes::from_static(b"{}")));
+        *r.method_mut() = Method::POST;
+        *r.uri_mut() = Uri::from_static(route);
+        r
+    }
+
+    #[test]
+    fn targets_default_the_port_and_keep_the_prefix() {
+        let t = Target::new(&"http://10.0.0.2/base/".parse().unwrap()).unwrap();
+        assert_eq!(&*t.address, "10.0.0.2:80");
+        assert_eq!(t.host, "10.0.0.2");
+        assert_eq!(t.uri("/v1/models").unwrap(), "/base/v1/models");
+        let t = Target::new(&"http://[::1]:8000".parse().unwrap()).unwrap();
+        assert_eq!(&*t.address, "[::1]:8000");
+        assert_eq!(t.uri("/v1/models").unwrap(), "/v1/models");
+        assert_eq!(
+            t.uri_owned("/v2/models/a/infer").unwrap(),
+            "/v2/models/a/infer"
+        );
+    }
+
+    /// An upstream that answers every request on a connection with the number of the
+    /// connection it came on, and the path asked for; `close_after` answers per connection
+    /// (then it closes the connection without a word).
+    async fn upstream(close_after: usize) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    for _ in 0..close_after {
+                        let mut got = Vec::new();
+                        // Headers and the 2-byte body of `post`.
+                        while !got.windows(6).any(|w| w == b"\r\n\r\n{}") {
+                            let k = s.read(&mut buf).await.unwrap();
+                            if k == 0 {
+                                return;
+                            }
+                            got.extend_from_slice(&buf[..k]);
+                        }
+                        let head = String::from_utf8_lossy(&got).to_string();
+                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                        let body = format!("{n} {path}");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        s.write_all(answer.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    async fn text(resp: Response<UpstreamBody>) -> String {
+        let b = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_is_reused_and_one_dropped_early_is_not() {
+        let (port, accepted) = upstream(usize::MAX).await;
+        let t = target(port, "");
+        assert_eq!(text(request(&t, post("/a")).await.unwrap()).await, "0 /a");
+        assert_eq!(text(request(&t, post("/b")).await.unwrap()).await, "0 /b");
+        // An answer dropped before its end leaves the pool empty: a new connection next.
+        drop(request(&t, post("/c")).await.unwrap());
+        assert_eq!(text(request(&t, post("/d")).await.unwrap()).await, "1 /d");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn routes_go_under_the_upstreams_path() {
+        let (port, _) = upstream(usize::MAX).await;
+        let t = target(port, "/p/");
+        let body = || Bytes::from_static(b"{}");
+        let second = Duration::from_secs(5);
+        let fixed = send(
+            &t,
+            Method::POST,
+            Route::Fixed("/v1/x"),
+            body(),
+            false,
+            second,
+        );
+        assert_eq!(text(fixed.await.unwrap()).await, "0 /p/v1/x");
+        let made = send(
+            &t,
+            Method::POST,
+            Route::Made("/v2/models/m/infer"),
+            body(),
+            false,
+            second,
+        );
+        assert_eq!(text(made.await.unwrap()).await, "0 /p/v2/models/m/infer");
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_closed_by_the_upstream_is_replaced() {
+        let (port, accepted) = upstream(1).await;
+        let t = target(port, "");
+        for i in 0..3 {
+            let got = text(request(&t, post("/x")).await.unwrap()).await;
+            assert_eq!(got, format!("{i} /x"));
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_error_not_a_hang() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        assert!(request(&target(port, ""), post("/x")).await.is_err());
+    }
 }

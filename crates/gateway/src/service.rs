@@ -29,7 +29,7 @@ use crate::guard::GuardInput;
 use crate::limits::{Alert, InFlight, Refusal};
 use crate::local::Served;
 use crate::policy::{Action, AuthzRequest, Backend, Decision};
-use crate::proxy;
+use crate::proxy::{self, UpstreamBody};
 use crate::runtime_kserve;
 use crate::server::Gateway;
 use crate::shape::{self, OpenAiShaping, ShapeError, SseShaper};
@@ -242,7 +242,7 @@ enum Reply {
         body: Bytes,
     },
     /// A stream, shaped event by event and recorded when it ends.
-    Stream(Response<Incoming>, SseShaper),
+    Stream(Response<UpstreamBody>, SseShaper),
     /// Not an inference request (health): not recorded.
     Unrecorded(Response<ResBody>),
 }
@@ -563,7 +563,12 @@ async fn inner(
                 OpenAiKind::Completions => "/v1/completions",
                 OpenAiKind::Embeddings => "/v1/embeddings",
             };
-            (Protocol::OpenAi, v.model, path.to_string(), v.stream)
+            (
+                Protocol::OpenAi,
+                v.model,
+                proxy::Route::Fixed(path),
+                v.stream,
+            )
         }
         Route::KServe {
             model,
@@ -591,7 +596,12 @@ async fn inner(
                 protocol: Protocol::KServe,
             };
             authorize(gw, conn, &caller, &ask, facts)?;
-            (Protocol::KServe, model.clone(), path.clone(), false)
+            (
+                Protocol::KServe,
+                model.clone(),
+                proxy::Route::Made(path),
+                false,
+            )
         }
         _ => return Err(not_found()),
     };
@@ -601,9 +611,15 @@ async fn inner(
     gw.limits.admit_model(&model).map_err(Refusal::error)?;
     facts.count_tokens = protocol == Protocol::OpenAi;
     facts.upstream = Some(upstream.name.clone());
-    let url = format!("{}{}", upstream.base, path);
-    let method = route.method();
-    let resp = proxy::send(method, &url, body, stream, gw.config.request_timeout).await?;
+    let resp = proxy::send(
+        &upstream.target,
+        route.method(),
+        path,
+        body,
+        stream,
+        gw.config.request_timeout,
+    )
+    .await?;
     if stream {
         let shaper = SseShaper::new(OpenAiShaping {
             keep_logprobs: gw.config.keep_logprobs,
@@ -831,7 +847,7 @@ async fn read_body(gw: &Arc<Gateway>, req: Request<Incoming>) -> Result<Bytes, A
 /// goes away.
 fn stream(
     gw: &Arc<Gateway>,
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamBody>,
     shaper: SseShaper,
     facts: Facts,
 ) -> Response<ResBody> {
@@ -858,7 +874,7 @@ fn stream(
 }
 
 struct Metered {
-    inner: Incoming,
+    inner: UpstreamBody,
     shaper: SseShaper,
     /// The upstream has ended; what the shaper held back has been sent.
     ended: bool,
