@@ -2,6 +2,7 @@
 //! or, with no `Authorization` header, a verified client certificate. A presented header
 //! always decides: a request carrying a bad token is refused even over a good certificate.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hyper::StatusCode;
@@ -41,7 +42,7 @@ pub(crate) fn authenticate(
     conn: &Connection,
     header: Option<&[u8]>,
     now: SystemTime,
-) -> Result<Caller, Refused> {
+) -> Result<Arc<Caller>, Refused> {
     if gw.config.client_auth == ClientAuth::Required && conn.client.is_none() {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -54,24 +55,24 @@ pub(crate) fn authenticate(
         if looks_like_jwt(token) {
             let id = jwt.verify(token, now)?;
             let key_id = format!("jwt:{}", id.token_id.as_deref().unwrap_or(&id.subject));
-            return Ok(Caller {
+            return Ok(Arc::new(Caller {
                 principal: id.principal,
                 key_id,
                 models: id.models,
                 credential: Credential::Jwt,
                 groups: id.groups,
-            });
+            }));
         }
     }
     if header.is_none() {
         if let Some(client) = &conn.client {
-            return Ok(Caller {
+            return Ok(Arc::new(Caller {
                 principal: client.principal.clone(),
                 key_id: client.fingerprint.clone(),
                 models: gw.config.client_models.clone(),
                 credential: Credential::Mtls,
                 groups: Vec::new(),
-            });
+            }));
         }
     }
     gw.control

@@ -17,7 +17,20 @@ pub struct ClientIdentity {
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub peer: SocketAddr,
+    /// The peer's IP address as text, written once for the records of all its requests.
+    pub source: Box<str>,
     pub client: Option<ClientIdentity>,
     /// Whether the connection is TLS (false only with the insecure plain-HTTP setting).
     pub tls: bool,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, client: Option<ClientIdentity>, tls: bool) -> Connection {
+        Connection {
+            peer,
+            source: peer.ip().to_string().into(),
+            client,
+            tls,
+        }
+    }
 }

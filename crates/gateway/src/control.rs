@@ -39,6 +39,9 @@ pub struct Key {
     pub models: Vec<String>,
     pub expires: Option<SystemTime>,
     pub revoked: bool,
+    /// Who a request with this key is, made once when the key is read and shared by
+    /// every request that presents it.
+    pub caller: Arc<Caller>,
 }
 
 pub use crate::policy::Credential;
@@ -86,6 +89,13 @@ fn convert(k: ApiKey) -> Result<Key, String> {
         ),
         None => None,
     };
+    let caller = Arc::new(Caller {
+        principal: k.principal.clone(),
+        key_id: k.id.clone(),
+        models: k.models.clone(),
+        credential: Credential::ApiKey,
+        groups: Vec::new(),
+    });
     Ok(Key {
         id: k.id,
         principal: k.principal,
@@ -93,6 +103,7 @@ fn convert(k: ApiKey) -> Result<Key, String> {
         models: k.models,
         expires,
         revoked: k.revoked,
+        caller,
     })
 }
 
@@ -189,21 +200,23 @@ impl Control {
         self.readable.load(Ordering::SeqCst)
     }
 
-    fn current(&self) -> Arc<Snapshot> {
+    /// The current snapshot, read in place (no reference taken: this runs on every request
+    /// and every chunk of a stream, from every event loop).
+    fn with_current<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
         match self.snapshot.read() {
-            Ok(s) => Arc::clone(&s),
-            Err(p) => Arc::clone(&p.into_inner()),
+            Ok(s) => f(&s),
+            Err(p) => f(&p.into_inner()),
         }
     }
 
     /// Whether `principal` is blocked from inference (`warden block`).
     pub fn blocked(&self, principal: &str) -> bool {
-        self.current().blocked.contains(principal)
+        self.with_current(|s| s.blocked.contains(principal))
     }
 
     /// The principal an API key id belongs to (for counting failed sign-ins per principal).
     pub fn principal_of_key(&self, key_id: &str) -> Option<String> {
-        self.current().keys.get(key_id).map(|k| k.principal.clone())
+        self.with_current(|s| s.keys.get(key_id).map(|k| k.principal.clone()))
     }
 
     /// Checks an `Authorization` header. The key itself is never logged, echoed or kept.
@@ -211,7 +224,7 @@ impl Control {
         &self,
         header: Option<&[u8]>,
         now: SystemTime,
-    ) -> Result<Caller, (ApiError, Option<String>)> {
+    ) -> Result<Arc<Caller>, (ApiError, Option<String>)> {
         let Some(header) = header else {
             return Err((
                 ApiError::unauthorized(
@@ -233,7 +246,15 @@ impl Control {
             return Err(malformed());
         }
         let (id, digest) = registry::identity::parse_token(token).ok_or_else(malformed)?;
-        let snapshot = self.current();
+        self.with_current(|snapshot| Self::check_key(snapshot, id, &digest, now))
+    }
+
+    fn check_key(
+        snapshot: &Snapshot,
+        id: String,
+        digest: &[u8; 32],
+        now: SystemTime,
+    ) -> Result<Arc<Caller>, (ApiError, Option<String>)> {
         let invalid = |id: &str| {
             (
                 ApiError::unauthorized("invalid_api_key", "the API key is not valid"),
@@ -241,7 +262,7 @@ impl Control {
             )
         };
         let key = match snapshot.keys.get(&id) {
-            Some(k) if registry::identity::matches(&digest, &k.hash) => k,
+            Some(k) if registry::identity::matches(digest, &k.hash) => k,
             _ => return Err(invalid(&id)),
         };
         if key.revoked {
@@ -256,13 +277,7 @@ impl Control {
                 Some(id),
             ));
         }
-        Ok(Caller {
-            principal: key.principal.clone(),
-            key_id: key.id.clone(),
-            models: key.models.clone(),
-            credential: Credential::ApiKey,
-            groups: Vec::new(),
-        })
+        Ok(Arc::clone(&key.caller))
     }
 }
 

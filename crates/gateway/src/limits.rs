@@ -12,6 +12,7 @@
 //! (principals and models are few, so this only bites under attack), except for failed
 //! sign-ins by source, where an untracked source is simply not slowed.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -120,7 +121,9 @@ struct Buckets<K> {
     max_keys: usize,
 }
 
-impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
+// Keys are looked up borrowed (`&str` for `String` keys): a key is copied only when it
+// first enters the map.
+impl<K: std::hash::Hash + Eq> Buckets<K> {
     fn new(max_keys: usize) -> Buckets<K> {
         Buckets {
             tat: Mutex::new(HashMap::new()),
@@ -136,7 +139,11 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     }
 
     /// Room for `key`: sweeps passed entries when full. False if there is none.
-    fn room(map: &mut HashMap<K, u64>, key: &K, now: u64, max_keys: usize) -> bool {
+    fn room<Q>(map: &mut HashMap<K, u64>, key: &Q, now: u64, max_keys: usize) -> bool
+    where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
         if map.len() < max_keys || map.contains_key(key) {
             return true;
         }
@@ -145,7 +152,11 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     }
 
     /// Takes `cost` units if they fit within the burst.
-    fn take(&self, key: &K, rate: Rate, cost: u64, now: u64) -> Result<(), RetryAfter> {
+    fn take<Q>(&self, key: &Q, rate: Rate, cost: u64, now: u64) -> Result<(), RetryAfter>
+    where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut map = self.map();
         if !Self::room(&mut map, key, now, self.max_keys) {
             return Err(RetryAfter(Duration::from_secs(1)));
@@ -156,12 +167,16 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
         if allowed_at > now {
             return Err(RetryAfter(Duration::from_nanos(allowed_at - now)));
         }
-        map.insert(key.clone(), new_tat);
+        set(&mut map, key, new_tat);
         Ok(())
     }
 
     /// Whether one more unit would fit, without taking it.
-    fn peek(&self, key: &K, rate: Rate, now: u64) -> Result<(), RetryAfter> {
+    fn peek<Q>(&self, key: &Q, rate: Rate, now: u64) -> Result<(), RetryAfter>
+    where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
         let map = self.map();
         let tat = map.get(key).copied().unwrap_or(now).max(now);
         let allowed_at = tat
@@ -174,7 +189,11 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     }
 
     /// Whether the bucket is not in debt (a quota charged after the fact).
-    fn solvent(&self, key: &K, rate: Rate, now: u64) -> Result<(), RetryAfter> {
+    fn solvent<Q>(&self, key: &Q, rate: Rate, now: u64) -> Result<(), RetryAfter>
+    where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
         let map = self.map();
         let tat = map.get(key).copied().unwrap_or(now);
         let allowed_at = tat.saturating_sub(rate.tolerance_ns());
@@ -185,16 +204,35 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     }
 
     /// Charges `cost` units whether or not they fit (the bucket may go into debt).
-    fn charge(&self, key: &K, rate: Rate, cost: u64, now: u64) {
+    fn charge<Q>(&self, key: &Q, rate: Rate, cost: u64, now: u64)
+    where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut map = self.map();
         if !Self::room(&mut map, key, now, self.max_keys) {
             return;
         }
         let tat = map.get(key).copied().unwrap_or(now).max(now);
-        map.insert(
-            key.clone(),
+        set(
+            &mut map,
+            key,
             tat.saturating_add(rate.emission_ns().saturating_mul(cost)),
         );
+    }
+}
+
+/// Sets `key`'s value, copying the key only if it is new.
+fn set<K, Q>(map: &mut HashMap<K, u64>, key: &Q, value: u64)
+where
+    K: Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    match map.get_mut(key) {
+        Some(v) => *v = value,
+        None => {
+            map.insert(key.to_owned(), value);
+        }
     }
 }
 
@@ -283,24 +321,25 @@ pub struct Limits {
     model_tokens: Buckets<String>,
     failed_sources: Buckets<IpAddr>,
     failed_principals: Buckets<String>,
-    in_flight: Mutex<HashMap<String, usize>>,
+    /// Requests in flight per principal; the key is shared with their [`InFlight`]s.
+    in_flight: Mutex<HashMap<Arc<str>, usize>>,
     in_flight_total: AtomicUsize,
 }
 
 /// A request in flight; dropping it frees its place.
 pub struct InFlight {
     limits: Arc<Limits>,
-    principal: String,
+    principal: Arc<str>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.limits.in_flight_total.fetch_sub(1, Ordering::SeqCst);
         let mut map = self.limits.in_flight_map();
-        if let Some(n) = map.get_mut(&self.principal) {
+        if let Some(n) = map.get_mut(&*self.principal) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                map.remove(&self.principal);
+                map.remove(&*self.principal);
             }
         }
     }
@@ -344,7 +383,7 @@ impl Limits {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn in_flight_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn in_flight_map(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
         match self.in_flight.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -373,11 +412,10 @@ impl Limits {
             alerts.push(Alert::Source(key));
         }
         if let Some(p) = principal {
-            let p = p.to_string();
-            if self.failed_principals.take(&p, rate, 1, now).is_ok()
-                && self.failed_principals.peek(&p, rate, now).is_err()
+            if self.failed_principals.take(p, rate, 1, now).is_ok()
+                && self.failed_principals.peek(p, rate, now).is_err()
             {
-                alerts.push(Alert::Principal(p));
+                alerts.push(Alert::Principal(p.to_string()));
             }
         }
         alerts
@@ -387,16 +425,14 @@ impl Limits {
     /// returned guard holds the request's place until dropped.
     pub fn admit(self: &Arc<Self>, principal: &str) -> Result<InFlight, Refusal> {
         let now = self.now();
-        // One owned copy of the name for every map.
-        let key = principal.to_string();
         if let Some(rate) = self.tokens_rate(principal) {
             self.tokens
-                .solvent(&key, rate, now)
+                .solvent(principal, rate, now)
                 .map_err(Refusal::Tokens)?;
         }
         if let Some(rate) = self.principal_rate(principal) {
             self.principals
-                .take(&key, rate, 1, now)
+                .take(principal, rate, 1, now)
                 .map_err(Refusal::Principal)?;
         }
         let total = self.in_flight_total.fetch_add(1, Ordering::SeqCst);
@@ -405,7 +441,11 @@ impl Limits {
             return Err(Refusal::Busy);
         }
         let mut map = self.in_flight_map();
-        let n = map.entry(key.clone()).or_insert(0);
+        let key = match map.get_key_value(principal) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(principal),
+        };
+        let n = map.entry(Arc::clone(&key)).or_insert(0);
         if self.config.concurrent_per_principal > 0 && *n >= self.config.concurrent_per_principal {
             drop(map);
             self.in_flight_total.fetch_sub(1, Ordering::SeqCst);
@@ -422,16 +462,15 @@ impl Limits {
     /// Once the model is known: its token quota (not in debt) and its request rate.
     pub fn admit_model(&self, model: &str) -> Result<(), Refusal> {
         let now = self.now();
-        let key = model.to_string();
         if let Some(rate) = self.config.model_tokens.get(model) {
             self.model_tokens
-                .solvent(&key, *rate, now)
+                .solvent(model, *rate, now)
                 .map_err(Refusal::ModelTokens)?;
         }
         match self.config.models.get(model) {
             Some(rate) => self
                 .models
-                .take(&key, *rate, 1, now)
+                .take(model, *rate, 1, now)
                 .map_err(Refusal::Model),
             None => Ok(()),
         }
@@ -445,13 +484,11 @@ impl Limits {
         }
         let now = self.now();
         if let Some(rate) = self.tokens_rate(principal) {
-            self.tokens
-                .charge(&principal.to_string(), rate, tokens, now);
+            self.tokens.charge(principal, rate, tokens, now);
         }
         if let Some((model, rate)) = model.and_then(|m| Some((m, self.config.model_tokens.get(m)?)))
         {
-            self.model_tokens
-                .charge(&model.to_string(), *rate, tokens, now);
+            self.model_tokens.charge(model, *rate, tokens, now);
         }
     }
 

@@ -226,11 +226,11 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
                         Some(acceptor) => {
                             if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 let client = client_identity(tls.get_ref().1, principal_from, peer);
-                                let conn = Connection { peer, client, tls: true };
+                                let conn = Connection::new(peer, client, true);
                                 connection(tls, conn, gw, stop).await;
                             }
                         }
-                        None => connection(stream, Connection { peer, client: None, tls: false }, gw, stop).await,
+                        None => connection(stream, Connection::new(peer, None, false), gw, stop).await,
                     }
                 });
             }

@@ -2,7 +2,6 @@
 //! authorisation, upstream, record.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -150,8 +149,8 @@ fn route(path: &str) -> Option<Route> {
 /// What the ledger record of a request says.
 struct Facts {
     start: Instant,
-    /// The caller's address.
-    source: std::net::IpAddr,
+    /// The connection the request came on (the caller's address).
+    conn: Arc<Connection>,
     route: &'static str,
     caller: Option<Arc<Caller>>,
     /// The key a refused credential named.
@@ -178,19 +177,18 @@ impl Facts {
         response_bytes: u64,
         response_digest: &'a DigestText,
     ) -> Draft<'a> {
-        let mut put = |value: &dyn std::fmt::Display| {
+        let mut numbers = itoa::Buffer::new();
+        let mut put = |value: u64| {
             let start = text.len();
-            let _ = write!(text, "{value}");
+            text.push_str(numbers.format(value));
             start..text.len()
         };
-        let source = put(&self.source);
-        let status = put(&status);
-        let latency = put(&format_args!(
-            "{:.3}",
-            self.start.elapsed().as_secs_f64() * 1000.0
-        ));
-        let request_bytes = put(&self.request_bytes);
-        let response_bytes = put(&response_bytes);
+        let status = put(u64::from(status));
+        let request_bytes = put(self.request_bytes);
+        let response_bytes = put(response_bytes);
+        let latency = text.len();
+        push_millis(text, self.start.elapsed());
+        let latency = latency..text.len();
         // The policies that decided, comma-separated.
         let policy = self.policy.as_ref().map(|d| {
             let start = text.len();
@@ -205,32 +203,46 @@ impl Facts {
         let text: &'a String = text;
         let caller = self.caller.as_deref();
         let actor = caller.map_or("anonymous", |c| c.principal.as_str());
+        // Attributes in key order: each goes at the end of the draft's list.
         let mut r = Draft::new("inference.request", actor)
-            .attr("route", self.route)
-            .attr("source", &text[source])
-            .attr("status", &text[status])
-            .attr("decision", decision)
-            .attr("latency_ms", &text[latency])
-            .attr("request_bytes", &text[request_bytes])
-            .attr("response_bytes", &text[response_bytes])
             .digest("request", self.request_digest.as_str())
             .digest("response", response_digest.as_str());
         if let Some(m) = &self.model {
             r = r.subject(m);
         }
-        if let Some(k) = caller.map(|c| &c.key_id).or(self.key_id.as_ref()) {
-            r = r.attr("key_id", k);
-        }
         if let Some(c) = caller {
             r = r.attr("credential", c.credential.as_str());
         }
+        r = r.attr("decision", decision);
+        if let Some(k) = caller.map(|c| &c.key_id).or(self.key_id.as_ref()) {
+            r = r.attr("key_id", k);
+        }
+        r = r.attr("latency_ms", &text[latency]);
         if let Some(p) = policy {
             r = r.attr("policy", &text[p]);
         }
+        r = r
+            .attr("request_bytes", &text[request_bytes])
+            .attr("response_bytes", &text[response_bytes])
+            .attr("route", self.route)
+            .attr("source", &self.conn.source)
+            .attr("status", &text[status]);
         if let Some(u) = &self.upstream {
             r = r.attr("upstream", u);
         }
         r
+    }
+}
+
+/// Appends `elapsed` in milliseconds to the microsecond, rounded (`12.345`).
+fn push_millis(text: &mut String, elapsed: std::time::Duration) {
+    let micros = (elapsed.as_nanos() + 500) / 1000;
+    let whole = u64::try_from(micros / 1000).unwrap_or(u64::MAX);
+    text.push_str(itoa::Buffer::new().format(whole));
+    let frac = (micros % 1000) as u16;
+    text.push('.');
+    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+        text.push(char::from(b'0' + digit as u8));
     }
 }
 
@@ -304,7 +316,7 @@ pub async fn handle(
     let openai = req.uri().path().starts_with("/v1/");
     let mut facts = Facts {
         start: Instant::now(),
-        source: conn.peer.ip(),
+        conn: Arc::clone(&conn),
         route: "unknown",
         caller: None,
         key_id: None,
@@ -450,7 +462,6 @@ async fn inner(
             return Err(refused.error);
         }
     };
-    let caller = Arc::new(caller);
     facts.caller = Some(Arc::clone(&caller));
 
     // Kill switch, and what the gateway needs to work safely.
@@ -987,6 +998,25 @@ impl Body for Metered {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn latency_is_written_in_milliseconds_to_the_microsecond() {
+        use std::time::Duration;
+        for (elapsed, text) in [
+            (Duration::ZERO, "0.000"),
+            (Duration::from_nanos(499), "0.000"),
+            (Duration::from_nanos(500), "0.001"),
+            (Duration::from_micros(268), "0.268"),
+            (Duration::from_nanos(1_234_567), "1.235"),
+            (Duration::from_micros(999_999), "999.999"),
+            (Duration::from_nanos(999_999_600), "1000.000"),
+            (Duration::from_secs(12), "12000.000"),
+        ] {
+            let mut s = String::from("x");
+            push_millis(&mut s, elapsed);
+            assert_eq!(s, format!("x{text}"), "{elapsed:?}");
+        }
+    }
 
     #[test]
     fn routes() {

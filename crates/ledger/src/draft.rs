@@ -110,6 +110,11 @@ impl<'a> Draft<'a> {
 
 /// Inserts in key order; an existing key takes the new value.
 fn put<'a>(pairs: &mut Vec<(&'a str, &'a str)>, key: &'a str, value: &'a str) {
+    // Writers that add keys in order pay one comparison each.
+    if pairs.last().is_none_or(|(last, _)| *last < key) {
+        pairs.push((key, value));
+        return;
+    }
     match pairs.binary_search_by(|(k, _)| (*k).cmp(key)) {
         Ok(i) => pairs[i].1 = value,
         Err(i) => pairs.insert(i, (key, value)),
