@@ -19,7 +19,7 @@ use crate::validate::{self, OpenAiKind, TextLimits, MAX_TEXTS};
 
 /// An OpenAI-compatible request: the first byte picks the endpoint (chat, completions,
 /// embeddings), the rest is the body, checked as the gateway checks it
-/// (`validate::json_object`, then `validate::check_openai` with the default
+/// (`validate::openai_object`, then `validate::check_openai` with the default
 /// [`TextLimits`]), then, when accepted, by the default phrase tripwire over the texts
 /// validation returned.
 ///
@@ -38,7 +38,7 @@ pub fn openai_request(data: &[u8]) {
         1 => OpenAiKind::Completions,
         _ => OpenAiKind::Embeddings,
     };
-    let Ok(map) = validate::json_object(body) else {
+    let Ok(map) = validate::openai_object(body) else {
         return;
     };
     let limits = TextLimits::default();

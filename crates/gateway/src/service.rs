@@ -548,11 +548,11 @@ async fn inner(
     // (404).
     let (protocol, model, path, stream) = match &route {
         Route::OpenAi(kind) => {
-            let map = validate::json_object(&body)?;
+            let map = validate::openai_object(&body)?;
             // Named in the record even when the rest of the request is refused.
-            if let Some(serde_json::Value::String(m)) = map.get("model") {
+            if let Some(validate::Json::String(m)) = map.get("model") {
                 if valid_model_name(m) {
-                    facts.model = Some(m.clone());
+                    facts.model = Some(m.to_string());
                 }
             }
             let (v, texts) = validate::check_openai(*kind, &map, &gw.config.text)?;

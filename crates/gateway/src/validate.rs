@@ -7,6 +7,7 @@
 //! ([`TextLimits`]) and the output asked for (`max_tokens`).
 
 mod chars;
+mod json;
 mod texts;
 
 use hyper::StatusCode;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 
 pub(crate) use chars::ignorable;
+pub use json::{Json, Object};
 
 /// What a valid OpenAI-compatible request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,17 +112,36 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn string_field(map: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+/// Parses the body of an OpenAI-compatible request as a JSON object (after checking it is
+/// UTF-8), read in place ([`Json`]); a key given twice in any object is refused.
+pub fn openai_object(body: &[u8]) -> Result<Object<'_>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let value: Json = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    match value {
+        Json::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        )),
+    }
+}
+
+fn string_field(map: &Object<'_>, name: &str) -> Result<String, ApiError> {
     match map.get(name) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) => Err(ApiError::bad_request(format!("`{name}` must not be empty"))),
+        Some(Json::String(s)) if !s.is_empty() => Ok(s.to_string()),
+        Some(Json::String(_)) => Err(ApiError::bad_request(format!("`{name}` must not be empty"))),
         Some(_) => Err(ApiError::bad_request(format!("`{name}` must be a string"))),
         None => Err(ApiError::bad_request(format!("`{name}` is required"))),
     }
 }
 
-fn is_array_of(v: &Value, f: impl Fn(&Value) -> bool) -> bool {
-    matches!(v, Value::Array(items) if !items.is_empty() && items.len() <= MAX_ITEMS && items.iter().all(f))
+fn is_array_of<'a>(v: &Json<'a>, f: impl Fn(&Json<'a>) -> bool) -> bool {
+    matches!(v, Json::Array(items) if !items.is_empty() && items.len() <= MAX_ITEMS && items.iter().all(f))
 }
 
 /// Checks an OpenAI-compatible request body with the default [`TextLimits`].
@@ -134,21 +155,21 @@ pub fn openai_with(
     body: &[u8],
     limits: &TextLimits,
 ) -> Result<OpenAiRequest, ApiError> {
-    let map = json_object(body)?;
+    let map = openai_object(body)?;
     check_openai(kind, &map, limits).map(|(request, _)| request)
 }
 
-/// Checks an OpenAI-compatible request already parsed by [`json_object`], and returns the
+/// Checks an OpenAI-compatible request already parsed by [`openai_object`], and returns the
 /// texts it checked: exactly those an input guard should see.
 pub fn check_openai<'a>(
     kind: OpenAiKind,
-    map: &'a Map<String, Value>,
+    map: &'a Object<'a>,
     limits: &TextLimits,
 ) -> Result<(OpenAiRequest, Vec<Text<'a>>), ApiError> {
     let model = string_field(map, "model")?;
     let stream = match map.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
         Some(_) => return Err(ApiError::bad_request("`stream` must be true or false")),
     };
     if kind == OpenAiKind::Embeddings && stream {
@@ -178,14 +199,14 @@ pub fn check_openai<'a>(
 /// text of content parts other than images, audio and files), names, tool calls and every
 /// other string of a message but its role; every string of `tools` and `functions`;
 /// completions' `prompt` and `suffix`; embeddings' `input`.
-pub fn openai_texts(kind: OpenAiKind, map: &Map<String, Value>) -> Result<Vec<Text<'_>>, ApiError> {
+pub fn openai_texts<'a>(kind: OpenAiKind, map: &'a Object<'a>) -> Result<Vec<Text<'a>>, ApiError> {
     texts::collect(kind, map).map(|(texts, _)| texts)
 }
 
 /// A positive integer field, if given.
-fn positive(map: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
+fn positive(map: &Object<'_>, name: &str) -> Result<Option<u64>, ApiError> {
     match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
+        None | Some(Json::Null) => Ok(None),
         Some(v) => match v.as_u64() {
             Some(n) if n > 0 => Ok(Some(n)),
             _ => Err(ApiError::bad_request(format!(
@@ -195,7 +216,7 @@ fn positive(map: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiErro
     }
 }
 
-fn max_tokens(map: &Map<String, Value>, limits: &TextLimits) -> Result<Option<u64>, ApiError> {
+fn max_tokens(map: &Object<'_>, limits: &TextLimits) -> Result<Option<u64>, ApiError> {
     let mut most: Option<u64> = None;
     for name in ["max_tokens", "max_completion_tokens"] {
         let Some(n) = positive(map, name)? else {
@@ -231,9 +252,9 @@ fn max_tokens(map: &Map<String, Value>, limits: &TextLimits) -> Result<Option<u6
 }
 
 /// An integer from 0 to [`MAX_LOGPROBS`], if given.
-fn logprob_count(map: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
+fn logprob_count(map: &Object<'_>, name: &str) -> Result<bool, ApiError> {
     match map.get(name) {
-        None | Some(Value::Null) => Ok(false),
+        None | Some(Json::Null) => Ok(false),
         Some(v) if v.as_u64().is_some_and(|n| n <= MAX_LOGPROBS) => Ok(true),
         Some(_) => Err(ApiError::bad_request(format!(
             "`{name}` must be an integer from 0 to {MAX_LOGPROBS}"
@@ -241,10 +262,10 @@ fn logprob_count(map: &Map<String, Value>, name: &str) -> Result<bool, ApiError>
     }
 }
 
-fn logprobs(kind: OpenAiKind, map: &Map<String, Value>) -> Result<bool, ApiError> {
+fn logprobs(kind: OpenAiKind, map: &Object<'_>) -> Result<bool, ApiError> {
     let asked = match (kind, map.get("logprobs")) {
-        (_, None | Some(Value::Null)) => false,
-        (_, Some(Value::Bool(b))) => *b,
+        (_, None | Some(Json::Null)) => false,
+        (_, Some(Json::Bool(b))) => *b,
         (OpenAiKind::Completions, Some(_)) => logprob_count(map, "logprobs")?,
         (_, Some(_)) => return Err(ApiError::bad_request("`logprobs` must be true or false")),
     };
@@ -857,6 +878,20 @@ mod tests {
         assert!(!r.wants_logprobs);
     }
 
+    /// A key given twice could be read one way here and another by the model server.
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        for body in [
+            r#"{"model":"allowed","model":"other","messages":[{"role":"user","content":"x"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x","content":"y"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":false,"stream":true}"#,
+        ] {
+            let e = openai(OpenAiKind::Chat, body.as_bytes()).expect_err(body);
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(e.message.contains("given twice"), "{}", e.message);
+        }
+    }
+
     #[test]
     fn the_texts_are_those_a_model_reads() {
         let v = json!({"model": "m",
@@ -873,10 +908,11 @@ mod tests {
             "tools": [{"type": "function", "function": {"name": "f", "description": "d",
                 "parameters": {"properties": {"a b": {"description": "pd"}}}}}],
             "temperature": 0.2, "stop": ["never read"]});
-        let map = v.as_object().unwrap();
+        let body = v.to_string();
+        let map = &openai_object(body.as_bytes()).unwrap();
         let (req, texts) = check_openai(OpenAiKind::Chat, map, &TextLimits::default()).unwrap();
-        // In field order: JSON maps keep the order of the body or sort their keys,
-        // depending on serde_json's features in the build.
+        // Sorted: the test's `json!` keeps the order written or sorts the keys, depending
+        // on serde_json's features in the build.
         let mut got: Vec<(&str, Option<&str>, &str)> = texts
             .iter()
             .map(|t| (t.field.as_str(), t.role, t.text))

@@ -1,7 +1,7 @@
 //! The texts a model reads in an OpenAI-compatible request, found while checking the
 //! request's structure, each with its field path (see [`super::openai_texts`]).
 
-use serde_json::{Map, Value};
+use super::json::{Json, Object};
 
 use super::{is_array_of, OpenAiKind, Text, MAX_ITEMS, MAX_TEXTS};
 use crate::error::ApiError;
@@ -10,18 +10,18 @@ use crate::error::ApiError;
 const MAX_FIELD: usize = 200;
 
 /// Texts, and the estimated tokens that are not text (message framing, token ids).
-pub(super) fn collect(
+pub(super) fn collect<'a>(
     kind: OpenAiKind,
-    map: &Map<String, Value>,
-) -> Result<(Vec<Text<'_>>, u64), ApiError> {
+    map: &'a Object<'a>,
+) -> Result<(Vec<Text<'a>>, u64), ApiError> {
     let mut out = Texts::default();
     match kind {
         OpenAiKind::Chat => {
             messages(map.get("messages"), &mut out)?;
             for key in ["tools", "functions"] {
                 match map.get(key) {
-                    None | Some(Value::Null) => {}
-                    Some(Value::Array(items)) if items.len() <= MAX_ITEMS => {
+                    None | Some(Json::Null) => {}
+                    Some(Json::Array(items)) if items.len() <= MAX_ITEMS => {
                         for (i, item) in items.iter().enumerate() {
                             out.walk(item, &format!("{key}[{i}]"), None)?;
                         }
@@ -42,8 +42,8 @@ pub(super) fn collect(
                 ));
             }
             match map.get("suffix") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(s)) => out.push("suffix".into(), None, s)?,
+                None | Some(Json::Null) => {}
+                Some(Json::String(s)) => out.push("suffix".into(), None, s)?,
                 Some(_) => return Err(ApiError::bad_request("`suffix` must be a string")),
             }
         }
@@ -60,32 +60,32 @@ pub(super) fn collect(
 
 /// A prompt or input: a string, strings, token ids, or (`nested`) arrays of token ids.
 fn prompt_or_ids<'a>(
-    v: Option<&'a Value>,
+    v: Option<&'a Json<'a>>,
     name: &str,
     nested: bool,
     out: &mut Texts<'a>,
 ) -> Result<bool, ApiError> {
     let Some(v) = v else { return Ok(false) };
-    if let Value::String(s) = v {
+    if let Json::String(s) = v {
         out.push(name.into(), None, s)?;
         return Ok(true);
     }
-    let Value::Array(items) = v else {
+    let Json::Array(items) = v else {
         return Ok(false);
     };
-    if is_array_of(v, Value::is_string) {
+    if is_array_of(v, Json::is_string) {
         for (i, s) in items.iter().enumerate() {
-            if let Value::String(s) = s {
+            if let Json::String(s) = s {
                 out.push(format!("{name}[{i}]"), None, s)?;
             }
         }
         return Ok(true);
     }
-    if is_array_of(v, Value::is_u64) {
+    if is_array_of(v, Json::is_u64) {
         out.overhead += items.len() as u64;
         return Ok(true);
     }
-    if nested && is_array_of(v, |p| is_array_of(p, Value::is_u64)) {
+    if nested && is_array_of(v, |p| is_array_of(p, Json::is_u64)) {
         let ids: usize = items.iter().map(|p| p.as_array().map_or(0, Vec::len)).sum();
         out.overhead += ids as u64;
         return Ok(true);
@@ -138,16 +138,16 @@ impl<'a> Texts<'a> {
 
     /// Every string in `v`, and every object key that is not a plain identifier. Depth is
     /// bounded by the JSON parser (128 levels).
-    fn walk(&mut self, v: &'a Value, path: &str, role: Option<&'a str>) -> Result<(), ApiError> {
+    fn walk(&mut self, v: &'a Json<'a>, path: &str, role: Option<&'a str>) -> Result<(), ApiError> {
         match v {
-            Value::String(s) => self.push(path.to_string(), role, s),
-            Value::Array(items) => {
+            Json::String(s) => self.push(path.to_string(), role, s),
+            Json::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     self.walk(item, &field(format!("{path}[{i}]")), role)?;
                 }
                 Ok(())
             }
-            Value::Object(map) => {
+            Json::Object(map) => {
                 for (k, item) in map {
                     let p = if plain_key(k) {
                         field(format!("{path}.{k}"))
@@ -177,8 +177,8 @@ const ROLES: &[&str] = &[
 /// Content parts whose strings are data (URLs, base64), not text the model reads as such.
 const MEDIA_PARTS: &[&str] = &["image_url", "input_audio", "file", "video_url", "audio_url"];
 
-fn messages<'a>(v: Option<&'a Value>, out: &mut Texts<'a>) -> Result<(), ApiError> {
-    let Some(Value::Array(items)) = v else {
+fn messages<'a>(v: Option<&'a Json<'a>>, out: &mut Texts<'a>) -> Result<(), ApiError> {
+    let Some(Json::Array(items)) = v else {
         return Err(ApiError::bad_request(
             "`messages` is required: an array of {\"role\": ..., \"content\": ...} objects",
         ));
@@ -191,14 +191,14 @@ fn messages<'a>(v: Option<&'a Value>, out: &mut Texts<'a>) -> Result<(), ApiErro
     // Each message's framing, and the reply's priming.
     out.overhead += 4 * items.len() as u64 + 3;
     for (i, m) in items.iter().enumerate() {
-        let Value::Object(m) = m else {
+        let Json::Object(m) = m else {
             return Err(ApiError::bad_request(format!(
                 "`messages[{i}]` must be an object with `role` and `content`"
             )));
         };
         let role = match m.get("role") {
-            Some(Value::String(r)) if ROLES.contains(&r.as_str()) => r.as_str(),
-            Some(Value::String(r)) => {
+            Some(Json::String(r)) if ROLES.contains(&&**r) => &**r,
+            Some(Json::String(r)) => {
                 return Err(ApiError::bad_request(format!(
                     "`messages[{i}].role` {r:?} is not one of {}",
                     ROLES.join(", ")
@@ -211,14 +211,14 @@ fn messages<'a>(v: Option<&'a Value>, out: &mut Texts<'a>) -> Result<(), ApiErro
             }
         };
         match m.get("content") {
-            Some(Value::String(s)) => out.push(format!("messages[{i}].content"), Some(role), s)?,
-            Some(Value::Array(parts))
-                if parts.len() <= MAX_ITEMS && parts.iter().all(Value::is_object) =>
+            Some(Json::String(s)) => out.push(format!("messages[{i}].content"), Some(role), s)?,
+            Some(Json::Array(parts))
+                if parts.len() <= MAX_ITEMS && parts.iter().all(Json::is_object) =>
             {
                 content_parts(i, role, parts, out)?
             }
             // An assistant message that only calls tools carries no content.
-            Some(Value::Null) | None if m.contains_key("tool_calls") => {}
+            Some(Json::Null) | None if m.contains_key("tool_calls") => {}
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "`messages[{i}].content` must be a string or an array of content parts"
@@ -245,21 +245,21 @@ fn messages<'a>(v: Option<&'a Value>, out: &mut Texts<'a>) -> Result<(), ApiErro
 fn content_parts<'a>(
     i: usize,
     role: &'a str,
-    parts: &'a [Value],
+    parts: &'a [Json<'a>],
     out: &mut Texts<'a>,
 ) -> Result<(), ApiError> {
     for (j, part) in parts.iter().enumerate() {
-        let Value::Object(part) = part else { continue };
+        let Json::Object(part) = part else { continue };
         let path = format!("messages[{i}].content[{j}]");
         let kind = match part.get("type") {
-            Some(Value::String(t)) => t.as_str(),
+            Some(Json::String(t)) => &**t,
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "`{path}.type` must be a string (\"text\", \"image_url\", ...)"
                 )))
             }
         };
-        if kind == "text" && !matches!(part.get("text"), Some(Value::String(_))) {
+        if kind == "text" && !matches!(part.get("text"), Some(Json::String(_))) {
             return Err(ApiError::bad_request(format!(
                 "`{path}.text` must be a string"
             )));
