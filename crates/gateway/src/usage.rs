@@ -3,6 +3,8 @@
 //! token per streamed event, which is what chat streams send. Read with a byte search, not
 //! a JSON parse, so that a quota costs nothing on the hot path.
 
+use std::sync::OnceLock;
+
 use memchr::memmem;
 
 const TOTAL: &[u8] = b"\"total_tokens\"";
@@ -11,10 +13,26 @@ const DONE: &[u8] = b"[DONE]";
 /// Enough of the previous chunk to find `"total_tokens": <20 digits>` split across two.
 const USAGE_TAIL: usize = 48;
 
+/// The searchers, built once (building one costs more than searching an answer).
+struct Finders {
+    total: memmem::Finder<'static>,
+    event: memmem::Finder<'static>,
+    done: memmem::Finder<'static>,
+}
+
+fn finders() -> &'static Finders {
+    static FINDERS: OnceLock<Finders> = OnceLock::new();
+    FINDERS.get_or_init(|| Finders {
+        total: memmem::Finder::new(TOTAL),
+        event: memmem::Finder::new(EVENT),
+        done: memmem::Finder::new(DONE),
+    })
+}
+
 /// The last `"total_tokens": N` in `bytes`, if any.
 fn last_total(bytes: &[u8]) -> Option<u64> {
     let mut found = None;
-    for at in memmem::find_iter(bytes, TOTAL) {
+    for at in finders().total.find_iter(bytes) {
         let rest = &bytes[at + TOTAL.len()..];
         let rest = rest.trim_ascii_start();
         let Some(rest) = rest.strip_prefix(b":") else {
@@ -66,10 +84,12 @@ impl StreamTokens {
         let carried = joined.len();
         joined.extend_from_slice(chunk);
         // Events: only matches that end in the new chunk are new.
-        self.events += memmem::find_iter(&joined, EVENT)
+        self.events += finders()
+            .event
+            .find_iter(&joined)
             .filter(|&at| at + EVENT.len() > carried)
             .count() as u64;
-        self.done |= memmem::find(&joined, DONE).is_some();
+        self.done |= finders().done.find(&joined).is_some();
         if let Some(t) = last_total(&joined) {
             self.total = Some(t);
         }

@@ -159,7 +159,8 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let mut members = Vec::new();
+        // Room for a request's usual handful of keys without regrowing.
+        let mut members = Vec::with_capacity(8);
         while let Some(Key(k)) = map.next_key()? {
             members.push((k, map.next_value()?));
         }
