@@ -28,21 +28,15 @@ for n in "$requests" "$warm"; do
 done
 dir=bench/gateway
 
+. bench/lib/packages.sh
+. bench/lib/procs.sh
 need_apt=()
 command -v valgrind >/dev/null || need_apt+=(valgrind)
-nginx_bin=$(command -v nginx || true)
-[ -n "$nginx_bin" ] || { [ -x /usr/sbin/nginx ] && nginx_bin=/usr/sbin/nginx; } || need_apt+=(nginx)
-if [ "${#need_apt[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "installing ${need_apt[*]} (apt-get)" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-    nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-  else
-    echo "${need_apt[*]} required: install as root (apt-get install -y ${need_apt[*]}) and run again" >&2
-    exit 1
-  fi
-fi
+nginx_bin=$(find_nginx)
+[ -n "$nginx_bin" ] || need_apt+=(nginx)
+install_packages "${need_apt[@]}"
+[ -n "$nginx_bin" ] || nginx_bin=$(find_nginx)
+[ -x "$nginx_bin" ] || { echo "no nginx binary after installing it" >&2; exit 1; }
 
 bins=("$@")
 if [ "${#bins[@]}" -eq 0 ]; then
@@ -53,7 +47,6 @@ fi
 for b in "${bins[@]}"; do [ -x "$b" ] || { echo "no binary at $b" >&2; exit 1; }; done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/warden-instructions.XXXXXX")
-. bench/lib/procs.sh
 upstream_pid=
 cleanup() {
   stop "$upstream_pid"

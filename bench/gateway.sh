@@ -97,22 +97,14 @@ export BENCH_BODY='{"model":"bench","messages":[{"role":"user","content":"Say he
 for tool in python3 curl openssl ps setsid ss sed; do
   command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
+. bench/lib/packages.sh
 need_apt=()
 command -v wrk >/dev/null || need_apt+=(wrk)
-nginx_bin=$(command -v nginx || true)
-[ -n "$nginx_bin" ] || { [ -x /usr/sbin/nginx ] && nginx_bin=/usr/sbin/nginx; } || need_apt+=(nginx)
-if [ "${#need_apt[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "installing ${need_apt[*]} (apt-get)" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-    nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-  else
-    echo "${need_apt[*]} required: install as root (apt-get install -y ${need_apt[*]}) and run again" >&2
-    exit 1
-  fi
-fi
-[ -x "$nginx_bin" ] || { echo "nginx is not at $nginx_bin after installing it" >&2; exit 1; }
+nginx_bin=$(find_nginx)
+[ -n "$nginx_bin" ] || need_apt+=(nginx)
+install_packages "${need_apt[@]}"
+[ -n "$nginx_bin" ] || nginx_bin=$(find_nginx)
+[ -x "$nginx_bin" ] || { echo "no nginx binary after installing it" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 
 # LiteLLM's own venv, made again whenever requirements.txt changes; its .gitignore keeps it

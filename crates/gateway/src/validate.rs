@@ -94,40 +94,36 @@ pub const MAX_TEXTS: usize = 16_384;
 /// (vLLM's default `max_logprobs`; OpenAI allows 20 and 5).
 const MAX_LOGPROBS: u64 = 20;
 
-/// Parses the body as a JSON object (after checking it is UTF-8).
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// The body read as UTF-8 JSON.
+fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the request body is not valid UTF-8 (at byte {})",
             e.valid_up_to()
         ))
     })?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    match value {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::bad_request("the request body must be a JSON object")
+}
+
+/// Parses the body as a JSON object (after checking it is UTF-8).
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match parse(body)? {
         Value::Object(map) => Ok(map),
-        _ => Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        )),
+        _ => Err(not_an_object()),
     }
 }
 
 /// Parses the body of an OpenAI-compatible request as a JSON object (after checking it is
 /// UTF-8), read in place ([`Json`]); a key given twice in any object is refused.
 pub fn openai_object(body: &[u8]) -> Result<Object<'_>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the request body is not valid UTF-8 (at byte {})",
-            e.valid_up_to()
-        ))
-    })?;
-    let value: Json = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    match value {
+    match parse(body)? {
         Json::Object(map) => Ok(map),
-        _ => Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        )),
+        _ => Err(not_an_object()),
     }
 }
 
