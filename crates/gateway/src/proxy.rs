@@ -32,7 +32,9 @@ use crate::error::ApiError;
 /// connections open (docs/PERFORMANCE.md). Busy connections are not bounded by this, only
 /// those kept.
 const IDLE_PER_LOOP: usize = 256;
-/// How long an idle connection is kept.
+/// How long after its last answer an idle connection may carry another request; older
+/// ones are closed when next met (there is no sweeper: an upstream closes the connections
+/// it no longer wants, and a handle to a closed one is a few bytes).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
