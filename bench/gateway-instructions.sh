@@ -20,6 +20,8 @@
 # minus the first, divided by REQUESTS: start-up, the TLS handshake and shutdown cancel out.
 # Every answer must be a 200, or the script stops.
 set -euo pipefail
+# A failure inside $(...) (a run, its client) stops the script, not only the substitution.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 requests=${REQUESTS:-1000}
 warm=${WARM:-200}
@@ -74,10 +76,12 @@ sed -e "s|@DIR@|$work/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@NOFILE@|102
 setsid "$nginx_bin" -p "$work/upstream" -e "$work/upstream/error.log" -c "$work/upstream/nginx.conf" \
   >/dev/null 2>&1 &
 upstream_pid=$!
+up=0
 for _ in $(seq 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$upstream_port/v1/models" && break
+  curl -sf -o /dev/null "http://127.0.0.1:$upstream_port/v1/models" && { up=1; break; }
   sleep 0.1
 done
+[ "$up" = 1 ] || { echo "the upstream (nginx) did not answer within 10 s:" >&2; tail -n 20 "$work/upstream/error.log" >&2; exit 1; }
 
 # BIN COUNT: the event loops' instructions for start-up, COUNT requests and shutdown.
 loops_instructions() {
@@ -105,6 +109,8 @@ loops_instructions() {
     alive "$serve_pid" || { echo "warden serve exited:" >&2; tail -n 20 "$run/serve.err" >&2; exit 1; }
     sleep 0.1
   done
+  grep -q '^listening on ' "$run/serve.out" ||
+    { echo "warden serve (under valgrind) was not listening within 60 s" >&2; exit 1; }
   BENCH_API_KEY=$key python3 - "$warden_port" "$count" <<'EOF'
 import http.client, json, os, ssl, sys
 port, count = int(sys.argv[1]), int(sys.argv[2])

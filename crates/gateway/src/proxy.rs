@@ -67,16 +67,13 @@ impl Target {
         })
     }
 
-    /// The origin-form URI of `route` (a path starting with `/`) on this upstream.
-    fn uri(&self, route: &'static str) -> Result<Uri, hyper::http::Error> {
-        if self.prefix.is_empty() {
-            return Ok(Uri::from_static(route));
+    /// The origin-form URI of `route` (a path starting with `/`) on this upstream: a fixed
+    /// route under no prefix is used as it is, without a parse.
+    fn uri(&self, route: Route<'_>) -> Result<Uri, hyper::http::Error> {
+        match route {
+            Route::Fixed(r) if self.prefix.is_empty() => Ok(Uri::from_static(r)),
+            Route::Fixed(r) | Route::Made(r) => Ok(Uri::try_from(format!("{}{r}", self.prefix))?),
         }
-        Ok(Uri::try_from(format!("{}{route}", self.prefix))?)
-    }
-
-    fn uri_owned(&self, route: &str) -> Result<Uri, hyper::http::Error> {
-        Ok(Uri::try_from(format!("{}{route}", self.prefix))?)
     }
 }
 
@@ -98,11 +95,7 @@ pub async fn send(
     stream: bool,
     timeout: Duration,
 ) -> Result<Response<UpstreamBody>, ApiError> {
-    let uri = match route {
-        Route::Fixed(r) => target.uri(r),
-        Route::Made(r) => target.uri_owned(r),
-    }
-    .map_err(|_| ApiError::upstream())?;
+    let uri = target.uri(route).map_err(|_| ApiError::upstream())?;
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = method;
     *req.uri_mut() = uri;
@@ -302,12 +295,15 @@ mod tests {
         let t = Target::new(&"http://10.0.0.2/base/".parse().unwrap()).unwrap();
         assert_eq!(&*t.address, "10.0.0.2:80");
         assert_eq!(t.host, "10.0.0.2");
-        assert_eq!(t.uri("/v1/models").unwrap(), "/base/v1/models");
+        assert_eq!(
+            t.uri(Route::Fixed("/v1/models")).unwrap(),
+            "/base/v1/models"
+        );
         let t = Target::new(&"http://[::1]:8000".parse().unwrap()).unwrap();
         assert_eq!(&*t.address, "[::1]:8000");
-        assert_eq!(t.uri("/v1/models").unwrap(), "/v1/models");
+        assert_eq!(t.uri(Route::Fixed("/v1/models")).unwrap(), "/v1/models");
         assert_eq!(
-            t.uri_owned("/v2/models/a/infer").unwrap(),
+            t.uri(Route::Made("/v2/models/a/infer")).unwrap(),
             "/v2/models/a/infer"
         );
     }
@@ -372,26 +368,15 @@ mod tests {
     async fn routes_go_under_the_upstreams_path() {
         let (port, _) = upstream(usize::MAX).await;
         let t = target(port, "/p/");
-        let body = || Bytes::from_static(b"{}");
-        let second = Duration::from_secs(5);
-        let fixed = send(
-            &t,
-            Method::POST,
-            Route::Fixed("/v1/x"),
-            body(),
-            false,
-            second,
-        );
-        assert_eq!(text(fixed.await.unwrap()).await, "0 /p/v1/x");
-        let made = send(
-            &t,
-            Method::POST,
-            Route::Made("/v2/models/m/infer"),
-            body(),
-            false,
-            second,
-        );
-        assert_eq!(text(made.await.unwrap()).await, "0 /p/v2/models/m/infer");
+        for (route, asked) in [
+            (Route::Fixed("/v1/x"), "/p/v1/x"),
+            (Route::Made("/v2/models/m/infer"), "/p/v2/models/m/infer"),
+        ] {
+            let body = Bytes::from_static(b"{}");
+            let sent = send(&t, Method::POST, route, body, false, Duration::from_secs(5));
+            // One connection, reused: its answers carry its number, 0.
+            assert_eq!(text(sent.await.unwrap()).await, format!("0 {asked}"));
+        }
     }
 
     #[tokio::test]
