@@ -6,11 +6,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use ledger::record::Record;
 use ledger::Ledger;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most records the queue holds before requests are refused.
@@ -20,7 +21,8 @@ const BATCH: usize = 4_096;
 /// How long records may gather before a commit when no request waits for it: fewer,
 /// larger commits, each one fsync and one checkpoint signature (at 10,000 requests a
 /// second these were a third of the gateway's CPU when every few records made a commit).
-const LINGER: Duration = Duration::from_millis(2);
+/// It bounds what a crash can lose of records not waited on, with the commit's fsync.
+pub const LINGER: Duration = Duration::from_millis(10);
 
 /// Keyed digests (`hmac-sha256:<hex>`) of request and response bodies: whoever holds the
 /// key can prove which payload a record names, nobody else can guess it. The same digests
@@ -113,11 +115,15 @@ pub struct Recorder {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     healthy: Arc<AtomicBool>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread, woken by a request that waits for durability while records
+    /// gather.
+    writer: Thread,
 }
 
 impl Recorder {
-    /// Starts the writer thread over an open ledger.
-    pub fn start(ledger: Arc<Ledger>, queue: usize) -> anyhow::Result<Recorder> {
+    /// Starts the writer thread over an open ledger: records gather for up to `linger`
+    /// ([`LINGER`]) before a commit, unless a request waits for one.
+    pub fn start(ledger: Arc<Ledger>, queue: usize, linger: Duration) -> anyhow::Result<Recorder> {
         let (tx, mut rx) = mpsc::channel::<Job>(queue.max(1));
         let healthy = Arc::new(AtomicBool::new(true));
         let flag = Arc::clone(&healthy);
@@ -128,19 +134,26 @@ impl Recorder {
                     let started = Instant::now();
                     let mut jobs = vec![first];
                     loop {
+                        let mut closed = false;
                         while jobs.len() < BATCH {
                             match rx.try_recv() {
                                 Ok(j) => jobs.push(j),
-                                Err(_) => break,
+                                Err(e) => {
+                                    closed = e == TryRecvError::Disconnected;
+                                    break;
+                                }
                             }
                         }
-                        // A request waiting for durability is not kept waiting longer.
+                        // A request waiting for durability is not kept waiting longer,
+                        // nor is `stop`.
                         let waited_on = jobs.iter().any(|j| j.done.is_some());
-                        let left = LINGER.saturating_sub(started.elapsed());
-                        if jobs.len() >= BATCH || waited_on || left.is_zero() {
+                        let left = linger.saturating_sub(started.elapsed());
+                        if jobs.len() >= BATCH || waited_on || closed || left.is_zero() {
                             break;
                         }
-                        std::thread::sleep(left.min(Duration::from_micros(500)));
+                        // One sleep, not a poll: every wake-up on a busy machine takes a
+                        // core from a request. `record` unparks it.
+                        std::thread::park_timeout(left);
                     }
                     let entries = jobs.iter_mut().map(|j| std::mem::take(&mut j.entry)).collect();
                     let ok = match ledger.append_all(entries) {
@@ -162,6 +175,7 @@ impl Recorder {
         Ok(Recorder {
             tx: Mutex::new(Some(tx)),
             healthy,
+            writer: worker.thread().clone(),
             worker: Mutex::new(Some(worker)),
         })
     }
@@ -209,6 +223,7 @@ impl Recorder {
         {
             return false;
         }
+        self.writer.unpark();
         wait.await.unwrap_or(false)
     }
 
@@ -239,6 +254,7 @@ impl Recorder {
             Ok(mut g) => drop(g.take()),
             Err(p) => drop(p.into_inner().take()),
         }
+        self.writer.unpark();
         let worker = match self.worker.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
@@ -282,6 +298,58 @@ mod tests {
         );
     }
 
+    /// Records gather for an hour, but a request that waits for durability wakes the
+    /// writer: its record, and those queued before it, are committed at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_waiting_for_durability_does_not_wait_out_the_linger() {
+        let dir = tempfile::tempdir().unwrap();
+        let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
+        Ledger::create(dir.path(), &skey, &vkey).unwrap();
+        let ledger = Arc::new(Ledger::open(dir.path(), &skey, ledger::Options::default()).unwrap());
+        let hour = Duration::from_secs(3600);
+        let recorder = Recorder::start(Arc::clone(&ledger), 16, hour).unwrap();
+        assert!(recorder.queue(&Record::new("inference.request", "a")).await);
+        // Let the writer take the first record and begin to linger.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(ledger.checkpoint().size, 0, "still gathering");
+        let b = Record::new("inference.request", "b");
+        let waited = recorder.record(&b);
+        let durable = tokio::time::timeout(Duration::from_secs(60), waited).await;
+        assert_eq!(durable, Ok(true), "committed long before the linger ends");
+        assert_eq!(ledger.checkpoint().size, 2);
+        recorder.stop();
+    }
+
+    /// Stopping while records gather for an hour commits them at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stopping_commits_the_gathered_records_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
+        Ledger::create(dir.path(), &skey, &vkey).unwrap();
+        let ledger = Arc::new(Ledger::open(dir.path(), &skey, ledger::Options::default()).unwrap());
+        let recorder =
+            Arc::new(Recorder::start(Arc::clone(&ledger), 16, Duration::from_secs(3600)).unwrap());
+        for actor in ["a", "b", "c"] {
+            assert!(
+                recorder
+                    .queue(&Record::new("inference.request", actor))
+                    .await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // On a thread of its own: a regression leaves it behind, not the test hanging.
+        let (done, stopped) = std::sync::mpsc::channel();
+        let stopping = Arc::clone(&recorder);
+        std::thread::spawn(move || {
+            stopping.stop();
+            let _ = done.send(());
+        });
+        stopped
+            .recv_timeout(Duration::from_secs(60))
+            .expect("stopped long before the linger ends");
+        assert_eq!(ledger.checkpoint().size, 3);
+    }
+
     /// A queue of one, and 200 requests queueing at once: each waits for room, none is
     /// dropped, and every record is in the ledger once the recorder stops.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +358,7 @@ mod tests {
         let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
         Ledger::create(dir.path(), &skey, &vkey).unwrap();
         let ledger = Arc::new(Ledger::open(dir.path(), &skey, ledger::Options::default()).unwrap());
-        let recorder = Arc::new(Recorder::start(Arc::clone(&ledger), 1).unwrap());
+        let recorder = Arc::new(Recorder::start(Arc::clone(&ledger), 1, LINGER).unwrap());
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let recorder = Arc::clone(&recorder);

@@ -321,7 +321,11 @@ pub fn serve(
     let ledger = Arc::new(node.open_ledger()?);
     let control = Control::new(&mut node.registry)?;
     let poller = control.spawn_poller(&node.path(Path::new(node::REGISTRY_DB)), POLL)?;
-    let recorder = Recorder::start(Arc::clone(&ledger), gateway::audit::QUEUE)?;
+    let recorder = Recorder::start(
+        Arc::clone(&ledger),
+        gateway::audit::QUEUE,
+        gateway::audit::LINGER,
+    )?;
     let mut gw = Gateway::new(gateway_config, Arc::clone(&control), recorder, digests)?;
     gw.jwt = jwt.clone();
     gw.guards = guards;
