@@ -116,8 +116,8 @@ struct Probe<'a> {
     error: bool,
     #[serde(borrow, default)]
     object: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "any_value")]
-    model: Option<Value>,
+    #[serde(borrow, default, deserialize_with = "plain_text")]
+    model: Option<&'a str>,
     #[serde(default, deserialize_with = "present")]
     prompt_logprobs: bool,
     #[serde(default, deserialize_with = "present")]
@@ -128,8 +128,9 @@ struct Probe<'a> {
     verbose: bool,
     #[serde(default, deserialize_with = "present")]
     kv_transfer_params: bool,
-    #[serde(default)]
-    choices: Option<Vec<ChoiceProbe>>,
+    /// Whether any choice carries log-probabilities.
+    #[serde(default, deserialize_with = "choices_with_logprobs")]
+    choices: bool,
 }
 
 #[derive(Deserialize)]
@@ -145,9 +146,33 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
 }
 
-/// A field's value, `null` included (`Option<Value>` would read `null` as absent).
-fn any_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+/// A string without escapes, borrowed; anything else (`null`, another type, a string with
+/// escapes) is an error, which leaves the decision to the whole path.
+fn plain_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    <&str>::deserialize(d).map(Some)
+}
+
+/// Reads `choices` one at a time, without collecting them: whether any has
+/// log-probabilities. `null` has none; anything but an array of objects is an error.
+fn choices_with_logprobs<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Choices;
+    impl<'de> serde::de::Visitor<'de> for Choices {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of choices")
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut any = false;
+            while let Some(c) = seq.next_element::<ChoiceProbe>()? {
+                any |= c.prompt_logprobs || c.logprobs.is_some();
+            }
+            Ok(any)
+        }
+    }
+    d.deserialize_any(Choices)
 }
 
 /// Whether shaping would pass `body` on as it is, decided without building it: the common
@@ -168,14 +193,11 @@ fn untouched(body: &[u8], policy: &OpenAiShaping) -> bool {
     {
         return false;
     }
-    if !policy.keep_logprobs {
-        let choice_has = |c: &ChoiceProbe| c.prompt_logprobs || c.logprobs.is_some();
-        if p.prompt_logprobs || p.choices.iter().flatten().any(choice_has) {
-            return false;
-        }
+    if !policy.keep_logprobs && (p.prompt_logprobs || p.choices) {
+        return false;
     }
-    match (&policy.model, &p.model) {
-        (Some(m), Some(old)) => old.as_str() == Some(m.as_str()),
+    match (&policy.model, p.model) {
+        (Some(m), Some(old)) => old == m,
         _ => true,
     }
 }
