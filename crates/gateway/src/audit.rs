@@ -298,14 +298,18 @@ mod tests {
         );
     }
 
+    fn new_ledger(dir: &std::path::Path) -> Arc<Ledger> {
+        let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
+        Ledger::create(dir, &skey, &vkey).unwrap();
+        Arc::new(Ledger::open(dir, &skey, ledger::Options::default()).unwrap())
+    }
+
     /// Records gather for an hour, but a request that waits for durability wakes the
     /// writer: its record, and those queued before it, are committed at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_request_waiting_for_durability_does_not_wait_out_the_linger() {
         let dir = tempfile::tempdir().unwrap();
-        let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
-        Ledger::create(dir.path(), &skey, &vkey).unwrap();
-        let ledger = Arc::new(Ledger::open(dir.path(), &skey, ledger::Options::default()).unwrap());
+        let ledger = new_ledger(dir.path());
         let hour = Duration::from_secs(3600);
         let recorder = Recorder::start(Arc::clone(&ledger), 16, hour).unwrap();
         assert!(recorder.queue(&Record::new("inference.request", "a")).await);
@@ -324,9 +328,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stopping_commits_the_gathered_records_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
-        Ledger::create(dir.path(), &skey, &vkey).unwrap();
-        let ledger = Arc::new(Ledger::open(dir.path(), &skey, ledger::Options::default()).unwrap());
+        let ledger = new_ledger(dir.path());
         let recorder =
             Arc::new(Recorder::start(Arc::clone(&ledger), 16, Duration::from_secs(3600)).unwrap());
         for actor in ["a", "b", "c"] {
@@ -355,9 +357,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_holds_requests_back_and_loses_no_record() {
         let dir = tempfile::tempdir().unwrap();
-        let (skey, vkey) = ledger::generate_key("test.example/audit").unwrap();
-        Ledger::create(dir.path(), &skey, &vkey).unwrap();
-        let ledger = Arc::new(Ledger::open(dir.path(), &skey, ledger::Options::default()).unwrap());
+        let ledger = new_ledger(dir.path());
         let recorder = Arc::new(Recorder::start(Arc::clone(&ledger), 1, LINGER).unwrap());
         let tasks: Vec<_> = (0..200)
             .map(|i| {

@@ -192,10 +192,15 @@ thread_local! {
 
 /// The most recently used idle connection to `address` still open and fresh, if any.
 fn take_idle(address: &str) -> Option<SendRequest<Full<Bytes>>> {
+    take_idle_at(address, Instant::now())
+}
+
+/// [`take_idle`] at `now`.
+fn take_idle_at(address: &str, now: Instant) -> Option<SendRequest<Full<Bytes>>> {
     IDLE.with_borrow_mut(|pools| {
         let (_, idle) = pools.iter_mut().find(|(a, _)| &**a == address)?;
         while let Some(c) = idle.pop_back() {
-            if !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT {
+            if !c.sender.is_closed() && now.saturating_duration_since(c.since) < IDLE_TIMEOUT {
                 return Some(c.sender);
             }
         }
@@ -206,7 +211,11 @@ fn take_idle(address: &str) -> Option<SendRequest<Full<Bytes>>> {
 /// Keeps a connection whose answer was read to its end, dropping those idle too long, and
 /// this one if the pool is full.
 fn give_back(address: Arc<str>, sender: SendRequest<Full<Bytes>>) {
-    let now = Instant::now();
+    give_back_at(address, sender, Instant::now());
+}
+
+/// [`give_back`] at `now`.
+fn give_back_at(address: Arc<str>, sender: SendRequest<Full<Bytes>>, now: Instant) {
     IDLE.with_borrow_mut(|pools| {
         let idle = match pools.iter().position(|(a, _)| *a == address) {
             Some(i) => &mut pools[i].1,
@@ -219,7 +228,7 @@ fn give_back(address: Arc<str>, sender: SendRequest<Full<Bytes>>) {
         // Oldest first: the stale are at the front.
         while idle
             .front()
-            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
+            .is_some_and(|c| now.saturating_duration_since(c.since) >= IDLE_TIMEOUT)
         {
             idle.pop_front();
         }
@@ -388,6 +397,87 @@ mod tests {
             assert_eq!(got, format!("{i} /x"));
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    /// `n` client connections over in-memory streams, open for as long as the returned
+    /// connection halves are kept (nothing is sent on them).
+    async fn idle_senders(n: usize) -> (Vec<SendRequest<Full<Bytes>>>, Vec<impl Sized>) {
+        let mut senders = Vec::new();
+        let mut kept = Vec::new();
+        for _ in 0..n {
+            let (client, server) = tokio::io::duplex(64);
+            let (sender, conn) = http1::handshake(TokioIo::new(client)).await.unwrap();
+            senders.push(sender);
+            kept.push((conn, server));
+        }
+        (senders, kept)
+    }
+
+    fn idle_count(address: &str) -> usize {
+        IDLE.with_borrow(|pools| {
+            pools
+                .iter()
+                .find(|(a, _)| &**a == address)
+                .map_or(0, |(_, idle)| idle.len())
+        })
+    }
+
+    /// At most `IDLE_PER_LOOP` idle connections are kept per upstream; the rest are
+    /// closed when given back.
+    #[tokio::test]
+    async fn the_pool_keeps_at_most_its_cap() {
+        let address: Arc<str> = "cap.test:80".into();
+        let (senders, _kept) = idle_senders(IDLE_PER_LOOP + 10).await;
+        let now = Instant::now();
+        for s in senders {
+            give_back_at(Arc::clone(&address), s, now);
+        }
+        assert_eq!(idle_count(&address), IDLE_PER_LOOP);
+        let mut taken = 0;
+        while take_idle_at(&address, now).is_some() {
+            taken += 1;
+        }
+        assert_eq!(taken, IDLE_PER_LOOP);
+    }
+
+    /// An idle connection is reused within `IDLE_TIMEOUT` of its last answer and not
+    /// after; one gone stale is dropped when the next is given back.
+    #[tokio::test]
+    async fn an_idle_connection_is_reused_only_while_fresh() {
+        let address: Arc<str> = "fresh.test:80".into();
+        let (mut senders, _kept) = idle_senders(3).await;
+        let t0 = Instant::now();
+        let just_in_time = t0 + IDLE_TIMEOUT - Duration::from_millis(1);
+        give_back_at(Arc::clone(&address), senders.pop().unwrap(), t0);
+        assert!(take_idle_at(&address, just_in_time).is_some());
+        give_back_at(Arc::clone(&address), senders.pop().unwrap(), t0);
+        assert!(take_idle_at(&address, t0 + IDLE_TIMEOUT).is_none());
+        assert_eq!(idle_count(&address), 0, "the stale one was closed");
+        give_back_at(Arc::clone(&address), senders.pop().unwrap(), t0);
+        let (newer, _kept_too) = idle_senders(1).await;
+        let later = t0 + IDLE_TIMEOUT;
+        give_back_at(
+            Arc::clone(&address),
+            newer.into_iter().next().unwrap(),
+            later,
+        );
+        assert_eq!(
+            idle_count(&address),
+            1,
+            "the stale one was dropped on give-back"
+        );
+        assert!(take_idle_at(&address, later).is_some());
+    }
+
+    /// A connection whose other end has gone is not taken from the pool.
+    #[tokio::test]
+    async fn a_closed_idle_connection_is_not_taken() {
+        let address: Arc<str> = "closed.test:80".into();
+        let (mut senders, kept) = idle_senders(1).await;
+        let now = Instant::now();
+        give_back_at(Arc::clone(&address), senders.pop().unwrap(), now);
+        drop(kept);
+        assert!(take_idle_at(&address, now).is_none());
     }
 
     #[tokio::test]
