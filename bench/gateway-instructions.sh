@@ -9,7 +9,8 @@
 # several times what it costs on a CPU that has them).
 #
 #   bench/gateway-instructions.sh [BIN...]   the binaries to measure, one after the other
-#                                            (default: the release build, built here)
+#                                            (default: the build of PROFILE, built here)
+#   PROFILE=release                          the cargo profile of that build (or production)
 #   REQUESTS=1000 WARM=200                   requests counted, and those before them
 #
 # For each binary, two runs: WARM requests, then WARM + REQUESTS requests, each against a
@@ -43,8 +44,13 @@ install_packages "${need_apt[@]}"
 bins=("$@")
 if [ "${#bins[@]}" -eq 0 ]; then
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden-target}"
-  cargo build --release --locked -q -p warden
-  bins=("$CARGO_TARGET_DIR/release/warden")
+  profile=${PROFILE:-release}
+  [[ $profile =~ ^[a-z][a-z0-9-]*$ ]] || { echo "PROFILE must be a cargo profile name" >&2; exit 2; }
+  cargo build --profile "$profile" --locked -q -p warden
+  # Cargo writes the dev profile's build to debug/.
+  out=$profile
+  [ "$profile" != dev ] || out=debug
+  bins=("$CARGO_TARGET_DIR/$out/warden")
 fi
 for b in "${bins[@]}"; do [ -x "$b" ] || { echo "no binary at $b" >&2; exit 1; }; done
 

@@ -9,6 +9,8 @@
 #   BIG_CONNS=1000                      connections of the memory run (0: no memory run)
 #   NGINX_WORKERS=auto                  worker_processes of the nginx proxy
 #   LITELLM_WORKERS=$(nproc)            LiteLLM's --num_workers; LITELLM=0 leaves LiteLLM out
+#   PROFILE=release                     the cargo profile Warden and the bare stack are built
+#                                       with (production: the one to deploy, Cargo.toml)
 #   WARDEN_BIN=/path/to/warden          use that binary instead of building one
 #   DURABLE=1                           every answer waits for its ledger record's fsync
 #   BARE=0                              leaves out the bare-stack proxy (below)
@@ -77,6 +79,7 @@ nginx_workers=${NGINX_WORKERS:-auto}
 litellm_workers=${LITELLM_WORKERS:-$(nproc)}
 with_litellm=${LITELLM:-1}
 with_bare=${BARE:-1}
+profile=${PROFILE:-release}
 for n in "$secs" "$conns" "$rounds" "$litellm_workers"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS, CONNS, ROUNDS and LITELLM_WORKERS must be positive integers" >&2; exit 1; }
 done
@@ -85,6 +88,13 @@ done
 [[ $nginx_workers =~ ^(auto|[1-9][0-9]*)$ ]] || { echo "NGINX_WORKERS must be auto or a positive integer" >&2; exit 1; }
 [[ $with_litellm =~ ^[01]$ ]] || { echo "LITELLM must be 0 or 1" >&2; exit 1; }
 [[ $with_bare =~ ^[01]$ ]] || { echo "BARE must be 0 or 1" >&2; exit 1; }
+[[ $profile =~ ^[a-z][a-z0-9-]*$ ]] || { echo "PROFILE must be a cargo profile name" >&2; exit 1; }
+# Cargo writes the dev profile's build to debug/, every other one to a folder of its name.
+profile_dir=$profile
+[ "$profile" != dev ] || profile_dir=debug
+# What the output says Warden is: the profile built here, or the binary given.
+build="profile $profile"
+[ -z "${WARDEN_BIN:-}" ] || build="WARDEN_BIN $WARDEN_BIN"
 [ "$conns" -ge 2 ] || { echo "CONNS must be at least 2 (one per wrk thread)" >&2; exit 1; }
 [ "$big_conns" -eq 0 ] || [ "$big_conns" -ge 2 ] || { echo "BIG_CONNS must be 0 or at least 2" >&2; exit 1; }
 
@@ -122,13 +132,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden-target}"
 if [ -n "${WARDEN_BIN:-}" ]; then
   warden=$WARDEN_BIN
 else
-  cargo build --release --locked -q -p warden
-  warden="$CARGO_TARGET_DIR/release/warden"
+  cargo build --profile "$profile" --locked -q -p warden
+  warden="$CARGO_TARGET_DIR/$profile_dir/warden"
 fi
 [ -x "$warden" ] || { echo "no warden binary at $warden" >&2; exit 1; }
 if [ "$with_bare" = 1 ]; then
-  cargo build --release --locked -q -p gateway --example bare_proxy
-  bare="$CARGO_TARGET_DIR/release/examples/bare_proxy"
+  cargo build --profile "$profile" --locked -q -p gateway --example bare_proxy
+  bare="$CARGO_TARGET_DIR/$profile_dir/examples/bare_proxy"
   [ -x "$bare" ] || { echo "no bare_proxy binary at $bare" >&2; exit 1; }
 fi
 
@@ -470,7 +480,7 @@ big_desc="memory run -t2 -c$big_conns"
 [ "$big_conns" -gt 0 ] || big_desc="no memory run"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): throughput runs -t2 -c$conns, latency runs -t1 -c1," \
   "$big_desc; $secs s per run, $rounds rounds, ${warmup} s warm-up; ulimit -n $nofile"
-echo "warden: $("$warden" --version 2>/dev/null || echo '?'), $(grep -lxE 'serve-[0-9]+' /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
+echo "warden: $("$warden" --version 2>/dev/null || echo '?') ($build), $(grep -lxE 'serve-[0-9]+' /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
   "event loops (one per core) and its ledger threads, data directory on $work_fs;" \
   "TLS $(openssl s_client -connect "127.0.0.1:$warden_port" </dev/null 2>/dev/null | grep -m1 -o 'TLSv1.3, Cipher is [A-Z0-9_]*' || echo '?')"
 echo "nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), proxy worker_processes $nginx_workers" \
