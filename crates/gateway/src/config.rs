@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -37,7 +38,7 @@ impl Protocol {
 #[derive(Clone, Debug)]
 pub struct Upstream {
     pub name: String,
-    /// `http://host:port[/prefix]`, without a trailing slash: routes are appended to it.
+    /// `http[s]://host:port[/prefix]`, without a trailing slash: routes are appended to it.
     pub base: String,
     /// Where requests go (`base`, parsed once).
     pub target: crate::proxy::Target,
@@ -48,26 +49,51 @@ pub struct Upstream {
     /// listed here must give exactly these inputs, with these datatypes and fitting shapes;
     /// other models get only the structural checks.
     pub inputs: HashMap<String, Vec<crate::local::TensorSpec>>,
+    /// How it is reached: TLS and whom to trust, or plain HTTP.
+    pub transport: Transport,
+}
+
+/// How the gateway reaches an upstream besides its URL (the `tls_*` and
+/// `insecure_plain_http` keys of `[[serve.upstreams]]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// For `https://`: the CA certificates (or the upstream's own self-signed certificate)
+    /// to trust, PEM. Required: the system's roots are never used.
+    pub ca: Option<PathBuf>,
+    /// A certificate and key of Warden's own, PEM, for an upstream that requires mutual
+    /// TLS: both or neither.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Also accept TLS 1.2 from this upstream (default: TLS 1.3 only).
+    pub allow_tls12: bool,
+    /// Allow plain `http://` to a host that is not a loopback address: prompts and
+    /// answers then cross the network in the clear.
+    pub insecure_plain_http: bool,
 }
 
 impl Upstream {
-    /// Checks an upstream's URL: plain `http://` to a host and port on a private network
-    /// (TLS to upstreams comes later), no credentials, query or fragment.
+    /// Checks an upstream's URL and transport: `https://` with the CAs to trust, or plain
+    /// `http://` to a loopback address (anywhere else only with `insecure_plain_http`);
+    /// no credentials, query or fragment. An `https` upstream's files are read by
+    /// [`Upstream::load_tls`].
     pub fn new(
         name: &str,
         url: &str,
         protocol: Protocol,
         models: Vec<String>,
+        transport: Transport,
     ) -> anyhow::Result<Upstream> {
         let uri: hyper::Uri = url
             .parse()
             .with_context(|| format!("upstream {name:?}: url {url:?} is not a URL"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("upstream {name:?}: url {url:?} must start with http:// (TLS to upstreams is not supported yet)");
-        }
         let Some(authority) = uri.authority() else {
             bail!("upstream {name:?}: url {url:?} has no host");
         };
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s,
+            _ => bail!("upstream {name:?}: url {url:?} must start with https:// (or http:// to a loopback address)"),
+        };
+        check_transport(name, url, scheme, authority.host(), &transport)?;
         if authority.as_str().contains('@') {
             bail!("upstream {name:?}: url {url:?} must not hold credentials");
         }
@@ -87,12 +113,29 @@ impl Upstream {
             .with_context(|| format!("upstream {name:?}: url {url:?}"))?;
         Ok(Upstream {
             name: name.to_string(),
-            base: format!("http://{authority}{path}"),
+            base: format!("{scheme}://{authority}{path}"),
             target,
             protocol,
             models,
             inputs: HashMap::new(),
+            transport,
         })
+    }
+
+    /// Reads an `https` upstream's CA file and client certificate and readies its
+    /// connections' TLS; nothing for a plain one.
+    pub fn load_tls(&mut self) -> anyhow::Result<()> {
+        let Some(ca) = &self.transport.ca else {
+            return Ok(());
+        };
+        let label = format!("upstream {:?}", self.name);
+        let pem = crate::tls::read_pem(ca, "CA file (tls_ca)").with_context(|| label.clone())?;
+        let identity = match (&self.transport.client_cert, &self.transport.client_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::ClientIdentity { cert, key }),
+            _ => None,
+        };
+        let config = crate::tls::client_config(&label, &pem, identity, self.transport.allow_tls12)?;
+        self.target.use_tls(config)
     }
 
     /// Declares the inputs of the KServe models it serves (see [`Upstream::inputs`]).
@@ -185,6 +228,11 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// Reads the TLS files of every `https` upstream ([`Upstream::load_tls`]).
+    pub fn load_upstream_tls(&mut self) -> anyhow::Result<()> {
+        self.upstreams.iter_mut().try_for_each(Upstream::load_tls)
+    }
+
     /// The upstream serving `model` over `protocol`, if any.
     pub fn upstream_for(&self, protocol: Protocol, model: &str) -> Option<&Upstream> {
         self.upstreams
@@ -215,10 +263,53 @@ impl GatewayConfig {
     }
 }
 
+/// Whether `host` (as in a URL) is a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// TLS settings for `https` only, with the CAs named; plain HTTP off the host only when
+/// asked for.
+fn check_transport(
+    name: &str,
+    url: &str,
+    scheme: &str,
+    host: &str,
+    t: &Transport,
+) -> anyhow::Result<()> {
+    if t.client_cert.is_some() != t.client_key.is_some() {
+        bail!("upstream {name:?}: give tls_client_cert and tls_client_key together");
+    }
+    if scheme == "https" {
+        if t.ca.is_none() {
+            bail!("upstream {name:?}: url {url:?} needs tls_ca, the CA certificates (PEM) that sign the upstream's certificate (or that certificate itself, if self-signed)");
+        }
+        if t.insecure_plain_http {
+            bail!("upstream {name:?}: insecure_plain_http is for http:// URLs; remove it");
+        }
+        return Ok(());
+    }
+    if t.ca.is_some() || t.client_cert.is_some() || t.allow_tls12 {
+        bail!("upstream {name:?}: tls_ca, tls_client_cert, tls_client_key and tls12 need an https:// url");
+    }
+    if !is_loopback(host) && !t.insecure_plain_http {
+        bail!("upstream {name:?}: url {url:?} would carry prompts and answers in the clear; use https:// with tls_ca, or set insecure_plain_http = true on this upstream (warden posture reports it)");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn plain() -> Transport {
+        Transport::default()
+    }
 
     #[test]
     fn upstream_urls_are_checked() {
@@ -227,31 +318,115 @@ mod tests {
             "http://127.0.0.1:8000/",
             Protocol::OpenAi,
             vec!["m".into()],
+            plain(),
         )
         .unwrap();
         assert_eq!(ok.base, "http://127.0.0.1:8000");
-        let ok = Upstream::new(
-            "a",
-            "http://10.0.0.2:8000/prefix/",
-            Protocol::KServe,
-            vec!["m".into()],
-        )
-        .unwrap();
-        assert_eq!(ok.base, "http://10.0.0.2:8000/prefix");
+        assert!(!ok.target.is_tls());
         for bad in [
-            "https://x:1",
             "ftp://x",
-            "http://u:p@x:1",
-            "http://x:1/?a=b",
+            "http://u:p@127.0.0.1:1",
+            "http://127.0.0.1:1/?a=b",
             "nonsense",
             "/path",
         ] {
             assert!(
-                Upstream::new("a", bad, Protocol::OpenAi, vec!["m".into()]).is_err(),
+                Upstream::new("a", bad, Protocol::OpenAi, vec!["m".into()], plain()).is_err(),
                 "{bad}"
             );
         }
-        assert!(Upstream::new("a", "http://x:1", Protocol::OpenAi, vec![]).is_err());
-        assert!(Upstream::new("a", "http://x:1", Protocol::OpenAi, vec!["a b".into()]).is_err());
+        let none = Upstream::new("a", "http://[::1]:1", Protocol::OpenAi, vec![], plain());
+        assert!(none.is_err());
+        let spaced = Upstream::new(
+            "a",
+            "http://localhost:1",
+            Protocol::OpenAi,
+            vec!["a b".into()],
+            plain(),
+        );
+        assert!(spaced.is_err());
+    }
+
+    #[test]
+    fn plain_http_off_the_host_and_tls_settings_are_checked() {
+        let new = |url: &str, t: Transport| {
+            Upstream::new("a", url, Protocol::KServe, vec!["m".into()], t)
+        };
+        // Plain HTTP leaves the host only when asked for, and says what to do.
+        for url in ["http://10.0.0.2:8000", "http://model.internal"] {
+            let e = new(url, plain()).err().unwrap().to_string();
+            assert!(
+                e.contains("insecure_plain_http") && e.contains("tls_ca"),
+                "{e}"
+            );
+        }
+        let insecure = Transport {
+            insecure_plain_http: true,
+            ..plain()
+        };
+        let ok = new("http://10.0.0.2:8000/prefix/", insecure.clone()).unwrap();
+        assert_eq!(ok.base, "http://10.0.0.2:8000/prefix");
+        for loopback in ["http://127.0.0.2:1", "http://[::1]:1", "http://LOCALHOST:1"] {
+            assert!(new(loopback, plain()).is_ok(), "{loopback}");
+        }
+
+        // https needs the CAs to trust; the TLS keys need https.
+        let e = new("https://model.internal", plain()).err().unwrap();
+        assert!(e.to_string().contains("tls_ca"), "{e}");
+        let tls = Transport {
+            ca: Some("ca.pem".into()),
+            ..plain()
+        };
+        let ok = new("https://model.internal/v2/", tls.clone()).unwrap();
+        assert_eq!(ok.base, "https://model.internal/v2");
+        assert!(ok.target.is_tls());
+        assert!(new("http://127.0.0.1:1", tls.clone()).is_err());
+        let tls12_plain = Transport {
+            allow_tls12: true,
+            ..plain()
+        };
+        assert!(new("http://127.0.0.1:1", tls12_plain).is_err());
+        let both = Transport {
+            insecure_plain_http: true,
+            ..tls.clone()
+        };
+        assert!(new("https://model.internal", both).is_err());
+        let half = Transport {
+            client_cert: Some("c.pem".into()),
+            ..tls.clone()
+        };
+        let e = new("https://model.internal", half).err().unwrap();
+        assert!(e.to_string().contains("together"), "{e}");
+    }
+
+    #[test]
+    fn an_https_upstream_reads_its_ca_file_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Transport {
+            ca: Some(dir.path().join("missing.pem")),
+            ..plain()
+        };
+        let mut up = Upstream::new(
+            "a",
+            "https://127.0.0.1:9",
+            Protocol::OpenAi,
+            vec!["m".into()],
+            missing,
+        )
+        .unwrap();
+        let e = format!("{:#}", up.load_tls().err().unwrap());
+        assert!(e.contains("missing.pem") && e.contains("tls_ca"), "{e}");
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        up.transport.ca = Some(empty);
+        let e = format!("{:#}", up.load_tls().err().unwrap());
+        assert!(e.contains("holds no certificate"), "{e}");
+
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        up.transport.ca = Some(ca);
+        up.load_tls().unwrap();
     }
 }

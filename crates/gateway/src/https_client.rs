@@ -14,8 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
@@ -67,39 +66,9 @@ impl HttpsClient {
                         "{label} {url:?}: give the CA (or the server's own certificate) to trust"
                     );
                 };
-                let mut roots = rustls::RootCertStore::empty();
-                let mut pinned = Vec::new();
-                for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.with_context(|| format!("reading the CA PEM for {label}"))?;
-                    roots.add(cert.clone()).with_context(|| {
-                        format!("a CA certificate for {label} is not usable as a trust anchor")
-                    })?;
-                    pinned.push(cert);
-                }
-                if roots.is_empty() {
-                    bail!("the CA file for {label} holds no certificate");
-                }
-                let provider = crate::tls::provider();
-                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    Arc::clone(&provider),
-                )
-                .build()
-                .with_context(|| format!("the CA certificates for {label}"))?;
-                let verifier = Arc::new(PinnedOrChained {
-                    webpki,
-                    pinned,
-                    provider: Arc::clone(&provider),
-                });
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_protocol_versions(&[&rustls::version::TLS13])
-                    .context("TLS 1.3")?
-                    .dangerous()
-                    .with_custom_certificate_verifier(verifier)
-                    .with_no_client_auth();
-                let name = ServerName::try_from(host.clone())
-                    .with_context(|| format!("{label} host {host:?}"))?;
-                Some((Arc::new(config), name))
+                let config = crate::tls::client_config(label, pem, None, false)?;
+                let name = crate::tls::server_name(label, &host)?;
+                Some((config, name))
             }
             Some("http") => {
                 let loopback = host == "localhost"
@@ -174,78 +143,6 @@ impl HttpsClient {
             }
             None => exchange(tcp, req).await,
         }
-    }
-}
-
-/// Trusts a server whose certificate chains to the CA file (and names the host), or whose
-/// certificate *is* one in that file (a self-signed server certificate, often marked as a
-/// CA, which chain building refuses as an end entity: trusting those exact bytes is what
-/// `curl --cacert` does for it).
-#[derive(Debug)]
-struct PinnedOrChained {
-    webpki: Arc<rustls::client::WebPkiServerVerifier>,
-    pinned: Vec<CertificateDer<'static>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for PinnedOrChained {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        match self
-            .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(v) => Ok(v),
-            Err(_)
-                if self
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
-            {
-                Ok(rustls::client::danger::ServerCertVerified::assertion())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

@@ -1,7 +1,8 @@
 //! The upstream side: HTTP/1.1 to the configured model servers over pooled keep-alive
-//! connections. Only the configured base URL and a fixed route are ever requested, with the
-//! caller's validated body and none of the caller's headers (the API key stays here). Plain
-//! HTTP: upstreams are expected on a private network in this version.
+//! connections, in TLS (`https://` upstreams: the CAs and client certificate of the
+//! upstream's settings, `tls::client_config`) or plain HTTP. Only the configured base URL
+//! and a fixed route are ever requested, with the caller's validated body and none of the
+//! caller's headers (the API key stays here).
 //!
 //! Each thread (each of the listener's event loops, `server.rs`) keeps its own pool of idle
 //! connections per upstream, so a request takes one without a lock, a hash or a task of its
@@ -11,9 +12,10 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -23,6 +25,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, Uri};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::ApiError;
@@ -36,35 +40,91 @@ const IDLE_PER_LOOP: usize = 256;
 /// ones are closed when next met (there is no sweeper: an upstream closes the connections
 /// it no longer wants, and a handle to a closed one is a few bytes).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long opening a connection may take.
+/// How long opening a connection (and its TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A failure to reach an upstream is written to stderr at most this often per upstream:
+/// operators learn why (refused, a certificate the CAs do not sign), and a down upstream
+/// under load does not flood the log.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// Where an upstream is: checked once, when the configuration is loaded.
 #[derive(Clone, Debug)]
 pub struct Target {
-    /// `host:port`, the port defaulting to 80: what is connected to, and the pool's key.
+    /// `host:port`, the port defaulting to 80 (443 for `https`): what is connected to.
     address: Arc<str>,
+    /// The pool's key: the address, and for TLS which settings, so that two upstreams on
+    /// one address with different trust never share a connection.
+    pool_key: Arc<str>,
     /// The `Host` header: the authority as configured.
     host: HeaderValue,
     /// The base URL's path, without a trailing slash; routes are appended to it.
     prefix: String,
+    /// For `https://`: the name the certificate must carry, and the client configuration
+    /// once loaded ([`Target::use_tls`]).
+    tls: Option<(ServerName<'static>, Option<Arc<rustls::ClientConfig>>)>,
+    /// When a failure to connect was last reported, in seconds since the epoch.
+    reported: Arc<AtomicU64>,
 }
 
+/// Numbers the TLS targets, for their pool keys.
+static TLS_TARGETS: AtomicUsize = AtomicUsize::new(0);
+
 impl Target {
-    /// The target of an `http://` URL (already checked by `config::Upstream::new`).
+    /// The target of an `http://` or `https://` URL (already checked by
+    /// `config::Upstream::new`). An `https` target connects only once given its TLS
+    /// configuration ([`Target::use_tls`]).
     pub fn new(uri: &Uri) -> anyhow::Result<Target> {
         let authority = uri.authority().context("the URL has no host")?;
         let host = HeaderValue::from_str(authority.as_str()).context("the host is not valid")?;
-        let address = format!(
+        let (default_port, tls) = match uri.scheme_str() {
+            Some("http") => (80, None),
+            Some("https") => (
+                443,
+                Some((
+                    crate::tls::server_name("the upstream", authority.host())?,
+                    None,
+                )),
+            ),
+            _ => anyhow::bail!("the URL must start with http:// or https://"),
+        };
+        let address: Arc<str> = format!(
             "{}:{}",
             authority.host(),
-            authority.port_u16().unwrap_or(80)
-        );
+            authority.port_u16().unwrap_or(default_port)
+        )
+        .into();
+        let pool_key = match tls {
+            None => Arc::clone(&address),
+            Some(_) => format!(
+                "https://{address}#{}",
+                TLS_TARGETS.fetch_add(1, Ordering::Relaxed)
+            )
+            .into(),
+        };
         Ok(Target {
-            address: address.into(),
+            address,
+            pool_key,
             host,
             prefix: uri.path().trim_end_matches('/').to_string(),
+            tls,
+            reported: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Whether connections to this target use TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Gives an `https` target the client configuration its connections use.
+    pub fn use_tls(&mut self, config: Arc<rustls::ClientConfig>) -> anyhow::Result<()> {
+        match &mut self.tls {
+            Some((_, slot)) => {
+                *slot = Some(config);
+                Ok(())
+            }
+            None => anyhow::bail!("TLS settings are for https:// upstreams only"),
+        }
     }
 
     /// The origin-form URI of `route` (a path starting with `/`) on this upstream: a fixed
@@ -73,6 +133,28 @@ impl Target {
         match route {
             Route::Fixed(r) if self.prefix.is_empty() => Ok(Uri::from_static(r)),
             Route::Fixed(r) | Route::Made(r) => Ok(Uri::try_from(format!("{}{r}", self.prefix))?),
+        }
+    }
+
+    /// Writes why a connection to this upstream failed, unless that was done less than
+    /// [`REPORT_EVERY`] ago.
+    fn report(&self, error: &anyhow::Error) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.reported.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < REPORT_EVERY.as_secs() {
+            return;
+        }
+        if self
+            .reported
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            eprintln!(
+                "warden serve: cannot reach the upstream at {}: {error:#} (callers get 502; reported at most once a minute)",
+                self.address
+            );
         }
     }
 }
@@ -134,7 +216,7 @@ pub async fn request(
     mut req: Request<Full<Bytes>>,
 ) -> anyhow::Result<Response<UpstreamBody>> {
     req.headers_mut().insert(HOST, target.host.clone());
-    while let Some(mut sender) = take_idle(&target.address) {
+    while let Some(mut sender) = take_idle(&target.pool_key) {
         if sender.ready().await.is_err() {
             continue;
         }
@@ -146,17 +228,48 @@ pub async fn request(
             },
         }
     }
-    let mut sender = connect(target).await?;
+    let mut sender = match tokio::time::timeout(CONNECT_TIMEOUT, connect(target)).await {
+        Ok(Ok(sender)) => sender,
+        Ok(Err(e)) => {
+            target.report(&e);
+            return Err(e);
+        }
+        Err(_) => {
+            let e = anyhow::anyhow!(
+                "connecting took longer than {} s",
+                CONNECT_TIMEOUT.as_secs()
+            );
+            target.report(&e);
+            return Err(e);
+        }
+    };
     let resp = sender.send_request(req).await?;
     Ok(lease(resp, sender, target))
 }
 
+/// A new connection to `target`: TCP, then TLS for an `https` target.
 async fn connect(target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&*target.address))
-        .await
-        .context("connecting to the upstream timed out")??;
+    let tcp = TcpStream::connect(&*target.address).await?;
     tcp.set_nodelay(true)?;
-    let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+    match &target.tls {
+        None => handshake(tcp).await,
+        Some((name, Some(config))) => {
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name.clone(), tcp)
+                .await
+                .context("TLS with the upstream")?;
+            handshake(tls).await
+        }
+        Some((_, None)) => anyhow::bail!("no TLS settings were loaded for this https upstream"),
+    }
+}
+
+/// HTTP/1.1 on a new connection, driven by a task of its own.
+async fn handshake<I>(io: I) -> anyhow::Result<SendRequest<Full<Bytes>>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
         // An error ends this connection only; its request has already been told.
         let _ = conn.await;
@@ -173,7 +286,7 @@ fn lease(
         inner,
         lease: Some(Lease {
             sender,
-            address: Arc::clone(&target.address),
+            address: Arc::clone(&target.pool_key),
         }),
     })
 }

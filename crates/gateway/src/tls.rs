@@ -9,6 +9,7 @@
 //! connects, with `Connection::client` empty: the request layer must refuse such requests
 //! when client certificates are required.
 
+mod client;
 mod identity;
 mod reload;
 
@@ -18,7 +19,9 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::{CipherSuite, SupportedCipherSuite};
 
+pub use client::{client_config, server_name, ClientIdentity};
 pub use identity::{client_identity, peer_identity};
+pub(crate) use reload::read_pem;
 pub use reload::TlsReloader;
 pub use rustls::ServerConfig as TlsConfig;
 

@@ -4,17 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{Ca, Files, Leaf};
 use gateway::tls::{ClientAuth, PrincipalSource, ServerTls, TlsReloader, TlsSettings};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{ExtendedKeyUsagePurpose, SanType};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
@@ -25,107 +24,6 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-// ---- The test PKI ----
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-    key_der: Vec<u8>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    fn leaf(&self, cn: Option<&str>, sans: Vec<SanType>, eku: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        if let Some(cn) = cn {
-            params.distinguished_name.push(DnType::CommonName, cn);
-        }
-        params.subject_alt_names = sans;
-        params.extended_key_usages = vec![eku];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-            key_der: key.serialize_der(),
-        }
-    }
-
-    fn server(&self) -> Leaf {
-        self.leaf(
-            Some("localhost"),
-            vec![SanType::DnsName("localhost".try_into().unwrap())],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )
-    }
-
-    fn client(&self, cn: Option<&str>, sans: Vec<SanType>) -> Leaf {
-        self.leaf(cn, sans, ExtendedKeyUsagePurpose::ClientAuth)
-    }
-}
-
-/// The server's files in a temporary directory.
-struct Files {
-    dir: tempfile::TempDir,
-}
-
-impl Files {
-    fn new(server: &Leaf, client_ca: Option<&Ca>) -> Files {
-        let files = Files {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        files.put_pair(server);
-        if let Some(ca) = client_ca {
-            std::fs::write(files.ca(), &ca.pem).unwrap();
-        }
-        files
-    }
-    fn cert(&self) -> PathBuf {
-        self.dir.path().join("cert.pem")
-    }
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("key.pem")
-    }
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("client-ca.pem")
-    }
-    fn put_pair(&self, leaf: &Leaf) {
-        std::fs::write(self.cert(), &leaf.cert_pem).unwrap();
-        std::fs::write(self.key(), &leaf.key_pem).unwrap();
-    }
-    fn settings(&self) -> TlsSettings {
-        TlsSettings::new(self.cert(), self.key())
-    }
-    fn mtls(&self, mode: ClientAuth, from: PrincipalSource) -> TlsSettings {
-        let mut s = self.settings();
-        s.client_auth = mode;
-        s.client_ca = Some(self.ca());
-        s.principal_from = from;
-        s
-    }
-}
 
 // ---- A minimal TLS server: reports each handshake, says who the client is, then echoes ----
 

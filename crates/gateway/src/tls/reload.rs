@@ -49,7 +49,13 @@ impl TlsReloader {
     pub fn new(settings: TlsSettings) -> anyhow::Result<TlsReloader> {
         let provider = super::provider();
         let (cert_pem, key_pem) = read_pair(&settings)?;
-        let pair = certified_key(&settings, &provider, &cert_pem, &key_pem)?;
+        let pair = certified_key(
+            &settings.cert,
+            &settings.key,
+            &provider,
+            &cert_pem,
+            &key_pem,
+        )?;
         let cert = Arc::new(CurrentCert(RwLock::new(Arc::new(pair))));
         let (verifier, ca) = match (settings.client_auth, &settings.client_ca) {
             (ClientAuth::Off, None) => (None, None),
@@ -117,7 +123,13 @@ impl TlsReloader {
             if digests == seen.pair {
                 return Ok(false);
             }
-            let pair = certified_key(&self.settings, &self.provider, &cert_pem, &key_pem)?;
+            let pair = certified_key(
+                &self.settings.cert,
+                &self.settings.key,
+                &self.provider,
+                &cert_pem,
+                &key_pem,
+            )?;
             *self.cert.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(pair);
             seen.pair = digests;
             Ok(true)
@@ -189,7 +201,7 @@ fn build_config(
 }
 
 /// Reads a PEM file of at most [`MAX_PEM`] bytes.
-fn read_pem(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_pem(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("reading the {what} {}", path.display()))?;
     let mut bytes = Vec::new();
@@ -212,14 +224,15 @@ fn read_pair(settings: &TlsSettings) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     ))
 }
 
-/// Parses the chain and key and checks that the key is the leaf certificate's.
-fn certified_key(
-    settings: &TlsSettings,
+/// Parses the chain and key (read from `cert` and `key`) and checks that the key is the
+/// leaf certificate's.
+pub(crate) fn certified_key(
+    cert: &Path,
+    key: &Path,
     provider: &CryptoProvider,
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> anyhow::Result<CertifiedKey> {
-    let (cert, key) = (&settings.cert, &settings.key);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;

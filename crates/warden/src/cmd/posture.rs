@@ -189,6 +189,34 @@ fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
         },
         "declare each model's inputs in [serve.upstreams.inputs] (name, datatype, shape)",
     ));
+    let names = |keep: fn(&config::UpstreamConfig) -> bool| {
+        s.upstreams
+            .iter()
+            .filter(|u| keep(u))
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>()
+    };
+    let (plain, tls12) = (names(|u| u.insecure_plain_http), names(|u| u.tls12));
+    let mut weaker = Vec::new();
+    if !plain.is_empty() {
+        weaker.push(format!(
+            "upstreams reached in plain HTTP across the network: {}",
+            plain.join(", ")
+        ));
+    }
+    if !tls12.is_empty() {
+        weaker.push(format!("upstreams allowed TLS 1.2: {}", tls12.join(", ")));
+    }
+    out.push(check(
+        "serve.upstreams.tls",
+        !weaker.is_empty(),
+        if weaker.is_empty() {
+            "every upstream off this host is reached over TLS 1.3".into()
+        } else {
+            weaker.join("; ")
+        },
+        "give those upstreams an https:// url and tls_ca, and remove insecure_plain_http and tls12",
+    ));
     for (id, weak, strong_text, weak_text, fix) in [
         (
             "serve.limits",
@@ -283,6 +311,22 @@ fn checks(data_dir: &Path, c: &Config) -> Vec<Check> {
             ));
         }
     }
+    for key in c
+        .serve
+        .upstreams
+        .iter()
+        .filter_map(|u| u.tls_client_key.as_ref())
+    {
+        let path = data_dir.join(key);
+        if let Some(mode) = too_open(&path) {
+            out.push(check(
+                "files.upstream_client_key",
+                true,
+                format!("{} has mode {mode:o}", path.display()),
+                "restrict it to its owner (chmod 600)",
+            ));
+        }
+    }
     out
 }
 
@@ -362,6 +406,9 @@ mod tests {
              [serve]\ninsecure_plain_http = true\ntls12 = true\nallow_logprobs = true\n\
              admin_listen = \"[::]:8444\"\n\
              [[serve.upstreams]]\nname = \"t\"\nurl = \"http://10.0.0.1:8000\"\nprotocol = \"kserve\"\nmodels = [\"m\"]\n\
+             insecure_plain_http = true\n\
+             [[serve.upstreams]]\nname = \"u\"\nurl = \"https://10.0.0.2:8000\"\nprotocol = \"openai\"\nmodels = [\"o\"]\n\
+             tls_ca = \"tls/upstream-ca.pem\"\ntls12 = true\ntls_client_cert = \"tls/c.pem\"\ntls_client_key = \"tls/c.key\"\n\
              [serve.limits]\nrequests_per_minute = 0\n[serve.text]\nreject_invisible = false\n\
              [serve.guards]\ntripwire = false\n\
              [runtime]\nallow_weaker_sandbox = true\n[runtime.models.iris]\noutput = \"scores\"\n",
@@ -373,6 +420,12 @@ mod tests {
         std::fs::set_permissions(
             dir.path().join("tls/key.pem"),
             std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("tls/c.key"), "k").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("tls/c.key"),
+            std::fs::Permissions::from_mode(0o644),
         )
         .unwrap();
         let weak = Config::load(&path).unwrap();
@@ -388,6 +441,7 @@ mod tests {
                 "serve.tls12",
                 "serve.admin_listen",
                 "serve.upstreams.inputs",
+                "serve.upstreams.tls",
                 "serve.limits",
                 "serve.text.reject_invisible",
                 "serve.guards.tripwire",
@@ -395,7 +449,8 @@ mod tests {
                 "runtime.allow_weaker_sandbox",
                 "runtime.output",
                 "files.tls_key",
-                "files.config"
+                "files.config",
+                "files.upstream_client_key"
             ]
         );
     }

@@ -279,7 +279,10 @@ pub fn serve(
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    let mut gateway_config = config.gateway()?;
+    let mut gateway_config = config.gateway(|p| node.path(p))?;
+    gateway_config
+        .load_upstream_tls()
+        .context("[[serve.upstreams]]")?;
     gateway_config.max_connections = fit_connections(gateway_config.max_connections);
     let metrics_listen = config.metrics_listen()?;
     let admin_listen = config.admin_listen(admin_listen.as_deref())?;

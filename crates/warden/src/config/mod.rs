@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 pub use registry::release::pattern_matches;
-pub use serve::ServeConfig;
+pub use serve::{ServeConfig, UpstreamConfig};
 
 mod serve;
 
@@ -336,7 +336,8 @@ impl Config {
                 );
             }
         }
-        self.serve.gateway()?;
+        // Paths as written: nothing is read here.
+        self.serve.gateway(Path::to_path_buf)?;
         self.runtime.check()?;
         if self.vault.provider == Some(Provider::Pkcs11) && self.vault.pkcs11.is_none() {
             bail!("[vault] provider = \"pkcs11\" needs a [vault.pkcs11] section (module, token)");
@@ -373,7 +374,15 @@ mod tests {
             ),
             (
                 "[[serve.upstreams]]\nname = \"a\"\nurl = \"https://x:1\"\nprotocol = \"openai\"\nmodels = [\"m\"]\n",
-                "http://",
+                "needs tls_ca",
+            ),
+            (
+                "[[serve.upstreams]]\nname = \"a\"\nurl = \"http://10.1.2.3:1\"\nprotocol = \"openai\"\nmodels = [\"m\"]\n",
+                "insecure_plain_http = true",
+            ),
+            (
+                "[[serve.upstreams]]\nname = \"a\"\nurl = \"ftp://x:1\"\nprotocol = \"openai\"\nmodels = [\"m\"]\n",
+                "must start with https://",
             ),
         ] {
             std::fs::write(&path, text).unwrap();

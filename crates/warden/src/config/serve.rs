@@ -274,8 +274,23 @@ impl JwtToml {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
-    /// `http://host:port[/prefix]`.
+    /// `https://host:port[/prefix]`, or `http://` to a loopback address.
     pub url: String,
+    /// For `https://`: the CA certificates (PEM) that sign the upstream's certificate, or
+    /// that certificate itself if self-signed. Required; the system's roots are not used.
+    pub tls_ca: Option<PathBuf>,
+    /// A certificate (PEM chain) of Warden's own, for an upstream that requires mutual
+    /// TLS; with `tls_client_key`.
+    pub tls_client_cert: Option<PathBuf>,
+    /// The key of `tls_client_cert` (PEM), mode 0600.
+    pub tls_client_key: Option<PathBuf>,
+    /// Also accept TLS 1.2 from this upstream (default false: TLS 1.3 only).
+    #[serde(default)]
+    pub tls12: bool,
+    /// Allow `http://` to a host that is not a loopback address (default false): prompts
+    /// and answers then cross the network in the clear.
+    #[serde(default)]
+    pub insecure_plain_http: bool,
     /// `openai` or `kserve`.
     pub protocol: String,
     /// The model names it serves.
@@ -426,8 +441,12 @@ impl ServeConfig {
         Ok(t)
     }
 
-    /// The gateway's view of this section (URLs and names checked).
-    pub fn gateway(&self) -> anyhow::Result<gateway::GatewayConfig> {
+    /// The gateway's view of this section (URLs and names checked), paths made absolute
+    /// by `resolve`. Upstreams' TLS files are not read here (`load_upstream_tls`).
+    pub fn gateway(
+        &self,
+        resolve: impl Fn(&std::path::Path) -> PathBuf,
+    ) -> anyhow::Result<gateway::GatewayConfig> {
         let listen = self.listen.parse().map_err(|e| {
             anyhow::anyhow!(
                 "[serve] listen = {:?}: {e} (e.g. \"127.0.0.1:8443\")",
@@ -458,8 +477,15 @@ impl ServeConfig {
                     (model.clone(), specs)
                 })
                 .collect();
+            let transport = gateway::config::Transport {
+                ca: u.tls_ca.as_deref().map(&resolve),
+                client_cert: u.tls_client_cert.as_deref().map(&resolve),
+                client_key: u.tls_client_key.as_deref().map(&resolve),
+                allow_tls12: u.tls12,
+                insecure_plain_http: u.insecure_plain_http,
+            };
             upstreams.push(
-                gateway::Upstream::new(&u.name, &u.url, protocol, u.models.clone())
+                gateway::Upstream::new(&u.name, &u.url, protocol, u.models.clone(), transport)
                     .and_then(|up| up.with_inputs(inputs))
                     .context("[[serve.upstreams]]")?,
             );
