@@ -3,12 +3,19 @@
 server), for the gateway's tests: a real model server cannot run here. Standard library
 only. Prints its port on stdout, then serves until killed.
 
+    fake_upstream.py [--tls CERT KEY [--client-ca CA]]
+
+With --tls it serves HTTPS (TLS 1.2 and 1.3) with that certificate and key, and with
+--client-ca it requires a client certificate that CA signed (an upstream that wants mutual
+TLS).
+
 Models: any name answers; "boom" fails with a 500 whose body holds internal details (which
 the gateway must never pass on); "slow" answers after 3 seconds; "big" answers a chat
 request with 16 MiB of content (BIG_CONTENT bytes). A chat request asking
 `logprobs: true` is answered as a self-describing server would (see `internals`).
 """
 import json
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,9 +143,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def tls_context(args):
+    """The TLS server context the arguments ask for, or None for plain HTTP."""
+    if "--tls" not in args:
+        return None
+    at = args.index("--tls")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args[at + 1], args[at + 2])
+    if "--client-ca" in args:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(args[args.index("--client-ca") + 1])
+    return ctx
+
+
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    ctx = tls_context(sys.argv[1:])
+    if ctx is not None:
+        # Each connection's handshake happens as it is accepted; a failed one (a client
+        # without the right certificate) is dropped by the server loop.
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     # A caller that went away (a cut stream, a gateway timeout) is not an error here.
     server.handle_error = lambda request, address: None
     print(server.server_address[1], flush=True)

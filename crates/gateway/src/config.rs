@@ -110,7 +110,8 @@ impl Upstream {
         }
         let path = uri.path().trim_end_matches('/');
         let target = crate::proxy::Target::new(&uri)
-            .with_context(|| format!("upstream {name:?}: url {url:?}"))?;
+            .with_context(|| format!("upstream {name:?}: url {url:?}"))?
+            .named(name);
         Ok(Upstream {
             name: name.to_string(),
             base: format!("{scheme}://{authority}{path}"),

@@ -50,6 +50,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// Where an upstream is: checked once, when the configuration is loaded.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// What the operator calls it (the upstream's name), in reports.
+    name: Arc<str>,
     /// `host:port`, the port defaulting to 80 (443 for `https`): what is connected to.
     address: Arc<str>,
     /// The pool's key: the address, and for TLS which settings, so that two upstreams on
@@ -102,6 +104,7 @@ impl Target {
             .into(),
         };
         Ok(Target {
+            name: Arc::clone(&address),
             address,
             pool_key,
             host,
@@ -109,6 +112,12 @@ impl Target {
             tls,
             reported: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Names the target in reports (by default its address).
+    pub fn named(mut self, name: &str) -> Target {
+        self.name = name.into();
+        self
     }
 
     /// Whether connections to this target use TLS.
@@ -152,8 +161,8 @@ impl Target {
             .is_ok()
         {
             eprintln!(
-                "warden serve: cannot reach the upstream at {}: {error:#} (callers get 502; reported at most once a minute)",
-                self.address
+                "warden serve: cannot reach upstream {:?} at {}: {error:#} (callers get 502; reported at most once a minute)",
+                self.name, self.address
             );
         }
     }
@@ -243,7 +252,16 @@ pub async fn request(
             return Err(e);
         }
     };
-    let resp = sender.send_request(req).await?;
+    // With TLS 1.3 an upstream refuses a client certificate after the handshake, so
+    // that refusal shows here: reported as well.
+    let resp = match sender.send_request(req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let e = anyhow::Error::from(e).context("a new connection failed before the answer");
+            target.report(&e);
+            return Err(e);
+        }
+    };
     Ok(lease(resp, sender, target))
 }
 

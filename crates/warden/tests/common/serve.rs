@@ -131,9 +131,15 @@ models = ["iris"]
 }
 
 pub fn fake_upstream() -> (Kill, u16) {
+    fake_upstream_with(&[])
+}
+
+/// The stand-in model server with arguments (`--tls CERT KEY [--client-ca CA]`).
+pub fn fake_upstream_with(args: &[&str]) -> (Kill, u16) {
     let script = super::repo_root().join("tests/serve/fake_upstream.py");
     let mut child = Command::new("python3")
         .arg(script)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3");
