@@ -123,20 +123,23 @@ impl Upstream {
         })
     }
 
-    /// Reads an `https` upstream's CA file and client certificate and readies its
-    /// connections' TLS; nothing for a plain one.
-    pub fn load_tls(&mut self) -> anyhow::Result<()> {
-        let Some(ca) = &self.transport.ca else {
-            return Ok(());
-        };
-        let label = format!("upstream {:?}", self.name);
-        let pem = crate::tls::read_pem(ca, "CA file (tls_ca)").with_context(|| label.clone())?;
-        let identity = match (&self.transport.client_cert, &self.transport.client_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::ClientIdentity { cert, key }),
-            _ => None,
-        };
-        let config = crate::tls::client_config(&label, &pem, identity, self.transport.allow_tls12)?;
-        self.target.use_tls(config)
+    /// Reads an `https` upstream's CA file and client certificate and puts its TLS in
+    /// force; nothing for a plain one.
+    pub fn load_tls(&self) -> anyhow::Result<()> {
+        if let Some(mut files) = self.tls_files() {
+            files.reload()?;
+        }
+        Ok(())
+    }
+
+    /// What re-reads an `https` upstream's TLS files; `None` for a plain one.
+    pub fn tls_files(&self) -> Option<UpstreamTlsFiles> {
+        self.target.is_tls().then(|| UpstreamTlsFiles {
+            name: self.name.clone(),
+            transport: self.transport.clone(),
+            target: self.target.clone(),
+            in_force: None,
+        })
     }
 
     /// Declares the inputs of the KServe models it serves (see [`Upstream::inputs`]).
@@ -229,9 +232,13 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Reads the TLS files of every `https` upstream ([`Upstream::load_tls`]).
-    pub fn load_upstream_tls(&mut self) -> anyhow::Result<()> {
-        self.upstreams.iter_mut().try_for_each(Upstream::load_tls)
+    /// What re-reads the TLS files of every `https` upstream; put each in force with
+    /// [`UpstreamTlsFiles::reload`] before serving.
+    pub fn upstream_tls_files(&self) -> Vec<UpstreamTlsFiles> {
+        self.upstreams
+            .iter()
+            .filter_map(Upstream::tls_files)
+            .collect()
     }
 
     /// The upstream serving `model` over `protocol`, if any.
@@ -261,6 +268,77 @@ impl GatewayConfig {
             bail!("send_timeout must be above zero");
         }
         Ok(())
+    }
+}
+
+/// An `https` upstream's TLS files, read again by [`UpstreamTlsFiles::reload`]: a changed
+/// and valid set goes in force for the upstream's new connections (certificates rotate
+/// without a restart); a broken one leaves the previous in force.
+pub struct UpstreamTlsFiles {
+    name: String,
+    transport: Transport,
+    /// A clone of the upstream's target, sharing the configuration in force.
+    target: crate::proxy::Target,
+    /// SHA-256 of the files in force (the key is not kept twice).
+    in_force: Option<[u8; 32]>,
+}
+
+impl UpstreamTlsFiles {
+    /// The upstream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads the files; when they differ from those in force, checks them and puts them
+    /// in force. `Ok(true)` when they changed.
+    pub fn reload(&mut self) -> anyhow::Result<bool> {
+        let t = &self.transport;
+        let label = format!("upstream {:?}", self.name);
+        let Some(ca) = &t.ca else {
+            bail!("{label}: https needs tls_ca");
+        };
+        let ca_pem = crate::tls::read_pem(ca, "CA file (tls_ca)").with_context(|| label.clone())?;
+        let identity = match (&t.client_cert, &t.client_key) {
+            (Some(cert), Some(key)) => Some((
+                cert,
+                crate::tls::read_pem(cert, "client certificate (tls_client_cert)")
+                    .with_context(|| label.clone())?,
+                key,
+                zeroize::Zeroizing::new(
+                    crate::tls::read_pem(key, "client key (tls_client_key)")
+                        .with_context(|| label.clone())?,
+                ),
+            )),
+            _ => None,
+        };
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let parts = [Some(ca_pem.as_slice())].into_iter().chain(
+            identity
+                .iter()
+                .flat_map(|(_, c, _, k)| [Some(c.as_slice()), Some(k.as_slice())]),
+        );
+        for part in parts.flatten() {
+            digest.update(&(part.len() as u64).to_be_bytes());
+            digest.update(part);
+        }
+        let mut seen = [0u8; 32];
+        seen.copy_from_slice(digest.finish().as_ref());
+        if self.in_force == Some(seen) {
+            return Ok(false);
+        }
+        let identity =
+            identity.as_ref().map(
+                |(cert, cert_pem, key, key_pem)| crate::tls::ClientIdentity {
+                    cert,
+                    cert_pem,
+                    key,
+                    key_pem,
+                },
+            );
+        let config = crate::tls::client_config(&label, &ca_pem, identity, t.allow_tls12)?;
+        self.target.use_tls(config)?;
+        self.in_force = Some(seen);
+        Ok(true)
     }
 }
 

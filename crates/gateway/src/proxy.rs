@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -54,22 +54,34 @@ pub struct Target {
     name: Arc<str>,
     /// `host:port`, the port defaulting to 80 (443 for `https`): what is connected to.
     address: Arc<str>,
-    /// The pool's key: the address, and for TLS which settings, so that two upstreams on
-    /// one address with different trust never share a connection.
-    pool_key: Arc<str>,
     /// The `Host` header: the authority as configured.
     host: HeaderValue,
     /// The base URL's path, without a trailing slash; routes are appended to it.
     prefix: String,
     /// For `https://`: the name the certificate must carry, and the client configuration
-    /// once loaded ([`Target::use_tls`]).
-    tls: Option<(ServerName<'static>, Option<Arc<rustls::ClientConfig>>)>,
+    /// in force ([`Target::use_tls`]), shared by the target's clones.
+    tls: Option<(ServerName<'static>, Arc<RwLock<Option<Loaded>>>)>,
     /// When a failure to connect was last reported, in seconds since the epoch.
     reported: Arc<AtomicU64>,
 }
 
-/// Numbers the TLS targets, for their pool keys.
-static TLS_TARGETS: AtomicUsize = AtomicUsize::new(0);
+/// A TLS client configuration in force, and the pool key of the connections made with it:
+/// each configuration loaded gets a key of its own, so that a connection never serves an
+/// upstream that trusts differently, nor outlives a reload of its own upstream's files.
+#[derive(Clone, Debug)]
+struct Loaded {
+    config: Arc<rustls::ClientConfig>,
+    pool_key: Arc<str>,
+}
+
+/// How a request reaches its target: the pool key, and for TLS what to connect with.
+struct Way {
+    pool_key: Arc<str>,
+    tls: Option<(ServerName<'static>, Arc<rustls::ClientConfig>)>,
+}
+
+/// Numbers the TLS configurations loaded, for their pool keys.
+static TLS_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 impl Target {
     /// The target of an `http://` or `https://` URL (already checked by
@@ -84,7 +96,7 @@ impl Target {
                 443,
                 Some((
                     crate::tls::server_name("the upstream", authority.host())?,
-                    None,
+                    Arc::new(RwLock::new(None)),
                 )),
             ),
             _ => anyhow::bail!("the URL must start with http:// or https://"),
@@ -95,18 +107,9 @@ impl Target {
             authority.port_u16().unwrap_or(default_port)
         )
         .into();
-        let pool_key = match tls {
-            None => Arc::clone(&address),
-            Some(_) => format!(
-                "https://{address}#{}",
-                TLS_TARGETS.fetch_add(1, Ordering::Relaxed)
-            )
-            .into(),
-        };
         Ok(Target {
             name: Arc::clone(&address),
             address,
-            pool_key,
             host,
             prefix: uri.path().trim_end_matches('/').to_string(),
             tls,
@@ -125,15 +128,38 @@ impl Target {
         self.tls.is_some()
     }
 
-    /// Gives an `https` target the client configuration its connections use.
-    pub fn use_tls(&mut self, config: Arc<rustls::ClientConfig>) -> anyhow::Result<()> {
-        match &mut self.tls {
-            Some((_, slot)) => {
-                *slot = Some(config);
-                Ok(())
-            }
-            None => anyhow::bail!("TLS settings are for https:// upstreams only"),
-        }
+    /// Puts `config` in force for this `https` target's new connections (and those of its
+    /// clones); connections made with an earlier one are not reused.
+    pub fn use_tls(&self, config: Arc<rustls::ClientConfig>) -> anyhow::Result<()> {
+        let Some((_, slot)) = &self.tls else {
+            anyhow::bail!("TLS settings are for https:// upstreams only");
+        };
+        let pool_key = format!(
+            "https://{}#{}",
+            self.address,
+            TLS_LOADS.fetch_add(1, Ordering::Relaxed)
+        )
+        .into();
+        *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(Loaded { config, pool_key });
+        Ok(())
+    }
+
+    /// The pool key and TLS configuration a request uses now.
+    fn way(&self) -> anyhow::Result<Way> {
+        let Some((name, slot)) = &self.tls else {
+            return Ok(Way {
+                pool_key: Arc::clone(&self.address),
+                tls: None,
+            });
+        };
+        let loaded = slot.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(l) = loaded.as_ref() else {
+            anyhow::bail!("no TLS settings were loaded for this https upstream");
+        };
+        Ok(Way {
+            pool_key: Arc::clone(&l.pool_key),
+            tls: Some((name.clone(), Arc::clone(&l.config))),
+        })
     }
 
     /// The origin-form URI of `route` (a path starting with `/`) on this upstream: a fixed
@@ -225,19 +251,20 @@ pub async fn request(
     mut req: Request<Full<Bytes>>,
 ) -> anyhow::Result<Response<UpstreamBody>> {
     req.headers_mut().insert(HOST, target.host.clone());
-    while let Some(mut sender) = take_idle(&target.pool_key) {
+    let way = target.way()?;
+    while let Some(mut sender) = take_idle(&way.pool_key) {
         if sender.ready().await.is_err() {
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(lease(resp, sender, target)),
+            Ok(resp) => return Ok(lease(resp, sender, &way)),
             Err(mut e) => match e.take_message() {
                 Some(unsent) => req = unsent,
                 None => return Err(e.into_error().into()),
             },
         }
     }
-    let mut sender = match tokio::time::timeout(CONNECT_TIMEOUT, connect(target)).await {
+    let mut sender = match tokio::time::timeout(CONNECT_TIMEOUT, connect(target, &way)).await {
         Ok(Ok(sender)) => sender,
         Ok(Err(e)) => {
             target.report(&e);
@@ -262,23 +289,22 @@ pub async fn request(
             return Err(e);
         }
     };
-    Ok(lease(resp, sender, target))
+    Ok(lease(resp, sender, &way))
 }
 
 /// A new connection to `target`: TCP, then TLS for an `https` target.
-async fn connect(target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+async fn connect(target: &Target, way: &Way) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let tcp = TcpStream::connect(&*target.address).await?;
     tcp.set_nodelay(true)?;
-    match &target.tls {
+    match &way.tls {
         None => handshake(tcp).await,
-        Some((name, Some(config))) => {
+        Some((name, config)) => {
             let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
                 .connect(name.clone(), tcp)
                 .await
                 .context("TLS with the upstream")?;
             handshake(tls).await
         }
-        Some((_, None)) => anyhow::bail!("no TLS settings were loaded for this https upstream"),
     }
 }
 
@@ -298,13 +324,13 @@ where
 fn lease(
     resp: Response<Incoming>,
     sender: SendRequest<Full<Bytes>>,
-    target: &Target,
+    way: &Way,
 ) -> Response<UpstreamBody> {
     resp.map(|inner| UpstreamBody {
         inner,
         lease: Some(Lease {
             sender,
-            address: Arc::clone(&target.pool_key),
+            address: Arc::clone(&way.pool_key),
         }),
     })
 }
@@ -348,6 +374,15 @@ fn give_back(address: Arc<str>, sender: SendRequest<Full<Bytes>>) {
 /// [`give_back`] at `now`.
 fn give_back_at(address: Arc<str>, sender: SendRequest<Full<Bytes>>, now: Instant) {
     IDLE.with_borrow_mut(|pools| {
+        // A pool whose newest connection is stale holds nothing usable: dropped, so that
+        // the pools of TLS configurations replaced by a reload, which nothing gives back
+        // to any more, do not pile up.
+        pools.retain(|(a, idle)| {
+            *a == address
+                || idle
+                    .back()
+                    .is_some_and(|c| now.saturating_duration_since(c.since) < IDLE_TIMEOUT)
+        });
         let idle = match pools.iter().position(|(a, _)| *a == address) {
             Some(i) => &mut pools[i].1,
             None => {
@@ -598,6 +633,29 @@ mod tests {
             "the stale one was dropped on give-back"
         );
         assert!(take_idle_at(&address, later).is_some());
+    }
+
+    /// The pool of a key nothing gives back to any more (a TLS configuration replaced by
+    /// a reload) goes once its newest connection is stale; a fresh one stays.
+    #[tokio::test]
+    async fn a_pool_gone_stale_is_dropped_when_another_is_given_back_to() {
+        let (old, fresh, live): (Arc<str>, Arc<str>, Arc<str>) = (
+            "old.test:80".into(),
+            "fresh2.test:80".into(),
+            "live.test:80".into(),
+        );
+        let (mut senders, _kept) = idle_senders(3).await;
+        let t0 = Instant::now();
+        give_back_at(Arc::clone(&old), senders.pop().unwrap(), t0);
+        let later = t0 + IDLE_TIMEOUT;
+        give_back_at(Arc::clone(&fresh), senders.pop().unwrap(), later);
+        let keys = || {
+            IDLE.with_borrow(|pools| pools.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>())
+        };
+        assert!(!keys().contains(&old.to_string()), "{:?}", keys());
+        give_back_at(Arc::clone(&live), senders.pop().unwrap(), later);
+        assert!(keys().contains(&fresh.to_string()), "{:?}", keys());
+        assert_eq!(idle_count(&fresh), 1);
     }
 
     /// A connection whose other end has gone is not taken from the pool.

@@ -10,6 +10,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,11 +31,19 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// An HTTPS upstream that answers every request `{"ok":true}`; its port.
 async fn upstream(config: Arc<rustls::ServerConfig>) -> u16 {
+    counted_upstream(config).await.0
+}
+
+/// [`upstream`], and how many connections it has accepted.
+async fn counted_upstream(config: Arc<rustls::ServerConfig>) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let acceptor = TlsAcceptor::from(config);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
@@ -51,12 +60,12 @@ async fn upstream(config: Arc<rustls::ServerConfig>) -> u16 {
             });
         }
     });
-    port
+    (port, accepted)
 }
 
 /// The upstream as the gateway's configuration makes it, its TLS files read.
 fn configured(port: u16, transport: Transport) -> anyhow::Result<Upstream> {
-    let mut u = Upstream::new(
+    let u = Upstream::new(
         "model-server",
         &format!("https://localhost:{port}"),
         Protocol::OpenAi,
@@ -154,7 +163,7 @@ async fn an_upstream_certificate_from_another_ca_is_refused() {
 
     // The right CA, but a name the certificate does not carry.
     let right = write(dir.path(), "ca.pem", &ca.pem);
-    let mut by_ip = Upstream::new(
+    let by_ip = Upstream::new(
         "model-server",
         &format!("https://127.0.0.1:{port}"),
         Protocol::OpenAi,
@@ -209,6 +218,49 @@ async fn a_tls12_upstream_needs_tls12_allowed() {
     };
     let u = configured(port, lenient).unwrap();
     assert_eq!(ask(&u).await.unwrap(), "{\"ok\":true}");
+}
+
+#[tokio::test]
+async fn changed_tls_files_go_in_force_without_a_restart_and_broken_ones_do_not() {
+    let ca = Ca::new("upstream CA");
+    let files = Files::new(&ca.server(), None);
+    let (port, accepted) =
+        counted_upstream(TlsReloader::new(files.settings()).unwrap().config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let other = Ca::new("someone else").pem;
+    let ca_file = write(dir.path(), "ca.pem", &other);
+    let u = Upstream::new(
+        "model-server",
+        &format!("https://localhost:{port}"),
+        Protocol::OpenAi,
+        vec!["m".into()],
+        trusting(ca_file.clone()),
+    )
+    .unwrap();
+    let mut tls_files = u.tls_files().unwrap();
+    assert!(tls_files.reload().unwrap());
+    assert!(!tls_files.reload().unwrap(), "nothing changed");
+    assert!(ask(&u).await.is_err());
+
+    // The right CA goes in force for the next connection.
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    assert!(tls_files.reload().unwrap());
+    assert_eq!(ask(&u).await.unwrap(), "{\"ok\":true}");
+    assert_eq!(ask(&u).await.unwrap(), "{\"ok\":true}");
+    let before = accepted.load(Ordering::SeqCst);
+
+    // A broken file is refused; what is in force stays, pooled connection and all.
+    std::fs::write(&ca_file, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
+    assert!(tls_files.reload().is_err());
+    assert_eq!(ask(&u).await.unwrap(), "{\"ok\":true}");
+    assert_eq!(accepted.load(Ordering::SeqCst), before);
+
+    // A changed set (another CA added) makes new connections: none made under the
+    // previous files is reused.
+    std::fs::write(&ca_file, format!("{}{other}", ca.pem)).unwrap();
+    assert!(tls_files.reload().unwrap());
+    assert_eq!(ask(&u).await.unwrap(), "{\"ok\":true}");
+    assert_eq!(accepted.load(Ordering::SeqCst), before + 1);
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! certificate (the stand-in model server under Python's `ssl`, the PKI made by openssl):
 //! requests pass with the CA and client certificate the upstream's settings name, and an
 //! upstream trusted through another CA, or reached without Warden's certificate, gets the
-//! caller a 502 while the operator reads why on stderr. A missing CA file stops the server
-//! from starting.
+//! caller a 502 while the operator reads why on stderr; a CA file replaced while serving
+//! goes in force without a restart. A missing CA file stops the server from starting.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -155,6 +155,8 @@ url = "https://127.0.0.1:{port}"
 protocol = "openai"
 models = ["distrusted-chat"]
 tls_ca = "{other}"
+tls_client_cert = "{cert}"
+tls_client_key = "{key}"
 "#
     );
     let node = setup(port, &extra);
@@ -197,6 +199,18 @@ tls_ca = "{other}"
     }
     // The trusted upstream still answers after the failures.
     assert_eq!(ask("secure-chat").status, 200);
+
+    // Rotating a CA file needs no restart: once the file trusts the upstream's CA (the
+    // files are read every 5 s), the distrusted upstream answers.
+    std::fs::copy(&ca_pem, &other).unwrap();
+    let t = std::time::Instant::now();
+    while ask("distrusted-chat").status != 200 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(12),
+            "no reload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     stop(server);
     let stderr = std::fs::read_to_string(&log).unwrap();
     let reports: Vec<&str> = stderr
@@ -223,7 +237,18 @@ tls_ca = "{other}"
         .filter(|r| r["kind"] == "inference.request" && r["attrs"]["status"] == "200")
         .filter_map(|r| r["attrs"]["upstream"].as_str())
         .collect();
-    assert_eq!(upstreams, ["secure", "secure"], "{records:?}");
+    assert_eq!(upstreams, ["secure", "secure", "wrong-ca"], "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "config.upstream-tls-reload"
+                && r["attrs"]["upstream"] == "wrong-ca"),
+        "{records:?}"
+    );
+    assert!(
+        stderr.contains("reloaded the CA file or client certificate of upstream \"wrong-ca\""),
+        "{stderr}"
+    );
 
     // A CA file that is not there stops the server before it listens, naming the file.
     let config = node.data.join("warden.toml");

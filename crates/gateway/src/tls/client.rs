@@ -13,12 +13,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use super::reload::{certified_key, read_pem};
+use super::reload::certified_key;
 
-/// A certificate and key of Warden's own, presented to peers that ask for one.
+/// A certificate chain and key of Warden's own (PEM, and the files they were read from,
+/// for errors), presented to peers that ask for one.
 pub struct ClientIdentity<'a> {
     pub cert: &'a Path,
+    pub cert_pem: &'a [u8],
     pub key: &'a Path,
+    pub key_pem: &'a [u8],
 }
 
 /// A client configuration trusting the CAs (or self-signed certificates) in `ca_pem`,
@@ -66,13 +69,7 @@ pub fn client_config(
     let mut config = match identity {
         None => builder.with_no_client_auth(),
         Some(id) => {
-            let cert_pem = read_pem(id.cert, "client certificate")
-                .with_context(|| format!("the client certificate for {label}"))?;
-            let key_pem = zeroize::Zeroizing::new(
-                read_pem(id.key, "client private key")
-                    .with_context(|| format!("the client key for {label}"))?,
-            );
-            let pair = certified_key(id.cert, id.key, &provider, &cert_pem, &key_pem)
+            let pair = certified_key(id.cert, id.key, &provider, id.cert_pem, id.key_pem)
                 .with_context(|| format!("the client certificate for {label}"))?;
             builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(pair)))
         }

@@ -280,9 +280,11 @@ pub fn serve(
         config.listen = listen;
     }
     let mut gateway_config = config.gateway(|p| node.path(p))?;
-    gateway_config
-        .load_upstream_tls()
-        .context("[[serve.upstreams]]")?;
+    // Upstreams' TLS files in force before anything is served; reloaded as they change.
+    let mut upstream_tls = gateway_config.upstream_tls_files();
+    for files in &mut upstream_tls {
+        files.reload().context("[[serve.upstreams]]")?;
+    }
     gateway_config.max_connections = fit_connections(gateway_config.max_connections);
     let metrics_listen = config.metrics_listen()?;
     let admin_listen = config.admin_listen(admin_listen.as_deref())?;
@@ -342,6 +344,7 @@ pub fn serve(
             tls: tls_reloader,
             jwt,
             policy: policy_file.map(|p| (p, Arc::clone(&gw))),
+            upstream_tls,
         },
         Arc::clone(&ledger),
         Arc::clone(&stop_reload),

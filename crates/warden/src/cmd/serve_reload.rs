@@ -1,5 +1,6 @@
 //! Re-reads what `warden serve` may be given anew while it runs: the TLS certificate, key
-//! and client CAs, and the identity provider's JWKS. A change is recorded in the ledger; a
+//! and client CAs, the upstreams' CA files and client certificates, the policy file, and
+//! the identity provider's JWKS. A change is recorded in the ledger; a
 //! broken file leaves the previous material in use and is reported once (not on every
 //! poll) until it changes again.
 
@@ -28,6 +29,8 @@ pub struct Reloadable {
     pub jwt: Option<Arc<JwtVerifier>>,
     /// The policy file, with the gateway it is put in force in.
     pub policy: Option<(PathBuf, Arc<Gateway>)>,
+    /// The TLS files of `https` upstreams, already in force.
+    pub upstream_tls: Vec<gateway::config::UpstreamTlsFiles>,
 }
 
 /// Most bytes of a policy file.
@@ -52,7 +55,9 @@ pub fn read_policies(
 /// One reloadable thing, and the last error reported for it.
 struct Watched {
     kind: &'static str,
-    what: &'static str,
+    what: String,
+    /// The upstream it belongs to, named in its records.
+    upstream: Option<String>,
     reload: Box<dyn FnMut() -> anyhow::Result<bool> + Send>,
     last_error: Option<String>,
 }
@@ -64,7 +69,10 @@ impl Watched {
                 self.last_error = None;
                 if changed {
                     eprintln!("warden serve: reloaded the {}", self.what);
-                    let _ = node::record(ledger, &Record::new(self.kind, "warden"));
+                    let _ = node::record(
+                        ledger,
+                        &self.with_upstream(Record::new(self.kind, "warden")),
+                    );
                 }
             }
             Err(e) => {
@@ -76,11 +84,22 @@ impl Watched {
                     );
                     let _ = node::record(
                         ledger,
-                        &Record::new("alert.reload-failed", "warden").attr("what", self.what),
+                        &self.with_upstream(
+                            Record::new("alert.reload-failed", "warden").attr("what", &self.what),
+                        ),
                     );
                     self.last_error = Some(message);
                 }
             }
+        }
+    }
+}
+
+impl Watched {
+    fn with_upstream(&self, record: Record) -> Record {
+        match &self.upstream {
+            Some(name) => record.attr("upstream", name),
+            None => record,
         }
     }
 }
@@ -95,7 +114,8 @@ pub fn spawn(
     if let Some(tls) = what.tls {
         watched.push(Watched {
             kind: "config.tls-reload",
-            what: "TLS certificate, key or client CAs",
+            what: "TLS certificate, key or client CAs".into(),
+            upstream: None,
             reload: Box::new(move || tls.reload()),
             last_error: None,
         });
@@ -103,7 +123,8 @@ pub fn spawn(
     if let Some(jwt) = what.jwt {
         watched.push(Watched {
             kind: "config.jwks-reload",
-            what: "JWKS of [serve.jwt]",
+            what: "JWKS of [serve.jwt]".into(),
+            upstream: None,
             reload: Box::new(move || jwt.reload()),
             last_error: None,
         });
@@ -112,7 +133,8 @@ pub fn spawn(
         let mut current = std::fs::read_to_string(&path).unwrap_or_default();
         watched.push(Watched {
             kind: "config.policy-reload",
-            what: "policy file ([serve] policy)",
+            what: "policy file ([serve] policy)".into(),
+            upstream: None,
             reload: Box::new(move || {
                 if std::fs::read_to_string(&path).is_ok_and(|t| t == current) {
                     return Ok(false);
@@ -122,6 +144,18 @@ pub fn spawn(
                 current = text;
                 Ok(true)
             }),
+            last_error: None,
+        });
+    }
+    for mut files in what.upstream_tls {
+        watched.push(Watched {
+            kind: "config.upstream-tls-reload",
+            what: format!(
+                "CA file or client certificate of upstream {:?}",
+                files.name()
+            ),
+            upstream: Some(files.name().to_string()),
+            reload: Box::new(move || files.reload()),
             last_error: None,
         });
     }
