@@ -257,7 +257,7 @@ pub async fn request(
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(lease(resp, sender, &way)),
+            Ok(resp) => return Ok(lease(resp, sender, way.pool_key)),
             Err(mut e) => match e.take_message() {
                 Some(unsent) => req = unsent,
                 None => return Err(e.into_error().into()),
@@ -289,7 +289,7 @@ pub async fn request(
             return Err(e);
         }
     };
-    Ok(lease(resp, sender, &way))
+    Ok(lease(resp, sender, way.pool_key))
 }
 
 /// A new connection to `target`: TCP, then TLS for an `https` target.
@@ -324,13 +324,13 @@ where
 fn lease(
     resp: Response<Incoming>,
     sender: SendRequest<Full<Bytes>>,
-    way: &Way,
+    pool_key: Arc<str>,
 ) -> Response<UpstreamBody> {
     resp.map(|inner| UpstreamBody {
         inner,
         lease: Some(Lease {
             sender,
-            address: Arc::clone(&way.pool_key),
+            address: pool_key,
         }),
     })
 }
