@@ -42,6 +42,7 @@ pub mod tls;
 pub mod validate;
 
 pub mod proxy;
+mod request_body;
 mod runtime_kserve;
 mod service;
 mod usage;

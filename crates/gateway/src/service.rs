@@ -11,8 +11,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER,
 };
+use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use ledger::record::Record;
 use ledger::Draft;
@@ -29,6 +30,7 @@ use crate::limits::{Alert, InFlight, Refusal};
 use crate::local::Served;
 use crate::policy::{Action, AuthzRequest, Backend, Decision};
 use crate::proxy::{self, UpstreamBody};
+use crate::request_body;
 use crate::runtime_kserve;
 use crate::server::Gateway;
 use crate::shape::{self, OpenAiShaping, ShapeError, SseShaper};
@@ -307,13 +309,43 @@ fn ledger_down() -> ApiError {
     )
 }
 
-/// Answers one request. Never fails: every error is a response.
+/// Answers one request. Never fails: every error is a response. A body the answer did
+/// not need (a request refused before it was read) is drained first, so that the
+/// connection can carry the next request (`request_body::drain`).
 pub async fn handle(
     gw: Arc<Gateway>,
     conn: Arc<Connection>,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
-    let openai = req.uri().path().starts_with("/v1/");
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    let mut response = answer(&gw, conn, &parts, &mut body).await;
+    let unread = match body {
+        Some(rest) => !request_body::drain(rest, gw.config.max_body_bytes).await,
+        // Refused while being read (too large, too slow): the rest was never read.
+        None => matches!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ),
+    };
+    if unread {
+        // hyper closes such a connection; say so, so that no client sends another
+        // request on it.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+/// The answer to one request, its body (`None` once taken) read only when needed.
+async fn answer(
+    gw: &Arc<Gateway>,
+    conn: Arc<Connection>,
+    parts: &Parts,
+    body: &mut Option<Incoming>,
+) -> Response<ResBody> {
+    let openai = parts.uri.path().starts_with("/v1/");
     let mut facts = Facts {
         start: Instant::now(),
         conn: Arc::clone(&conn),
@@ -329,14 +361,14 @@ pub async fn handle(
         policy: None,
     };
     let mut allow = None;
-    let outcome = inner(&gw, &conn, req, &mut facts, &mut allow).await;
+    let outcome = inner(gw, &conn, parts, body, &mut facts, &mut allow).await;
     let mut retry_after = None;
     let (status, content_type, body, decision) = match outcome {
-        Ok(Reply::Unrecorded(r)) => return Ok(r),
+        Ok(Reply::Unrecorded(r)) => return r,
         Ok(Reply::Stream(upstream, shaper)) => {
             gw.metrics
                 .observe(facts.route, 200, "allowed", facts.start.elapsed());
-            return Ok(stream(&gw, upstream, shaper, facts));
+            return stream(gw, upstream, shaper, facts);
         }
         Ok(Reply::Whole {
             status,
@@ -380,7 +412,7 @@ pub async fn handle(
             e.code,
             facts.start.elapsed(),
         );
-        return Ok(error_response(&e, openai, None));
+        return error_response(&e, openai, None);
     }
     gw.metrics.observe(
         facts.route,
@@ -389,7 +421,7 @@ pub async fn handle(
         facts.start.elapsed(),
     );
     if status.is_success() {
-        return Ok(respond(status, content_type, body));
+        return respond(status, content_type, body);
     }
     let mut r = respond(status, content_type, body);
     if let Some(m) = allow {
@@ -400,27 +432,28 @@ pub async fn handle(
     if let Some(secs) = retry_after {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
-    Ok(r)
+    r
 }
 
 async fn inner(
     gw: &Arc<Gateway>,
     conn: &Connection,
-    req: Request<Incoming>,
+    parts: &Parts,
+    body: &mut Option<Incoming>,
     facts: &mut Facts,
     allow: &mut Option<Method>,
 ) -> Result<Reply, ApiError> {
-    let route = route(req.uri().path()).ok_or_else(not_found)?;
+    let route = route(parts.uri.path()).ok_or_else(not_found)?;
     facts.route = route.name();
-    if req.method() != route.method() {
+    if parts.method != route.method() {
         *allow = Some(route.method());
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("{} takes {}", req.uri().path(), route.method()),
+            format!("{} takes {}", parts.uri.path(), route.method()),
         ));
     }
-    let openai = req.uri().path().starts_with("/v1/");
+    let openai = parts.uri.path().starts_with("/v1/");
     match route {
         Route::Live => {
             return Ok(Reply::Unrecorded(respond(
@@ -448,7 +481,7 @@ async fn inner(
     // Authentication, unless this source has failed too often of late.
     let source = conn.peer.ip();
     gw.limits.check_source(source).map_err(Refusal::error)?;
-    let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    let header = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
     let caller = match authn::authenticate(gw, conn, header, SystemTime::now()) {
         Ok(c) => c,
         Err(refused) => {
@@ -511,10 +544,21 @@ async fn inner(
     }
 
     // The body, bounded.
-    let body = if route.method() == Method::POST {
-        read_body(gw, req).await?
-    } else {
-        Bytes::new()
+    let body = match body.take() {
+        Some(b) if route.method() == Method::POST => {
+            request_body::read(
+                b,
+                &parts.headers,
+                gw.config.max_body_bytes,
+                gw.config.request_timeout,
+            )
+            .await?
+        }
+        // A body on a GET is not read; `handle` drains it.
+        other => {
+            *body = other;
+            Bytes::new()
+        }
     };
     facts.request_bytes = body.len() as u64;
     facts.request_digest = gw.digests.digest(&body);
@@ -818,39 +862,6 @@ fn decide(
         now: SystemTime::now(),
     });
     (decision, in_key_scope)
-}
-
-fn too_large(max: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("the request body is larger than {max} bytes"),
-    )
-}
-
-async fn read_body(gw: &Arc<Gateway>, req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let max = gw.config.max_body_bytes;
-    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
-        let len = len
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| ApiError::bad_request("Content-Length is not a number"))?;
-        if len > max as u64 {
-            return Err(too_large(max));
-        }
-    }
-    let limited = Limited::new(req.into_body(), max);
-    match tokio::time::timeout(gw.config.request_timeout, limited.collect()).await {
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            "the request body did not arrive in time",
-        )),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
-        Ok(Err(_)) => Err(ApiError::bad_request("the request body could not be read")),
-    }
 }
 
 /// Passes an upstream's event stream through chunk by chunk, digesting and counting it,

@@ -542,6 +542,80 @@ fn slow_reader(node: &Node, port: u16) -> rustls::StreamOwned<rustls::ClientConn
     rustls::StreamOwned::new(conn, tcp)
 }
 
+/// One HTTP/1.1 answer read off `tls`: its status, its head in lower case, its body.
+fn read_answer(tls: &mut impl Read) -> (u16, String, String) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(tls.read(&mut byte).unwrap(), 1, "the connection closed");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).unwrap().to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    tls.read_exact(&mut body).unwrap();
+    (status, head, String::from_utf8(body).unwrap())
+}
+
+/// A request refused before its body is read (a wrong key) leaves its connection usable
+/// for the next one, even when the body arrives after the answer was decided: the body is
+/// read and dropped, not left for hyper to close the connection on, unannounced. A body
+/// too large to drain gets `Connection: close` with the answer instead.
+#[test]
+fn a_refused_request_keeps_its_connection_for_the_next() {
+    if !have("openssl") || !have("python3") {
+        eprintln!("skipped: needs openssl and python3");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "");
+    rustls_friendly_certificate(&node);
+    let (_, key) = node.key("app", "chat*", &[]);
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    let body = chat("chat-1");
+    let head = |auth: &str, len: usize| {
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {auth}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let mut tls = slow_reader(&node, port);
+    // The body a moment after the head: the refusal is decided before it arrives.
+    tls.write_all(head("wdn_wrong", body.len()).as_bytes())
+        .unwrap();
+    tls.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    tls.write_all(&body).unwrap();
+    let (status, answer_head, _) = read_answer(&mut tls);
+    assert_eq!(status, 401, "{answer_head}");
+    assert!(!answer_head.contains("connection: close"), "{answer_head}");
+    // The same connection carries the next request, which is served.
+    tls.write_all(head(&key, body.len()).as_bytes()).unwrap();
+    tls.write_all(&body).unwrap();
+    let (status, answer_head, answer) = read_answer(&mut tls);
+    assert_eq!(status, 200, "{answer_head}{answer}");
+
+    // A body declared larger than the limit (4096 bytes here) is not waited for: the
+    // answer comes at once and closes the connection, saying so.
+    for auth in ["wdn_wrong", key.as_str()] {
+        let mut tls = slow_reader(&node, port);
+        tls.write_all(head(auth, 1 << 20).as_bytes()).unwrap();
+        let t = Instant::now();
+        let (status, answer_head, _) = read_answer(&mut tls);
+        assert!(status == 401 || status == 413, "{answer_head}");
+        assert!(answer_head.contains("connection: close"), "{answer_head}");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+    stop(server);
+}
+
 /// `[serve] send_timeout_ms`: a client that asks for a large answer and then reads nothing
 /// is cut once the server's writes have made no progress for the timeout, and its
 /// connection slot goes to the next client.
