@@ -18,7 +18,7 @@ use clap::Parser;
 /// this binary too; its seccomp list allows the calls mimalloc makes (runtime's sandbox.rs),
 /// and `runtime::allocator` holds mimalloc's settings.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: runtime::allocator::Mimalloc = runtime::allocator::Mimalloc;
 
 fn main() -> ExitCode {
     runtime::allocator::configure();

@@ -3,7 +3,7 @@
 //! `warden`'s allocator, so that the sandbox tests hold the worker as `warden` runs it.
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: runtime::allocator::Mimalloc = runtime::allocator::Mimalloc;
 
 fn main() -> std::process::ExitCode {
     runtime::allocator::configure();
