@@ -23,6 +23,9 @@ use crate::error::ApiError;
 /// request right after its head, and a refused caller must not hold its connection for
 /// as long as an accepted one may take to upload.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most bytes of an unneeded body read to keep its connection: a chat request is far
+/// smaller, and a refused caller must not make the gateway decrypt a megabyte a request.
+const DRAIN_MOST: usize = 64 << 10;
 
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
@@ -63,10 +66,10 @@ pub async fn read(
 }
 
 /// Reads and discards what is left of a body the answer did not need, keeping nothing.
-/// `true` when it ended within `max` bytes and [`DRAIN_TIMEOUT`], so that the connection
-/// can carry another request.
+/// `true` when it ended within `max` bytes (at most [`DRAIN_MOST`]) and
+/// [`DRAIN_TIMEOUT`], so that the connection can carry another request.
 pub async fn drain(body: Incoming, max: usize) -> bool {
-    drain_within(body, max, DRAIN_TIMEOUT).await
+    drain_within(body, max.min(DRAIN_MOST), DRAIN_TIMEOUT).await
 }
 
 async fn drain_within<B>(mut body: B, max: usize, timeout: Duration) -> bool
