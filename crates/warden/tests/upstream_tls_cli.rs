@@ -10,21 +10,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::http::stop;
 use common::serve::*;
-use common::{code, p, text};
-
-fn openssl(args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl {args:?}");
-}
+use common::{code, openssl, p, text};
 
 /// A CA (`NAME.pem`, `NAME.key`) in `dir`.
 fn ca(dir: &Path, name: &str) {

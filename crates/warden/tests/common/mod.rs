@@ -87,3 +87,14 @@ pub fn safetensors(data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(data);
     out
 }
+
+/// Runs openssl with `args` (output discarded); it must succeed.
+pub fn openssl(args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl {args:?}");
+}
