@@ -122,4 +122,50 @@ mod tests {
             }
         }
     }
+
+    /// mimalloc's memory is never advised into transparent huge pages (`hg` in the
+    /// mapping's VmFlags): one touched byte would make 2 MiB resident.
+    #[test]
+    fn no_block_lies_in_memory_advised_for_huge_pages() {
+        let a = Mimalloc;
+        for size in [64, 5000, 300_000, 4 << 20] {
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            // SAFETY: a non-zero size; freed with its layout below.
+            let p = unsafe { a.alloc(layout) };
+            assert!(!p.is_null());
+            let flags = vm_flags_of(p as usize);
+            // SAFETY: allocated above with this layout.
+            unsafe { a.dealloc(p, layout) };
+            assert!(
+                !flags.split_whitespace().any(|f| f == "hg"),
+                "a block of {size} bytes lies in a mapping advised for huge pages: {flags}"
+            );
+        }
+    }
+
+    /// The VmFlags line of the mapping in /proc/self/smaps that holds `addr`.
+    fn vm_flags_of(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                if inside {
+                    return flags.trim().to_string();
+                }
+            } else if let Some((lo, hi)) = mapping_range(line) {
+                inside = (lo..hi).contains(&addr);
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    /// The address range of an smaps header line (`lo-hi perms ...`), or None for the
+    /// lines of fields under it.
+    fn mapping_range(line: &str) -> Option<(usize, usize)> {
+        let (lo, hi) = line.split_once(' ')?.0.split_once('-')?;
+        Some((
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        ))
+    }
 }
