@@ -165,6 +165,19 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/warden-gateway-bench.XXXXXX")
 # Warden's ledger syncs its records (before the answer with DURABLE=1): on tmpfs that
 # costs nothing, which would flatter it. Said in the output; TMPDIR chooses the place.
 work_fs=$(stat -f -c %T "$work")
+# ext2, ext3 and ext4 share one magic number; /proc/fs/jbd2 lists the devices that have a
+# journal. Without one, ext4 skips inodes freed in the last few minutes on every file it
+# creates, which the ledger's tile files pay for.
+if [ "$work_fs" = ext2/ext3 ]; then
+  work_dev=$(df --output=source "$work" | tail -n 1)
+  if [ -e "/proc/fs/jbd2/${work_dev#/dev/}-8" ]; then
+    work_fs="ext3/ext4 with a journal"
+  else
+    work_fs="ext2/ext4 without a journal"
+  fi
+fi
+# mimalloc leaves its memory in small pages; the rest of the process follows this setting.
+thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
 [ "$work_fs" != tmpfs ] || echo "warning: $work is on tmpfs: Warden's ledger syncs cost nothing there" >&2
 declare -A pid=()
 # Every server runs under setsid, in a process group of its own (nginx's and uvicorn's
@@ -475,7 +488,7 @@ if [ -s "$work/warden.err" ]; then
 fi
 echo "command: CONNS=$conns ROUNDS=$rounds WARMUP=$warmup BIG_CONNS=$big_conns NGINX_WORKERS=$nginx_workers" \
   "BARE=$with_bare LITELLM=$with_litellm LITELLM_WORKERS=$litellm_workers bench/gateway.sh $secs"
-echo "machine: $(nproc) cores; load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) cores; transparent huge pages ${thp:-?}; load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 big_desc="memory run -t2 -c$big_conns"
 [ "$big_conns" -gt 0 ] || big_desc="no memory run"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): throughput runs -t2 -c$conns, latency runs -t1 -c1," \
