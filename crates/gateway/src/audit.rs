@@ -21,8 +21,11 @@ const BATCH: usize = 4_096;
 /// How long records may gather before a commit when no request waits for it: fewer,
 /// larger commits, each one fsync and one checkpoint signature (at 10,000 requests a
 /// second these were a third of the gateway's CPU when every few records made a commit).
-/// It bounds what a crash can lose of records not waited on, with the commit's fsync.
-pub const LINGER: Duration = Duration::from_millis(10);
+/// It bounds what a crash can lose of records not waited on, with the commit's fsync. The
+/// default of `[serve] ledger_commit_ms`: at 10 ms, each commit's fsync held up about one
+/// request by a millisecond, a hundred a second, which was the p99 at one connection
+/// (docs/PERFORMANCE.md, "Group commits every 50 ms").
+pub const LINGER: Duration = Duration::from_millis(50);
 
 /// Keyed digests (`hmac-sha256:<hex>`) of request and response bodies: whoever holds the
 /// key can prove which payload a record names, nobody else can guess it. The same digests

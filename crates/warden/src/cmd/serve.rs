@@ -329,7 +329,7 @@ pub fn serve(
     let recorder = Recorder::start(
         Arc::clone(&ledger),
         gateway::audit::QUEUE,
-        gateway::audit::LINGER,
+        Duration::from_millis(config.ledger_commit_ms),
     )?;
     let mut gw = Gateway::new(gateway_config, Arc::clone(&control), recorder, digests)?;
     gw.jwt = jwt.clone();

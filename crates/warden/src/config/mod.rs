@@ -364,6 +364,8 @@ mod tests {
             ("[serve]\nlisten = \"nowhere\"\n", "listen"),
             ("[serve]\ntls13 = true\n", "unknown field"),
             ("[serve]\nsend_timeout_ms = 0\n", "send_timeout_ms"),
+            ("[serve]\nledger_commit_ms = 0\n", "ledger_commit_ms must be 1 to 1000"),
+            ("[serve]\nledger_commit_ms = 5000\n", "ledger_commit_ms must be 1 to 1000"),
             ("[runtime]\noutput = \"all\"\n", "label-score"),
             ("[runtime]\nmemory_mib = 1\n", "memory_mib"),
             ("[runtime.models.iris]\noutput = \"probs\"\n", "iris"),

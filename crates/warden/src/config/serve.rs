@@ -32,6 +32,11 @@ pub struct ServeConfig {
     /// queued for the next group commit).
     #[serde(default)]
     pub durable_before_answer: bool,
+    /// How long the records of answered requests may gather before one group commit (one
+    /// fsync), in ms (default 50, at most 1000): what a crash can lose of records no
+    /// answer waited for.
+    #[serde(default = "default_ledger_commit_ms")]
+    pub ledger_commit_ms: u64,
     /// Inference connections open at once (default 4096); more wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -349,6 +354,10 @@ fn default_send_timeout_ms() -> u64 {
     30_000
 }
 
+fn default_ledger_commit_ms() -> u64 {
+    gateway::audit::LINGER.as_millis() as u64
+}
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
@@ -360,6 +369,7 @@ impl Default for ServeConfig {
             max_body_bytes: default_max_body_bytes(),
             max_connections: default_max_connections(),
             durable_before_answer: false,
+            ledger_commit_ms: default_ledger_commit_ms(),
             max_response_bytes: default_max_response_bytes(),
             request_timeout_ms: default_request_timeout_ms(),
             send_timeout_ms: default_send_timeout_ms(),
@@ -495,6 +505,9 @@ impl ServeConfig {
         }
         if self.send_timeout_ms == 0 {
             bail!("[serve] send_timeout_ms must be at least 1");
+        }
+        if !(1..=1000).contains(&self.ledger_commit_ms) {
+            bail!("[serve] ledger_commit_ms must be 1 to 1000");
         }
         let config = gateway::GatewayConfig {
             listen,
