@@ -523,23 +523,12 @@ fn the_cli_acts_through_a_remote_admin_api() {
         common::text(&out)
     );
     let other_ca = node.data.parent().unwrap().join("other.pem");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
-        .arg(node.data.parent().unwrap().join("other.key"))
-        .arg("-out")
-        .arg(&other_ca)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    common::self_signed_p256(
+        &other_ca,
+        &node.data.parent().unwrap().join("other.key"),
+        "/CN=localhost",
+        &[],
+    );
     let out = common::run(
         &["lockdown", "on"],
         &[

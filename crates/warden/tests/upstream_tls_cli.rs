@@ -13,7 +13,7 @@ use std::path::Path;
 
 use common::http::stop;
 use common::serve::*;
-use common::{code, openssl, p, text};
+use common::{code, openssl, p, self_signed_p256, text};
 
 /// A CA (`NAME.pem`, `NAME.key`) in `dir`.
 fn ca(dir: &Path, name: &str) {
@@ -21,27 +21,15 @@ fn ca(dir: &Path, name: &str) {
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}.key")),
     );
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    self_signed_p256(
+        &cert,
+        &key,
         &format!("/CN={name}"),
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout",
-        p(&key),
-        "-out",
-        p(&cert),
-    ]);
+        &[
+            "basicConstraints=critical,CA:TRUE",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
 }
 
 /// A certificate `NAME.pem` and key `NAME.key` signed by the CA `issuer`, with `ext`

@@ -98,3 +98,26 @@ pub fn openssl(args: &[&str]) {
         .unwrap();
     assert!(status.success(), "openssl {args:?}");
 }
+
+/// A self-signed P-256 certificate for `subject` (e.g. `/CN=localhost`) with the given
+/// `-addext` extensions, valid two days, written to `cert` with its key in `key`.
+pub fn self_signed_p256(cert: &Path, key: &Path, subject: &str, extensions: &[&str]) {
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        subject,
+    ];
+    for ext in extensions {
+        args.extend(["-addext", ext]);
+    }
+    args.extend(["-keyout", p(key), "-out", p(cert)]);
+    openssl(&args);
+}

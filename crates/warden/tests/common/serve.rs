@@ -76,25 +76,12 @@ pub fn setup(upstream_port: u16, extra_config: &str) -> Node {
     std::fs::write(&token_file, json(&out)["token"].as_str().unwrap()).unwrap();
     std::fs::create_dir_all(data.join("tls")).unwrap();
     let cert = data.join("tls/cert.pem");
-    super::openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    super::self_signed_p256(
+        &cert,
+        &data.join("tls/key.pem"),
         "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        p(&data.join("tls/key.pem")),
-        "-out",
-        p(&cert),
-    ]);
+        &["subjectAltName=DNS:localhost,IP:127.0.0.1"],
+    );
     let mut config = std::fs::read_to_string(data.join("warden.toml")).unwrap();
     config.push_str(&format!(
         r#"
