@@ -58,7 +58,8 @@
 # req/s, p50 and p99 latency over the rounds (and the server's CPU time per request, all
 # its processes, from /proc), then the four targets with the figures they are judged on
 # and met / NOT MET:
-#   1. warden req/s >= 0.8x nginx-tls req/s (medians of the throughput runs);
+#   1. warden req/s >= 0.8x nginx-tls req/s (medians of the throughput runs); the ratio
+#      of each round's two runs, back to back, is shown beside it;
 #   2. added latency (warden minus upstream, wrk -t1 -c1, the median of the per-round
 #      differences): p50 <= 0.3 ms, p99 <= 1 ms; both raw figures are shown;
 #   3. warden req/s >= 50x litellm req/s;
@@ -564,6 +565,14 @@ if w and ng:
     ratio = w["rps"] / ng["rps"]
     verdicts.append(f"1. throughput: warden {w['rps']:,.0f} req/s, nginx-tls {ng['rps']:,.0f} req/s:"
                     f" {ratio:.2f}x (target >= 0.8x): {verdict(ratio >= 0.8)}")
+    # The same round's runs, back to back, see the same machine: their ratios show how
+    # much of the verdict is the machine's load drifting between rounds.
+    paired = [x["rps"] / y["rps"] for x, y in zip(runs[("tp", "warden")], runs[("tp", "nginx-tls")])
+              if not x["errors"] and not y["errors"]]
+    if paired:
+        verdicts.append("   per round, warden over nginx-tls in the same round: "
+                        + ", ".join(f"{r:.2f}x" for r in paired)
+                        + f" (median {statistics.median(paired):.2f}x)")
 else:
     verdicts.append("1. throughput against nginx-tls: not judged, no clean throughput run of both")
 bare = med.get(("tp", "bare"))
