@@ -44,6 +44,13 @@ pub fn backup(
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
     }
+    // The manifest's time (humantime would panic on one before 1970).
+    let now = std::time::SystemTime::now();
+    if now < std::time::SystemTime::UNIX_EPOCH {
+        return Err(Error::Record(
+            "the system clock is set before 1970: set the clock and back up again".into(),
+        ));
+    }
     // A writer in another process may publish while we copy; a copy that misses a tile
     // it replaced is retried.
     let mut last = None;
@@ -62,8 +69,7 @@ pub fn backup(
             let cp = published.checkpoint();
             let manifest = Manifest {
                 format: 1,
-                created: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                    .to_string(),
+                created: humantime::format_rfc3339_seconds(now).to_string(),
                 origin: cp.origin.clone(),
                 size: cp.size,
                 root: hex::encode(cp.root),

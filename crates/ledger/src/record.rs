@@ -151,11 +151,15 @@ impl Record {
     }
 }
 
-/// `time` in RFC 3339, UTC, milliseconds; empty for a time that format cannot hold (past
-/// year 9999), which [`Record::encode`] then refuses rather than writing it.
+/// `time` in RFC 3339, UTC, milliseconds; empty for a time that format cannot hold (before
+/// 1970, on which humantime would panic, or past year 9999), which [`Record::encode`] then
+/// refuses rather than writing it.
 pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
     use std::fmt::Write as _;
     let mut text = String::with_capacity(24);
+    if time < SystemTime::UNIX_EPOCH {
+        return text;
+    }
     if write!(text, "{}", humantime::format_rfc3339_millis(time)).is_err() {
         text.clear();
     }
@@ -419,6 +423,20 @@ impl std::fmt::Debug for DigestKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clock before 1970 gives an empty time, which encoding refuses, not a panic.
+    #[test]
+    fn a_time_before_1970_is_empty_and_refused() {
+        let before = SystemTime::UNIX_EPOCH - std::time::Duration::from_millis(1);
+        assert_eq!(rfc3339_millis(before), "");
+        assert_eq!(
+            rfc3339_millis(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let mut r = Record::new("release.admitted", "alice");
+        r.time = rfc3339_millis(before);
+        assert!(matches!(r.encode(), Err(Error::Record(_))));
+    }
 
     #[test]
     fn records_are_canonical_and_round_trip() {

@@ -573,7 +573,7 @@ pub fn admit(
     } else {
         State::Rejected
     };
-    let time = now();
+    let time = now()?;
     let bom_input = aibom::BomInput {
         serial: aibom::new_serial().map_err(|e| anyhow::anyhow!("AI-BOM: {e}"))?,
         timestamp: time.clone(),

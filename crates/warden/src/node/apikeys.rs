@@ -71,7 +71,7 @@ pub fn create(
         principal: principal.to_string(),
         hash: issued.token_hash,
         models: models.to_vec(),
-        created: now(),
+        created: now()?,
         expires: expires.clone(),
         revoked: false,
     };
@@ -137,7 +137,7 @@ pub fn set_lockdown(
                 .subject(gateway::control::LOCKDOWN)
                 .attr("state", value),
         )?;
-        tx.set_setting(gateway::control::LOCKDOWN, value, &actor.name, &now())?;
+        tx.set_setting(gateway::control::LOCKDOWN, value, &actor.name, &now()?)?;
         Ok(index)
     })
 }
@@ -188,7 +188,7 @@ pub fn set_blocked(
         }
         let index = super::record(ledger, &rec)?;
         let value = serde_json::to_string(&list)?;
-        tx.set_setting(gateway::control::BLOCKED, &value, &actor.name, &now())?;
+        tx.set_setting(gateway::control::BLOCKED, &value, &actor.name, &now()?)?;
         Ok(index)
     })
 }

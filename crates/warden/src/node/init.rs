@@ -104,7 +104,7 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> anyhow::Result<Initialised> 
     let principal = Principal {
         name: opts.admin.clone(),
         roles: vec![Role::Admin],
-        created: now(),
+        created: now()?,
         disabled: false,
         token_id: issued.token_id.clone(),
         token_hash: issued.token_hash,

@@ -70,7 +70,7 @@ fn commit_move(
             from: Some(from),
             to,
             actor: actor.into(),
-            time: now(),
+            time: now()?,
             ledger_index: Some(index),
             note: reasons.join("; "),
         },
@@ -121,7 +121,7 @@ pub fn approve(
         let approval = Approval {
             approver: actor.name.clone(),
             accepts_findings,
-            time: now(),
+            time: now()?,
         };
         let complete = approvals
             .add(
@@ -317,7 +317,7 @@ fn switch_live(
                     from: Some(State::Live),
                     to: State::Retired,
                     actor: actor.name.clone(),
-                    time: now(),
+                    time: now()?,
                     ledger_index: Some(retired),
                     note: format!("replaced by {id}"),
                 },
@@ -342,7 +342,7 @@ fn switch_live(
             model: id.name.clone(),
             version: id.version.clone(),
             previous: previous.clone(),
-            since: now(),
+            since: now()?,
         })?;
         Ok(Outcome {
             release: id.to_string(),

@@ -91,9 +91,17 @@ impl LedgerHandle {
     }
 }
 
-/// Now, as the ledger writes times (RFC 3339, UTC, milliseconds).
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+/// Now, as the ledger writes times (RFC 3339, UTC, milliseconds). A clock before 1970
+/// (which RFC 3339 cannot write) is an error, not a panic.
+pub fn now() -> anyhow::Result<String> {
+    rfc3339_millis(SystemTime::now())
+}
+
+fn rfc3339_millis(time: SystemTime) -> anyhow::Result<String> {
+    if time < SystemTime::UNIX_EPOCH {
+        bail!("the system clock is set before 1970: set the clock (e.g. with NTP) and try again");
+    }
+    Ok(humantime::format_rfc3339_millis(time).to_string())
 }
 
 impl Node {
@@ -270,4 +278,24 @@ pub fn record(ledger: &Ledger, record: &Record) -> anyhow::Result<u64> {
         .append_record(record)
         .context("recording in the ledger (nothing was changed)")?
         .index)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::rfc3339_millis;
+
+    #[test]
+    fn times_are_rfc3339_to_the_millisecond_and_a_clock_before_1970_is_an_error() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(rfc3339_millis(t).unwrap(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            rfc3339_millis(SystemTime::UNIX_EPOCH).unwrap(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        let e = rfc3339_millis(before).unwrap_err().to_string();
+        assert!(e.contains("before 1970"), "{e}");
+    }
 }

@@ -26,7 +26,7 @@ pub fn add(
     let principal = Principal {
         name: name.into(),
         roles: roles.clone(),
-        created: now(),
+        created: now()?,
         disabled: false,
         token_id: issued.token_id.clone(),
         token_hash: issued.token_hash,
