@@ -700,3 +700,86 @@ fn a_client_that_stops_reading_is_cut_after_the_send_timeout_and_frees_its_slot(
     eprintln!("{} bytes arrived, then: {ended}", got.len());
     stop(server);
 }
+
+/// The admin socket answers the server's own user (and root) only: with the modes that
+/// keep other users out loosened on purpose, another user's connection is closed
+/// unanswered and reported, while the owner's is still answered.
+#[test]
+fn the_admin_socket_refuses_other_users_even_when_its_modes_let_them_in() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    use std::os::unix::process::CommandExt;
+    if !have("openssl") || !have("python3") {
+        eprintln!("skipped: needs openssl and python3");
+        return;
+    }
+    if rustix::process::getuid().as_raw() != 0 {
+        eprintln!("skipped: connecting as another user needs root");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "");
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, _) = start(&node, &log);
+    let socket = node.data.join("serve.sock");
+    let t = Instant::now();
+    while !socket.exists() {
+        assert!(t.elapsed() < Duration::from_secs(5), "no admin socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (path, mode) in [
+        (node.data.parent().unwrap(), 0o755),
+        (node.data.as_path(), 0o755),
+        (socket.as_path(), 0o666),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    // Another user (nobody) connects and sends a line: no answer, the connection closed
+    // (reset, as the line was never read).
+    let other = Command::new("python3")
+        .args([
+            "-c",
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.settimeout(10)\n\
+             s.connect(sys.argv[1])\n\
+             s.sendall(b'{}\\n')\n\
+             try:\n\
+             \x20   got = s.recv(4096)\n\
+             except ConnectionResetError:\n\
+             \x20   got = b''\n\
+             print('closed' if got == b'' else repr(got))",
+            p(&socket),
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(other.status.success(), "{}", text(&other));
+    assert_eq!(String::from_utf8_lossy(&other.stdout).trim(), "closed");
+    let t = Instant::now();
+    loop {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if logged.contains("refused a connection to the admin socket: uid 65534") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "not reported:\n{logged}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The owner's line (malformed) is answered: a refusal, as JSON.
+    let mut owner = UnixStream::connect(&socket).unwrap();
+    owner
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    owner.write_all(b"{}\n").unwrap();
+    let mut reply = String::new();
+    owner.read_to_string(&mut reply).unwrap();
+    let reply: Value = serde_json::from_str(reply.trim()).unwrap();
+    assert_eq!(reply["ok"], false, "{reply}");
+    stop(server);
+}

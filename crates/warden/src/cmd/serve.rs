@@ -590,6 +590,10 @@ async fn admin_loop(listener: tokio::net::UnixListener, node: Arc<Mutex<Node>>, 
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        if let Err(why) = admin_peer_allowed(&stream) {
+            eprintln!("warden serve: refused a connection to the admin socket: {why}");
+            continue;
+        }
         let node = Arc::clone(&node);
         let gw = Arc::clone(&gw);
         tokio::spawn(async move {
@@ -620,6 +624,24 @@ async fn admin_loop(listener: tokio::net::UnixListener, node: Arc<Mutex<Node>>, 
                 let _ = write.write_all(text.as_bytes()).await;
             }
         });
+    }
+}
+
+/// Whether a process on the admin socket runs as the server's own user or as root. The
+/// socket's mode (0600, in a 0700 data directory) already keeps others out; this holds
+/// even if those modes were loosened.
+fn admin_peer_allowed(stream: &tokio::net::UnixStream) -> Result<(), String> {
+    let peer = stream
+        .peer_cred()
+        .map_err(|e| format!("its credentials cannot be read ({e})"))?;
+    let own = rustix::process::getuid().as_raw();
+    if peer.uid() == own || peer.uid() == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "uid {} is neither this server's user (uid {own}) nor root",
+            peer.uid()
+        ))
     }
 }
 
