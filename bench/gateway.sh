@@ -14,6 +14,8 @@
 #   WARDEN_BIN=/path/to/warden          use that binary instead of building one
 #   DURABLE=1                           every answer waits for its ledger record's fsync
 #   BARE=0                              leaves out the bare-stack proxy (below)
+#   SETTLE_SECS=390                     on ext2/ext4 without a journal, how long after the
+#                                       last run's cleanup to wait before starting (below)
 #
 # The servers, each started here on a free loopback port, under a temporary directory:
 # - upstream: an nginx (one worker process) that answers POST /v1/chat/completions with a
@@ -177,6 +179,24 @@ if [ "$work_fs" = ext2/ext3 ]; then
     work_fs="ext2/ext4 without a journal"
   fi
 fi
+# The last run's cleanup freed the tens of thousands of inodes of its ledger's tiles. On a
+# filesystem without a journal, ext4 passes over every inode freed in the last minute (six
+# minutes while the inode's table block is dirty again, as the next files' creation makes
+# it) each time it creates a file: Warden's tile files would pay for the previous run.
+# Wait that out (SETTLE_SECS, default 390; 0 does not wait).
+settle_mark="${XDG_CACHE_HOME:-$HOME/.cache}/warden-bench/last-cleanup"
+settle_secs=${SETTLE_SECS:-390}
+[[ $settle_secs =~ ^[0-9]{1,5}$ ]] || { echo "SETTLE_SECS must be a number of seconds" >&2; exit 2; }
+settled=0
+last_cleanup=$(cat "$settle_mark" 2>/dev/null || true)
+if [ "$work_fs" = "ext2/ext4 without a journal" ] && [[ $last_cleanup =~ ^[0-9]{1,12}$ ]]; then
+  since=$(($(date +%s) - last_cleanup))
+  if [ "$since" -ge 0 ] && [ "$since" -lt "$settle_secs" ]; then
+    settled=$((settle_secs - since))
+    echo "waiting ${settled} s: the last run's cleanup freed its ledger's inodes ${since} s ago on a filesystem without a journal (SETTLE_SECS=0 does not wait)" >&2
+    sleep "$settled"
+  fi
+fi
 # mimalloc leaves its memory in small pages; the rest of the process follows this setting.
 thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
 [ "$work_fs" != tmpfs ] || echo "warning: $work is on tmpfs: Warden's ledger syncs cost nothing there" >&2
@@ -191,6 +211,11 @@ cleanup() {
     stop "${pid[$name]:-}"
   done
   rm -rf "$work"
+  # The next run waits for ext4 to forget these inodes (above).
+  if [ "$work_fs" = "ext2/ext4 without a journal" ]; then
+    sync -f "$(dirname "$work")" 2>/dev/null || true
+    mkdir -p "$(dirname "$settle_mark")" && date +%s >"$settle_mark"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -495,7 +520,7 @@ big_desc="memory run -t2 -c$big_conns"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): throughput runs -t2 -c$conns, latency runs -t1 -c1," \
   "$big_desc; $secs s per run, $rounds rounds, ${warmup} s warm-up; ulimit -n $nofile"
 echo "warden: $("$warden" --version 2>/dev/null || echo '?') ($build), $(grep -lxE 'serve-[0-9]+' /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
-  "event loops (one per core) and its ledger threads, data directory on $work_fs;" \
+  "event loops (one per core) and its ledger threads, data directory on $work_fs$([ "$settled" = 0 ] || echo " (waited $settled s for the last run's freed inodes)");" \
   "TLS $(openssl s_client -connect "127.0.0.1:$warden_port" </dev/null 2>/dev/null | grep -m1 -o 'TLSv1.3, Cipher is [A-Z0-9_]*' || echo '?')"
 echo "nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), proxy worker_processes $nginx_workers" \
   "($(($(ps --ppid "${pid[nginx-proxy]}" -o pid= | wc -l))) workers), upstream worker_processes 1;" \
