@@ -669,6 +669,75 @@ mod tests {
         assert!(take_idle_at(&address, now).is_none());
     }
 
+    /// A pooled connection whose upstream went away after it was last checked (so it is
+    /// taken from the pool, and accepts the request) hands the request back unsent when
+    /// it finds the end; the request goes again on a new connection, once.
+    #[tokio::test]
+    async fn a_request_refused_unsent_by_a_dead_pooled_connection_goes_on_a_new_one() {
+        let (port, accepted) = upstream(usize::MAX).await;
+        let t = target(port, "");
+        let key = t.way().unwrap().pool_key;
+        let (client, server) = tokio::io::duplex(4096);
+        let (sender, conn) = http1::handshake(TokioIo::new(client)).await.unwrap();
+        let driven = tokio::spawn(conn);
+        // Let the connection's task run until it waits for a request.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        give_back(Arc::clone(&key), sender);
+        // The upstream's end goes; nothing has run since, so the pool cannot know.
+        drop(server);
+        assert_eq!(idle_count(&key), 1);
+        let got = text(request(&t, post("/x")).await.unwrap()).await;
+        assert_eq!(
+            got, "0 /x",
+            "answered by the upstream, on its first connection"
+        );
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The dead connection's task ended; the new connection went back to the pool.
+        assert!(driven.await.is_ok());
+        assert_eq!(idle_count(&key), 1);
+    }
+
+    /// A request that reached the upstream is never sent twice, even when the upstream
+    /// then closes its pooled connection without an answer: an error, one request seen.
+    #[tokio::test]
+    async fn a_request_sent_and_left_unanswered_is_an_error_not_sent_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let count = Arc::clone(&count);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    for answered in [true, false] {
+                        let mut got = Vec::new();
+                        while !got.windows(6).any(|w| w == b"\r\n\r\n{}") {
+                            let k = s.read(&mut buf).await.unwrap();
+                            if k == 0 {
+                                return;
+                            }
+                            got.extend_from_slice(&buf[..k]);
+                        }
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if answered {
+                            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            s.write_all(answer.as_bytes()).await.unwrap();
+                        }
+                    }
+                    // The second request read, then the connection closed unanswered.
+                });
+            }
+        });
+        let t = target(port, "");
+        assert_eq!(text(request(&t, post("/a")).await.unwrap()).await, "ok");
+        assert!(request(&t, post("/b")).await.is_err());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_an_error_not_a_hang() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
