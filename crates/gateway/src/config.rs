@@ -210,6 +210,9 @@ pub struct GatewayConfig {
     /// Connections open at once; beyond it, new ones wait in the kernel's backlog until
     /// one closes (0: no limit).
     pub max_connections: usize,
+    /// Event loops serving connections, each a thread accepting from the listener (0: one
+    /// per core the process may run on).
+    pub event_loops: usize,
     /// Largest upstream response relayed whole (502 beyond); streams are not limited.
     pub max_response_bytes: usize,
     /// How long an upstream may take to answer (504 beyond).

@@ -89,6 +89,15 @@ impl Gateway {
     }
 }
 
+/// How many event loops to run: `configured`, or with 0 one per core the process may run
+/// on (its CPU affinity and cgroup quota, as the standard library counts them).
+pub fn event_loops(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    }
+}
+
 /// Serves until `shutdown` completes, then lets open connections finish (for a while).
 /// With TLS, a verified client certificate fills `Connection::client`.
 ///
@@ -117,7 +126,7 @@ pub async fn serve(
     let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
     let (stop_tx, stop_rx) = watch::channel(false);
     let socket = listener.into_std()?;
-    let loops = std::thread::available_parallelism().map_or(1, usize::from);
+    let loops = event_loops(gateway.config.event_loops);
     let mut finished = Vec::with_capacity(loops);
     for i in 0..loops {
         let shared = Shared {

@@ -783,3 +783,54 @@ fn the_admin_socket_refuses_other_users_even_when_its_modes_let_them_in() {
     assert_eq!(reply["ok"], false, "{reply}");
     stop(server);
 }
+
+/// `[serve] event_loops` sets how many threads serve inference connections: that many run
+/// (named serve-0, serve-1, …), the start-up line says so, and requests are answered.
+#[test]
+fn event_loops_sets_the_threads_that_serve() {
+    if !have("openssl") || !have("python3") {
+        eprintln!("skipped: needs openssl and python3");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "event_loops = 3");
+    let (_, key) = node.key("app", "chat*", &[]);
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    let t = Instant::now();
+    let line = loop {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = logged.lines().find(|l| l.contains("event loop(s)")) {
+            break l.to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no start-up line:\n{logged}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(line.contains(", 3 event loop(s),"), "{line}");
+    // Answered requests: the loops are running (the start-up line comes just before).
+    let auth = format!("Bearer {key}");
+    for _ in 0..6 {
+        let r = call(&node, port, "GET", "/v1/models", Some(&auth), None);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let loops = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", server.0.id()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|c| c.trim().to_string())
+            .filter(|c| {
+                c.strip_prefix("serve-")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    while loops().len() < 3 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(loops().len(), 3, "{:?}", loops());
+    stop(server);
+}

@@ -365,8 +365,9 @@ pub fn serve(
         (addr, api)
     });
 
-    // The inference listener runs its own event loops, one per core (gateway's server.rs);
-    // this runtime has the admin and metrics listeners, the admin socket and the reloads.
+    // The inference listener runs its own event loops (`event_loops`, by default one per
+    // core: gateway's server.rs); this runtime has the admin and metrics listeners, the
+    // admin socket and the reloads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -556,9 +557,10 @@ async fn run_server(
         admin_url,
     })?;
     eprintln!(
-        "warden serve: {} upstream(s), {} model(s) in the sandboxed runtime, TLS {tls_versions}; admin changes through {}",
+        "warden serve: {} upstream(s), {} model(s) in the sandboxed runtime, {} event loop(s), TLS {tls_versions}; admin changes through {}",
         gw.config.upstreams.len(),
         gw.local.names().len(),
+        gateway::server::event_loops(gw.config.event_loops),
         socket.display()
     );
     let result = gateway::serve(listener, tls, gw, shutdown_signal()).await;

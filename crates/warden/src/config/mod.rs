@@ -366,6 +366,8 @@ mod tests {
             ("[serve]\nsend_timeout_ms = 0\n", "send_timeout_ms"),
             ("[serve]\nledger_commit_ms = 0\n", "ledger_commit_ms must be 1 to 1000"),
             ("[serve]\nledger_commit_ms = 5000\n", "ledger_commit_ms must be 1 to 1000"),
+            ("[serve]\nevent_loops = 257\n", "event_loops must be 0 (one per core) to 256"),
+            ("[serve]\nevent_loops = -1\n", "event_loops"),
             ("[runtime]\noutput = \"all\"\n", "label-score"),
             ("[runtime]\nmemory_mib = 1\n", "memory_mib"),
             ("[runtime.models.iris]\noutput = \"probs\"\n", "iris"),

@@ -40,6 +40,10 @@ pub struct ServeConfig {
     /// Inference connections open at once (default 4096); more wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Event loops (threads) serving inference connections (default 0: one per core the
+    /// process may run on; at most 256).
+    #[serde(default)]
+    pub event_loops: usize,
     /// Largest upstream response relayed whole, in bytes (default 64 MiB); streams are
     /// passed through without this limit.
     #[serde(default = "default_max_response_bytes")]
@@ -334,6 +338,10 @@ fn default_tls_key() -> PathBuf {
     "tls/key.pem".into()
 }
 
+/// More threads than this serve nothing faster on any machine Warden runs on, and a typo
+/// (an extra digit) should not start thousands.
+const MAX_EVENT_LOOPS: usize = 256;
+
 fn default_max_connections() -> usize {
     4096
 }
@@ -368,6 +376,7 @@ impl Default for ServeConfig {
             tls12: false,
             max_body_bytes: default_max_body_bytes(),
             max_connections: default_max_connections(),
+            event_loops: 0,
             durable_before_answer: false,
             ledger_commit_ms: default_ledger_commit_ms(),
             max_response_bytes: default_max_response_bytes(),
@@ -509,10 +518,14 @@ impl ServeConfig {
         if !(1..=1000).contains(&self.ledger_commit_ms) {
             bail!("[serve] ledger_commit_ms must be 1 to 1000");
         }
+        if self.event_loops > MAX_EVENT_LOOPS {
+            bail!("[serve] event_loops must be 0 (one per core) to {MAX_EVENT_LOOPS}");
+        }
         let config = gateway::GatewayConfig {
             listen,
             max_body_bytes: self.max_body_bytes,
             max_connections: self.max_connections,
+            event_loops: self.event_loops,
             durable_before_answer: self.durable_before_answer,
             max_response_bytes: self.max_response_bytes,
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
