@@ -10,7 +10,8 @@ With --tls it serves HTTPS (TLS 1.2 and 1.3) with that certificate and key, and 
 TLS).
 
 Models: any name answers; "boom" fails with a 500 whose body holds internal details (which
-the gateway must never pass on); "slow" answers after 3 seconds; "big" answers a chat
+the gateway must never pass on); "slow" answers after 3 seconds; "dribble" sends a chat
+answer's head after 1 second and its body a second later; "big" answers a chat
 request with 16 MiB of content (BIG_CONTENT bytes). A chat request asking
 `logprobs: true` is answered as a self-describing server would (see `internals`).
 """
@@ -88,6 +89,18 @@ class Handler(BaseHTTPRequestHandler):
             if not self.model_checks(model):
                 return
             words = ["Hello", " from", " the", " fake", " upstream"]
+            if model == "dribble" and not req.get("stream"):
+                body = json.dumps({"id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
+                                   "model": model, "choices": []}).encode()
+                time.sleep(1)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.flush()
+                time.sleep(1)
+                self.wfile.write(body)
+                return
             if model == "big":
                 words = ["x" * BIG_CONTENT]
             if req.get("stream"):

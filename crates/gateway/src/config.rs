@@ -215,7 +215,7 @@ pub struct GatewayConfig {
     pub event_loops: usize,
     /// Largest upstream response relayed whole (502 beyond); streams are not limited.
     pub max_response_bytes: usize,
-    /// How long an upstream may take to answer (504 beyond).
+    /// How long an upstream may take to answer, head and body together (504 beyond).
     pub request_timeout: Duration,
     /// How long a write to a client may make no progress before its connection is closed
     /// (a client that stops reading its answer).

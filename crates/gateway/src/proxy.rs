@@ -201,16 +201,16 @@ pub enum Route<'a> {
     Made(&'a str),
 }
 
-/// Sends one request upstream and waits (at most `timeout`) for its response head. Any
-/// failure, or a status other than 2xx, is a generic 502 (504 on a timeout): what went
-/// wrong upstream is not the caller's business.
+/// Sends one request upstream and waits (until `deadline`) for its response head. Any
+/// failure, or a status other than 2xx, is a generic 502 (504 past the deadline): what
+/// went wrong upstream is not the caller's business.
 pub async fn send(
     target: &Target,
     method: Method,
     route: Route<'_>,
     body: Bytes,
     stream: bool,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Response<UpstreamBody>, ApiError> {
     let uri = target.uri(route).map_err(|_| ApiError::upstream())?;
     let mut req = Request::new(Full::new(body));
@@ -226,7 +226,7 @@ pub async fn send(
             "application/json"
         }),
     );
-    let resp = match tokio::time::timeout(timeout, request(target, req)).await {
+    let resp = match tokio::time::timeout_at(deadline, request(target, req)).await {
         Err(_) => {
             return Err(ApiError::new(
                 hyper::StatusCode::GATEWAY_TIMEOUT,
@@ -548,7 +548,8 @@ mod tests {
             (Route::Made("/v2/models/m/infer"), "/p/v2/models/m/infer"),
         ] {
             let body = Bytes::from_static(b"{}");
-            let sent = send(&t, Method::POST, route, body, false, Duration::from_secs(5));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let sent = send(&t, Method::POST, route, body, false, deadline);
             // One connection, reused: its answers carry its number, 0.
             assert_eq!(text(sent.await.unwrap()).await, format!("0 {asked}"));
         }

@@ -666,13 +666,15 @@ async fn inner(
     gw.limits.admit_model(&model).map_err(Refusal::error)?;
     facts.count_tokens = protocol == Protocol::OpenAi;
     facts.upstream = Some(upstream.name.clone());
+    // One deadline for the whole answer (head and body), not one for each.
+    let deadline = tokio::time::Instant::now() + gw.config.request_timeout;
     let resp = proxy::send(
         &upstream.target,
         route.method(),
         path,
         body,
         stream,
-        gw.config.request_timeout,
+        deadline,
     )
     .await?;
     if stream {
@@ -697,7 +699,7 @@ async fn inner(
         model: Some(model.clone()),
     });
     let limited = Limited::new(resp.into_body(), gw.config.max_response_bytes);
-    let collected = tokio::time::timeout(gw.config.request_timeout, limited.collect())
+    let collected = tokio::time::timeout_at(deadline, limited.collect())
         .await
         .map_err(|_| {
             ApiError::new(

@@ -28,7 +28,7 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     // This test fails many sign-ins from one address on purpose; their slowing is
     // tested in limits_cli.rs.
     let node = setup(up, "[serve.limits]\nfailed_auth_burst = 1000");
-    let (good_id, good) = node.key("app1", "chat*,iris,boom,slow", &[]);
+    let (good_id, good) = node.key("app1", "chat*,iris,boom,slow,dribble", &[]);
     let (_, narrow) = node.key("app2", "other*", &[]);
     let (revoked_id, revoked) = node.key("app3", "*", &[]);
     let (_, expiring) = node.key("app4", "*", &["--expires", "1s"]);
@@ -182,6 +182,17 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         Some(&chat("slow")),
     );
     assert_eq!(r.status, 504, "{}", r.body);
+    // request_timeout_ms (1500 here) bounds the whole answer: a head after 1 s and the
+    // body a second later, each in time alone, is too late together.
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&g),
+        Some(&chat("dribble")),
+    );
+    assert_eq!(r.status, 504, "{}", r.body);
 
     // What works.
     let r = call(&node, port, "GET", "/v1/models", Some(&g), None);
@@ -193,7 +204,7 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["chat-1", "chat-2", "boom", "slow"]);
+    assert_eq!(ids, ["chat-1", "chat-2", "boom", "slow", "dribble"]);
     let r = call(
         &node,
         port,

@@ -48,8 +48,8 @@ pub struct ServeConfig {
     /// passed through without this limit.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
-    /// How long an upstream may take to answer, and a caller to send its body (default
-    /// 60000 ms).
+    /// How long an upstream may take to answer (head and body together; a stream's head),
+    /// and a caller to send its body (default 60000 ms).
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
     /// How long a write of an answer to a client may make no progress before the
