@@ -1035,7 +1035,9 @@ impl Publisher {
                 index,
                 width: TILE_WIDTH as u16,
             };
-            let mut data = Vec::new();
+            // Sized once: grown from empty, a bundle of 256 records was copied a dozen times
+            // over (two thirds of the publisher's own instructions under callgrind).
+            let mut data = Vec::with_capacity(entries.iter().map(|e| 2 + e.len()).sum());
             for e in &entries {
                 tiles::push_entry(&mut data, e)?;
             }
