@@ -11,7 +11,8 @@ TLS).
 
 Models: any name answers; "boom" fails with a 500 whose body holds internal details (which
 the gateway must never pass on); "slow" answers after 3 seconds; "dribble" sends a chat
-answer's head after 1 second and its body a second later; "big" answers a chat
+answer's head after 1 second and its body a second later; "stall" streams its first
+chunk, then nothing for 60 seconds; "big" answers a chat
 request with 16 MiB of content (BIG_CONTENT bytes). A chat request asking
 `logprobs: true` is answered as a self-describing server would (see `internals`).
 """
@@ -116,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
                                      "finish_reason": None}],
                     }
                     self.chunk(f"data: {json.dumps(internals(chunk, req))}\n\n".encode())
-                    time.sleep(0.05)
+                    time.sleep(60 if model == "stall" else 0.05)
                 done = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
                         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                 self.chunk(f"data: {json.dumps(internals(done, req))}\n\n".encode())

@@ -2,6 +2,7 @@
 //! authorisation, upstream, record.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -867,8 +868,8 @@ fn decide(
 }
 
 /// Passes an upstream's event stream through chunk by chunk, digesting and counting it,
-/// and records the request when the stream ends, is cut by a lockdown, or the caller
-/// goes away.
+/// and records the request when the stream ends, is cut by a lockdown, stalls (nothing
+/// from the upstream for `request_timeout`), or the caller goes away.
 fn stream(
     gw: &Arc<Gateway>,
     upstream: Response<UpstreamBody>,
@@ -878,6 +879,7 @@ fn stream(
     let metered = Metered {
         inner: upstream.into_body(),
         shaper,
+        stall: Box::pin(tokio::time::sleep(gw.config.request_timeout)),
         ended: false,
         digest: Some(gw.digests.stream()),
         bytes: 0,
@@ -900,6 +902,9 @@ fn stream(
 struct Metered {
     inner: UpstreamBody,
     shaper: SseShaper,
+    /// Ends the stream when the upstream sends nothing for `request_timeout`: a stalled
+    /// upstream holds neither the caller nor a connection slot for ever.
+    stall: Pin<Box<tokio::time::Sleep>>,
     /// The upstream has ended; what the shaper held back has been sent.
     ended: bool,
     digest: Option<StreamDigest>,
@@ -967,7 +972,14 @@ impl Body for Metered {
                 return Poll::Ready(None);
             }
             let shaped = match Pin::new(&mut self.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if self.stall.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.outcome = "upstream-stalled";
+                    self.finish();
+                    return Poll::Ready(None);
+                }
                 // The end of the upstream's stream, or trailers (not passed on): what the
                 // shaper holds back goes out, then the stream ends.
                 Poll::Ready(None) => {
@@ -976,7 +988,11 @@ impl Body for Metered {
                     self.shaper.finish()
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
-                    Some(data) => self.shaper.push(data),
+                    Some(data) => {
+                        let next = tokio::time::Instant::now() + self.gw.config.request_timeout;
+                        self.stall.as_mut().reset(next);
+                        self.shaper.push(data)
+                    }
                     None => {
                         self.ended = true;
                         self.outcome = "complete";

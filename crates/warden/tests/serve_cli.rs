@@ -28,7 +28,7 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     // This test fails many sign-ins from one address on purpose; their slowing is
     // tested in limits_cli.rs.
     let node = setup(up, "[serve.limits]\nfailed_auth_burst = 1000");
-    let (good_id, good) = node.key("app1", "chat*,iris,boom,slow,dribble", &[]);
+    let (good_id, good) = node.key("app1", "chat*,iris,boom,slow,dribble,stall", &[]);
     let (_, narrow) = node.key("app2", "other*", &[]);
     let (revoked_id, revoked) = node.key("app3", "*", &[]);
     let (_, expiring) = node.key("app4", "*", &["--expires", "1s"]);
@@ -204,7 +204,10 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["chat-1", "chat-2", "boom", "slow", "dribble"]);
+    assert_eq!(
+        ids,
+        ["chat-1", "chat-2", "boom", "slow", "dribble", "stall"]
+    );
     let r = call(
         &node,
         port,
@@ -244,6 +247,23 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body.matches("data: ").count(), 7, "{}", r.body);
     assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
+    // A stream whose upstream falls silent after its first chunk (for a minute) ends once
+    // request_timeout_ms (1500 here) passes without a chunk: what came is passed on, and
+    // no [DONE] says the answer is whole.
+    let stalled = br#"{"model":"stall","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let t = Instant::now();
+    let r = call(
+        &node,
+        port,
+        "POST",
+        "/v1/chat/completions",
+        Some(&g),
+        Some(stalled),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body.matches("data: ").count(), 1, "{}", r.body);
+    assert!(!r.body.contains("[DONE]"), "{}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     let r = call(
         &node,
         port,
@@ -434,6 +454,9 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     assert!(requests
         .iter()
         .any(|r| r["attrs"]["stream"] == "complete" && r["subject"] == "chat-2"));
+    assert!(requests
+        .iter()
+        .any(|r| r["attrs"]["stream"] == "upstream-stalled" && r["subject"] == "stall"));
     assert!(requests
         .iter()
         .any(|r| r["attrs"]["decision"] == "lockdown"));

@@ -94,7 +94,7 @@ request_timeout_ms = 1500
 name = "llm"
 url = "http://127.0.0.1:{upstream_port}"
 protocol = "openai"
-models = ["chat-1", "chat-2", "other-1", "boom", "slow", "dribble", "big"]
+models = ["chat-1", "chat-2", "other-1", "boom", "slow", "dribble", "stall", "big"]
 
 [[serve.upstreams]]
 name = "triton"
