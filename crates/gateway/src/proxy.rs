@@ -496,18 +496,10 @@ mod tests {
                 let (mut s, _) = listener.accept().await.unwrap();
                 let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
                     for _ in 0..close_after {
-                        let mut got = Vec::new();
-                        // Headers and the 2-byte body of `post`.
-                        while !got.windows(6).any(|w| w == b"\r\n\r\n{}") {
-                            let k = s.read(&mut buf).await.unwrap();
-                            if k == 0 {
-                                return;
-                            }
-                            got.extend_from_slice(&buf[..k]);
-                        }
-                        let head = String::from_utf8_lossy(&got).to_string();
+                        let Some(head) = read_post(&mut s).await else {
+                            return;
+                        };
                         let path = head.split(' ').nth(1).unwrap_or("").to_string();
                         let body = format!("{n} {path}");
                         let answer = format!(
@@ -520,6 +512,21 @@ mod tests {
             }
         });
         (port, accepted)
+    }
+
+    /// Reads one request `post` made (its head and 2-byte body); `None` when the
+    /// connection ends first.
+    async fn read_post(s: &mut tokio::net::TcpStream) -> Option<String> {
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        while !got.windows(6).any(|w| w == b"\r\n\r\n{}") {
+            let k = s.read(&mut buf).await.unwrap();
+            if k == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        Some(String::from_utf8_lossy(&got).into_owned())
     }
 
     async fn text(resp: Response<UpstreamBody>) -> String {
@@ -713,15 +720,9 @@ mod tests {
                 let (mut s, _) = listener.accept().await.unwrap();
                 let count = Arc::clone(&count);
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
                     for answered in [true, false] {
-                        let mut got = Vec::new();
-                        while !got.windows(6).any(|w| w == b"\r\n\r\n{}") {
-                            let k = s.read(&mut buf).await.unwrap();
-                            if k == 0 {
-                                return;
-                            }
-                            got.extend_from_slice(&buf[..k]);
+                        if read_post(&mut s).await.is_none() {
+                            return;
                         }
                         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         if answered {

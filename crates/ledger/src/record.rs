@@ -154,7 +154,7 @@ impl Record {
 /// `time` in RFC 3339, UTC, milliseconds; empty for a time that format cannot hold (before
 /// 1970, on which humantime would panic, or past year 9999), which [`Record::encode`] then
 /// refuses rather than writing it.
-pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
+pub fn rfc3339_millis(time: SystemTime) -> String {
     use std::fmt::Write as _;
     let mut text = String::with_capacity(24);
     if time < SystemTime::UNIX_EPOCH {

@@ -159,39 +159,28 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     assert_eq!(r.status, 404, "{}", r.body);
 
     // Upstream failures say nothing of the upstream.
-    let r = call(
-        &node,
-        port,
-        "POST",
-        "/v1/chat/completions",
-        Some(&g),
-        Some(&chat("boom")),
-    );
+    let post_chat = |body: &[u8]| {
+        call(
+            &node,
+            port,
+            "POST",
+            "/v1/chat/completions",
+            Some(&g),
+            Some(body),
+        )
+    };
+    let r = post_chat(&chat("boom"));
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(
         !r.body.contains("internal-detail") && !r.body.contains("Traceback"),
         "{}",
         r.body
     );
-    let r = call(
-        &node,
-        port,
-        "POST",
-        "/v1/chat/completions",
-        Some(&g),
-        Some(&chat("slow")),
-    );
+    let r = post_chat(&chat("slow"));
     assert_eq!(r.status, 504, "{}", r.body);
     // request_timeout_ms (1500 here) bounds the whole answer: a head after 1 s and the
     // body a second later, each in time alone, is too late together.
-    let r = call(
-        &node,
-        port,
-        "POST",
-        "/v1/chat/completions",
-        Some(&g),
-        Some(&chat("dribble")),
-    );
+    let r = post_chat(&chat("dribble"));
     assert_eq!(r.status, 504, "{}", r.body);
 
     // What works.
@@ -217,14 +206,7 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         None,
     );
     assert_eq!(r.json()["data"][0]["id"], "other-1");
-    let r = call(
-        &node,
-        port,
-        "POST",
-        "/v1/chat/completions",
-        Some(&g),
-        Some(&chat("chat-1")),
-    );
+    let r = post_chat(&chat("chat-1"));
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(
@@ -236,14 +218,7 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
         "the API key must not reach the upstream"
     );
     let stream = br#"{"model":"chat-2","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let r = call(
-        &node,
-        port,
-        "POST",
-        "/v1/chat/completions",
-        Some(&g),
-        Some(stream),
-    );
+    let r = post_chat(stream);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body.matches("data: ").count(), 7, "{}", r.body);
     assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
@@ -252,14 +227,7 @@ fn serve_authenticates_validates_proxies_records_and_locks_down() {
     // no [DONE] says the answer is whole.
     let stalled = br#"{"model":"stall","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let t = Instant::now();
-    let r = call(
-        &node,
-        port,
-        "POST",
-        "/v1/chat/completions",
-        Some(&g),
-        Some(stalled),
-    );
+    let r = post_chat(stalled);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body.matches("data: ").count(), 1, "{}", r.body);
     assert!(!r.body.contains("[DONE]"), "{}", r.body);

@@ -91,17 +91,18 @@ impl LedgerHandle {
     }
 }
 
-/// Now, as the ledger writes times (RFC 3339, UTC, milliseconds). A clock before 1970
-/// (which RFC 3339 cannot write) is an error, not a panic.
+/// Now, as the ledger writes times (RFC 3339, UTC, milliseconds). A clock that format
+/// cannot write (before 1970) is an error, not a panic.
 pub fn now() -> anyhow::Result<String> {
     rfc3339_millis(SystemTime::now())
 }
 
 fn rfc3339_millis(time: SystemTime) -> anyhow::Result<String> {
-    if time < SystemTime::UNIX_EPOCH {
-        bail!("the system clock is set before 1970: set the clock (e.g. with NTP) and try again");
+    let text = ledger::record::rfc3339_millis(time);
+    if text.is_empty() {
+        bail!("the system clock is set before 1970 (or past 9999): set the clock (e.g. with NTP) and try again");
     }
-    Ok(humantime::format_rfc3339_millis(time).to_string())
+    Ok(text)
 }
 
 impl Node {
