@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +15,7 @@ use registry::release::pattern_matches;
 use registry::{ApiKey, Registry};
 
 use crate::error::ApiError;
+use crate::sharded::Swapped;
 
 /// The setting that holds the kill switch (`on` or `off`).
 pub const LOCKDOWN: &str = "lockdown";
@@ -74,7 +75,7 @@ struct Snapshot {
 
 /// The registry's view, shared by every request.
 pub struct Control {
-    snapshot: RwLock<Arc<Snapshot>>,
+    snapshot: Swapped<Snapshot>,
     lockdown: AtomicBool,
     /// False when the last read of the registry failed.
     readable: AtomicBool,
@@ -131,7 +132,7 @@ impl Control {
     pub fn new(registry: &mut Registry) -> anyhow::Result<Arc<Control>> {
         let (snapshot, lockdown) = load(registry)?;
         Ok(Arc::new(Control {
-            snapshot: RwLock::new(Arc::new(snapshot)),
+            snapshot: Swapped::new(Arc::new(snapshot)),
             lockdown: AtomicBool::new(lockdown),
             readable: AtomicBool::new(true),
             stop: AtomicBool::new(false),
@@ -143,9 +144,7 @@ impl Control {
     pub fn reload(&self, registry: &mut Registry) -> anyhow::Result<()> {
         let (snapshot, lockdown) = load(registry)?;
         self.lockdown.store(lockdown, Ordering::SeqCst);
-        if let Ok(mut s) = self.snapshot.write() {
-            *s = Arc::new(snapshot);
-        }
+        self.snapshot.set(Arc::new(snapshot));
         Ok(())
     }
 
@@ -172,9 +171,7 @@ impl Control {
                     match load(&mut registry) {
                         Ok((snapshot, lockdown)) => {
                             control.lockdown.store(lockdown, Ordering::SeqCst);
-                            if let Ok(mut s) = control.snapshot.write() {
-                                *s = Arc::new(snapshot);
-                            }
+                            control.snapshot.set(Arc::new(snapshot));
                             control.readable.store(true, Ordering::SeqCst);
                         }
                         Err(e) => {
@@ -200,13 +197,10 @@ impl Control {
         self.readable.load(Ordering::SeqCst)
     }
 
-    /// The current snapshot, read in place (no reference taken: this runs on every request
-    /// and every chunk of a stream, from every event loop).
+    /// The current snapshot, read from this thread's reference to it (this runs on every
+    /// request and every chunk of a stream, from every event loop).
     fn with_current<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
-        match self.snapshot.read() {
-            Ok(s) => f(&s),
-            Err(p) => f(&p.into_inner()),
-        }
+        self.snapshot.with(f)
     }
 
     /// Whether `principal` is blocked from inference (`warden block`).

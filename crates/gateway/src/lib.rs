@@ -45,6 +45,7 @@ pub mod proxy;
 mod request_body;
 mod runtime_kserve;
 mod service;
+mod sharded;
 mod usage;
 
 pub use audit::{Digests, Recorder};

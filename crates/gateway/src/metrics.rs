@@ -10,17 +10,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sharded::Sharded;
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// The request counters of one gateway.
+/// The request counters of one gateway, per thread ([`Sharded`]): every request counts,
+/// from every event loop; reading the metrics sums the shards.
 #[derive(Default)]
 pub struct Metrics {
+    shards: Sharded<Shard>,
+}
+
+/// One thread's counters.
+#[derive(Default)]
+struct Shard {
     /// (route, status, decision) → requests. Each part comes from a fixed set.
     requests: Mutex<BTreeMap<(&'static str, u16, &'static str), u64>>,
-    /// Cumulative counts per bucket of [`BUCKETS`], then +Inf.
+    /// Counts per bucket of [`BUCKETS`], then +Inf.
     latency: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
 }
@@ -43,8 +52,9 @@ impl Metrics {
         decision: &'static str,
         took: Duration,
     ) {
+        let shard = self.shards.local();
         {
-            let mut map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = shard.requests.lock().unwrap_or_else(|p| p.into_inner());
             *map.entry((route, status, decision)).or_insert(0) += 1;
         }
         let secs = took.as_secs_f64();
@@ -52,9 +62,9 @@ impl Metrics {
             .iter()
             .position(|&le| secs <= le)
             .unwrap_or(BUCKETS.len());
-        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        shard.latency[bucket].fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+        shard.latency_sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
     /// The exposition text.
@@ -65,11 +75,17 @@ impl Metrics {
             "# HELP warden_requests_total Inference requests answered, by route, status and decision.\n\
              # TYPE warden_requests_total counter"
         );
-        let map = self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let mut map = BTreeMap::new();
+        for shard in self.shards.iter() {
+            for (series, n) in shard
+                .requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+            {
+                *map.entry(*series).or_insert(0u64) += n;
+            }
+        }
         for ((route, status, decision), n) in &map {
             let _ = writeln!(
                 out,
@@ -81,16 +97,27 @@ impl Metrics {
             "# HELP warden_request_duration_seconds Time from a request's headers to its answer.\n\
              # TYPE warden_request_duration_seconds histogram"
         );
+        let bucket = |i: usize| -> u64 {
+            self.shards
+                .iter()
+                .map(|s| s.latency[i].load(Ordering::Relaxed))
+                .sum()
+        };
         let mut cumulative = 0u64;
         for (i, le) in BUCKETS.iter().enumerate() {
-            cumulative += self.latency[i].load(Ordering::Relaxed);
+            cumulative += bucket(i);
             let _ = writeln!(
                 out,
                 "warden_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
             );
         }
-        cumulative += self.latency[BUCKETS.len()].load(Ordering::Relaxed);
-        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        cumulative += bucket(BUCKETS.len());
+        let sum_us: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.latency_sum_us.load(Ordering::Relaxed))
+            .sum();
+        let sum = sum_us as f64 / 1e6;
         let _ = writeln!(
             out,
             "warden_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n\
@@ -179,5 +206,46 @@ mod tests {
             assert!(value.parse::<f64>().is_ok(), "{line}");
             assert!(series.starts_with("warden_"), "{line}");
         }
+    }
+
+    #[test]
+    fn counts_from_many_threads_are_summed_across_the_shards() {
+        let m = std::sync::Arc::new(Metrics::default());
+        // More threads than shards: some share one.
+        let threads: Vec<_> = (0..crate::sharded::SHARDS + 5)
+            .map(|_| {
+                let m = std::sync::Arc::clone(&m);
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        m.observe("openai.chat", 200, "allowed", Duration::from_millis(2));
+                    }
+                    m.observe("openai.chat", 429, "rate_limited", Duration::from_secs(6));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n = crate::sharded::SHARDS + 5;
+        let text = m.render(&gauges());
+        assert!(text.contains(&format!(
+            "warden_requests_total{{route=\"openai.chat\",status=\"200\",decision=\"allowed\"}} {}\n",
+            10 * n
+        )));
+        assert!(text.contains(&format!(
+            "warden_requests_total{{route=\"openai.chat\",status=\"429\",decision=\"rate_limited\"}} {n}\n"
+        )));
+        assert!(text.contains(&format!(
+            "warden_request_duration_seconds_bucket{{le=\"0.0025\"}} {}\n",
+            10 * n
+        )));
+        assert!(text.contains(&format!(
+            "warden_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n",
+            11 * n
+        )));
+        assert!(text.contains(&format!(
+            "warden_request_duration_seconds_sum {}\n",
+            (n as u64 * 6_020_000) as f64 / 1e6
+        )));
     }
 }

@@ -37,6 +37,8 @@ use cedar_policy::{
 };
 use miette::Diagnostic;
 
+use crate::sharded::Sharded;
+
 /// The schema every policy is validated against (Cedar's human-readable schema format).
 pub const SCHEMA: &str = include_str!("policy.cedarschema");
 
@@ -187,16 +189,17 @@ pub struct Policies {
     /// is a function of its request alone, so a gateway serving the same callers the same
     /// models decides once per caller, model, source and hour instead of on every request
     /// (some 20 µs each). Emptied when full; dropped with these policies when a new file
-    /// is put in force.
-    decisions: Mutex<HashMap<Vec<u8>, Arc<Decision>>>,
+    /// is put in force. One cache per thread ([`Sharded`]): the event loops neither wait
+    /// on one lock nor share the decisions' reference counts.
+    decisions: Sharded<Mutex<HashMap<Vec<u8>, Arc<Decision>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Most decisions remembered.
-const MAX_DECISIONS: usize = 4096;
+/// Most decisions remembered, per thread.
+const MAX_DECISIONS: usize = 1024;
 
 /// Every input of a decision, as bytes: each string length-prefixed (a missing version
 /// has a length no string has), the address with its family, so that no two requests
@@ -352,7 +355,7 @@ impl Policies {
             ],
             ids,
             source_ips: Mutex::new(HashMap::new()),
-            decisions: Mutex::new(HashMap::new()),
+            decisions: Sharded::default(),
         })
     }
 
@@ -369,11 +372,12 @@ impl Policies {
     /// Decides one request. Never panics, never allows on an error.
     pub fn authorize(&self, req: &AuthzRequest<'_>) -> Arc<Decision> {
         let key = decision_key(req);
-        if let Some(d) = lock(&self.decisions).get(&key) {
+        let decisions = self.decisions.local();
+        if let Some(d) = lock(decisions).get(&key) {
             return Arc::clone(d);
         }
         let decision = Arc::new(self.decide(req));
-        let mut decisions = lock(&self.decisions);
+        let mut decisions = lock(decisions);
         if decisions.len() >= MAX_DECISIONS {
             decisions.clear();
         }
@@ -1319,7 +1323,7 @@ when { principal.groups.contains("équipe") };
                 ..base
             })
         );
-        assert!(lock(&p.decisions).len() == 3);
+        assert!(lock(p.decisions.local()).len() == 3);
         for i in 0..MAX_DECISIONS + 10 {
             let model = format!("m{i}");
             p.authorize(&AuthzRequest {
@@ -1327,6 +1331,6 @@ when { principal.groups.contains("équipe") };
                 ..base
             });
         }
-        assert!(lock(&p.decisions).len() <= MAX_DECISIONS);
+        assert!(lock(p.decisions.local()).len() <= MAX_DECISIONS);
     }
 }

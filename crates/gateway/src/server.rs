@@ -20,6 +20,7 @@ use crate::config::GatewayConfig;
 use crate::conn::{ClientIdentity, Connection};
 use crate::control::Control;
 use crate::deadline::SendDeadline;
+use crate::sharded::Swapped;
 use crate::tls::{PrincipalSource, ServerTls};
 
 /// How long a client may take to finish the TLS handshake or send a request's headers.
@@ -43,7 +44,7 @@ pub struct Gateway {
     /// Input guards run on OpenAI-compatible requests.
     pub guards: crate::guard::Guards,
     /// The authorisation policies (Cedar), swapped whole when their file changes.
-    policies: std::sync::RwLock<Arc<crate::policy::Policies>>,
+    policies: Swapped<crate::policy::Policies>,
 }
 
 impl Gateway {
@@ -60,7 +61,7 @@ impl Gateway {
             metrics: crate::metrics::Metrics::default(),
             jwt: None,
             guards: crate::guard::Guards::default(),
-            policies: std::sync::RwLock::new(Arc::new(crate::policy::Policies::default_policy()?)),
+            policies: Swapped::new(Arc::new(crate::policy::Policies::default_policy()?)),
             config,
             control,
             recorder,
@@ -73,19 +74,17 @@ impl Gateway {
 impl Gateway {
     /// The policies in force now.
     pub fn policies(&self) -> Arc<crate::policy::Policies> {
-        match self.policies.read() {
-            Ok(p) => Arc::clone(&p),
-            Err(p) => Arc::clone(&p.into_inner()),
-        }
+        self.policies.get()
     }
 
     /// Puts `policies` in force for the requests that start from now on.
     pub fn set_policies(&self, policies: crate::policy::Policies) {
-        let policies = Arc::new(policies);
-        match self.policies.write() {
-            Ok(mut p) => *p = policies,
-            Err(p) => *p.into_inner() = policies,
-        }
+        self.policies.set(Arc::new(policies));
+    }
+
+    /// Decides `req` with the policies in force now.
+    pub fn authorize(&self, req: &crate::policy::AuthzRequest<'_>) -> Arc<crate::policy::Decision> {
+        self.policies.with(|p| p.authorize(req))
     }
 }
 

@@ -849,7 +849,7 @@ fn decide(
     route: &str,
 ) -> (Arc<Decision>, bool) {
     let in_key_scope = caller.may_use(ask.model);
-    let decision = gw.policies().authorize(&AuthzRequest {
+    let decision = gw.authorize(&AuthzRequest {
         principal: &caller.principal,
         credential: caller.credential,
         groups: &caller.groups,
