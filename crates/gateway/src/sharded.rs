@@ -1,8 +1,8 @@
 //! Per-thread shards of state that every request writes (counters, caches): each thread
 //! works in its own shard, on cache lines of its own, so that event loops on different
-//! cores do not pass the same lines back and forth on every request. Two event loops cost
-//! the gateway more CPU per request than one did until its per-request counters and
-//! caches were sharded (docs/PERFORMANCE.md). Readers of the whole go over every shard.
+//! cores do not pass the same lines back and forth on every request (two event loops cost
+//! the gateway more CPU per request than one, where two nginx workers cost no more than
+//! one: docs/PERFORMANCE.md). Readers of the whole go over every shard.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -52,7 +52,8 @@ fn index() -> usize {
 /// A value replaced whole now and then (the policies, the registry's snapshot) and read by
 /// every request. Each thread keeps a reference to the version it last read, and checks
 /// only a counter of replacements that is written when the value is: a read takes neither
-/// the shared lock nor the shared reference count.
+/// the shared lock nor the shared reference count. A thread keeps the version it last read
+/// alive until it reads again.
 pub struct Swapped<T> {
     current: RwLock<Arc<T>>,
     /// Counts the replacements (made under `current`'s write lock).
