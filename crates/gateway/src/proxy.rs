@@ -483,35 +483,46 @@ mod tests {
         );
     }
 
-    /// An upstream that answers every request on a connection with the number of the
-    /// connection it came on, and the path asked for; `close_after` answers per connection
-    /// (then it closes the connection without a word).
-    async fn upstream(close_after: usize) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    /// A server on a new port that hands each connection it accepts, with its number (from
+    /// 0), to `serve`; the count of connections accepted so far.
+    async fn serve_each<F, Fut>(serve: F) -> (u16, Arc<std::sync::atomic::AtomicUsize>)
+    where
+        F: Fn(tokio::net::TcpStream, usize) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = Arc::clone(&accepted);
         tokio::spawn(async move {
             loop {
-                let (mut s, _) = listener.accept().await.unwrap();
+                let (s, _) = listener.accept().await.unwrap();
                 let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tokio::spawn(async move {
-                    for _ in 0..close_after {
-                        let Some(head) = read_post(&mut s).await else {
-                            return;
-                        };
-                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
-                        let body = format!("{n} {path}");
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        s.write_all(answer.as_bytes()).await.unwrap();
-                    }
-                });
+                tokio::spawn(serve(s, n));
             }
         });
         (port, accepted)
+    }
+
+    /// An upstream that answers every request on a connection with the number of the
+    /// connection it came on, and the path asked for; `close_after` answers per connection
+    /// (then it closes the connection without a word).
+    async fn upstream(close_after: usize) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        serve_each(move |mut s, n| async move {
+            for _ in 0..close_after {
+                let Some(head) = read_post(&mut s).await else {
+                    return;
+                };
+                let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                let body = format!("{n} {path}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(answer.as_bytes()).await.unwrap();
+            }
+        })
+        .await
     }
 
     /// Reads one request `post` made (its head and 2-byte body); `None` when the
@@ -711,29 +722,25 @@ mod tests {
     /// then closes its pooled connection without an answer: an error, one request seen.
     #[tokio::test]
     async fn a_request_sent_and_left_unanswered_is_an_error_not_sent_again() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = Arc::clone(&seen);
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = listener.accept().await.unwrap();
-                let count = Arc::clone(&count);
-                tokio::spawn(async move {
-                    for answered in [true, false] {
-                        if read_post(&mut s).await.is_none() {
-                            return;
-                        }
-                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        if answered {
-                            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            s.write_all(answer.as_bytes()).await.unwrap();
-                        }
+        let (port, _) = serve_each(move |mut s, _| {
+            let count = Arc::clone(&count);
+            async move {
+                for answered in [true, false] {
+                    if read_post(&mut s).await.is_none() {
+                        return;
                     }
-                    // The second request read, then the connection closed unanswered.
-                });
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if answered {
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        s.write_all(answer.as_bytes()).await.unwrap();
+                    }
+                }
+                // The second request read, then the connection closed unanswered.
             }
-        });
+        })
+        .await;
         let t = target(port, "");
         assert_eq!(text(request(&t, post("/a")).await.unwrap()).await, "ok");
         assert!(request(&t, post("/b")).await.is_err());

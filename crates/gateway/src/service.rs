@@ -880,6 +880,7 @@ fn stream(
         inner: upstream.into_body(),
         shaper,
         stall: Box::pin(tokio::time::sleep(gw.config.request_timeout)),
+        waiting: true,
         ended: false,
         digest: Some(gw.digests.stream()),
         bytes: 0,
@@ -905,6 +906,11 @@ struct Metered {
     /// Ends the stream when the upstream sends nothing for `request_timeout`: a stalled
     /// upstream holds neither the caller nor a connection slot for ever.
     stall: Pin<Box<tokio::time::Sleep>>,
+    /// Whether `stall` counts down a wait for the upstream now. It is set when a wait
+    /// starts, not when a chunk arrives: the time a slow caller takes to read the last
+    /// chunk is not the upstream's silence, and a chunk that is already there costs no
+    /// timer work.
+    waiting: bool,
     /// The upstream has ended; what the shaper held back has been sent.
     ended: bool,
     digest: Option<StreamDigest>,
@@ -973,6 +979,11 @@ impl Body for Metered {
             }
             let shaped = match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Pending => {
+                    if !self.waiting {
+                        self.waiting = true;
+                        let deadline = tokio::time::Instant::now() + self.gw.config.request_timeout;
+                        self.stall.as_mut().reset(deadline);
+                    }
                     if self.stall.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
@@ -989,8 +1000,7 @@ impl Body for Metered {
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
                     Some(data) => {
-                        let next = tokio::time::Instant::now() + self.gw.config.request_timeout;
-                        self.stall.as_mut().reset(next);
+                        self.waiting = false;
                         self.shaper.push(data)
                     }
                     None => {

@@ -760,18 +760,7 @@ fn the_admin_socket_refuses_other_users_even_when_its_modes_let_them_in() {
         .unwrap();
     assert!(other.status.success(), "{}", text(&other));
     assert_eq!(String::from_utf8_lossy(&other.stdout).trim(), "closed");
-    let t = Instant::now();
-    loop {
-        let logged = std::fs::read_to_string(&log).unwrap_or_default();
-        if logged.contains("refused a connection to the admin socket: uid 65534") {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "not reported:\n{logged}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    log_line(&log, "refused a connection to the admin socket: uid 65534");
 
     // The owner's line (malformed) is answered: a refusal, as JSON.
     let mut owner = UnixStream::connect(&socket).unwrap();
@@ -799,18 +788,7 @@ fn event_loops_sets_the_threads_that_serve() {
     let (_, key) = node.key("app", "chat*", &[]);
     let log = node.data.parent().unwrap().join("serve.log");
     let (server, port) = start(&node, &log);
-    let t = Instant::now();
-    let line = loop {
-        let logged = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(l) = logged.lines().find(|l| l.contains("event loop(s)")) {
-            break l.to_string();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "no start-up line:\n{logged}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let line = log_line(&log, "event loop(s)");
     assert!(line.contains(", 3 event loop(s),"), "{line}");
     // Answered requests: the loops are running (the start-up line comes just before).
     let auth = format!("Bearer {key}");

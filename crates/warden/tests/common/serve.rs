@@ -161,6 +161,23 @@ pub fn call(
     http::call(&node.cert, scratch, port, method, path, auth, body)
 }
 
+/// The first line of the server's log at `log` that contains `needle`, waiting for it up
+/// to 5 s (the log so far is shown if it never comes).
+pub fn log_line(log: &Path, needle: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let logged = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = logged.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no line with {needle:?} in the log:\n{logged}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Repeats `request` until it answers `status`, which must happen within a second (what
 /// a change to keys, the lockdown or blocks promises); returns that answer.
 pub fn within_a_second(what: &str, status: u16, request: impl Fn() -> Resp) -> Resp {
