@@ -8,6 +8,9 @@
 #                                       seconds per server
 #   BIG_CONNS=1000                      connections of the memory run (0: no memory run)
 #   NGINX_WORKERS=auto                  worker_processes of the nginx proxy
+#   EVENT_LOOPS=0                       Warden's [serve] event_loops (0: one per core); with
+#                                       NGINX_WORKERS, compares one loop or worker with one
+#                                       per core (docs/PERFORMANCE.md)
 #   LITELLM_WORKERS=$(nproc)            LiteLLM's --num_workers; LITELLM=0 leaves LiteLLM out
 #   PROFILE=release                     the cargo profile Warden and the bare stack are built
 #                                       with (production: the one to deploy, Cargo.toml)
@@ -79,6 +82,7 @@ rounds=${ROUNDS:-3}
 warmup=${WARMUP:-3}
 big_conns=${BIG_CONNS:-1000}
 nginx_workers=${NGINX_WORKERS:-auto}
+event_loops=${EVENT_LOOPS:-0}
 litellm_workers=${LITELLM_WORKERS:-$(nproc)}
 with_litellm=${LITELLM:-1}
 with_bare=${BARE:-1}
@@ -89,6 +93,7 @@ done
 [[ $warmup =~ ^[0-9]+$ ]] || { echo "WARMUP must be a whole number of seconds" >&2; exit 1; }
 [[ $big_conns =~ ^[0-9]+$ ]] || { echo "BIG_CONNS must be a whole number" >&2; exit 1; }
 [[ $nginx_workers =~ ^(auto|[1-9][0-9]*)$ ]] || { echo "NGINX_WORKERS must be auto or a positive integer" >&2; exit 1; }
+[[ $event_loops =~ ^[0-9]{1,3}$ ]] || { echo "EVENT_LOOPS must be a whole number (0: one per core)" >&2; exit 1; }
 [[ $with_litellm =~ ^[01]$ ]] || { echo "LITELLM must be 0 or 1" >&2; exit 1; }
 [[ $with_bare =~ ^[01]$ ]] || { echo "BARE must be 0 or 1" >&2; exit 1; }
 [[ $profile =~ ^[a-z][a-z0-9-]*$ ]] || { echo "PROFILE must be a cargo profile name" >&2; exit 1; }
@@ -311,10 +316,9 @@ chmod 0600 "$node/tls/key.pem"
 ca_cert="$node/tls/cert.pem"
 render "$dir/warden.toml" "$work/warden-serve.toml" "UPSTREAM_PORT=$upstream_port"
 cat "$work/warden-serve.toml" >>"$node/warden.toml"
-if [ "${DURABLE:-0}" = 1 ]; then
-  # `warden init` writes no [serve] table: this one is the only one.
-  printf '\n[serve]\ndurable_before_answer = true\n' >>"$node/warden.toml"
-fi
+# `warden init` writes no [serve] table: this one is the only one.
+printf '\n[serve]\nevent_loops = %s\n' "$event_loops" >>"$node/warden.toml"
+[ "${DURABLE:-0}" != 1 ] || printf 'durable_before_answer = true\n' >>"$node/warden.toml"
 WARDEN_DATA="$node" WARDEN_TOKEN_FILE="$work/secret/admin.token" "$warden" apikey create \
   --principal bench --models "$model" --json >"$work/secret/apikey.json" 2>"$work/apikey.err" || {
   echo "warden apikey create failed:" >&2
@@ -512,7 +516,7 @@ if [ -s "$work/warden.err" ]; then
   echo "warden's stderr ($(wc -l <"$work/warden.err") lines), the last ones:" >&2
   tail -n 5 "$work/warden.err" >&2
 fi
-echo "command: CONNS=$conns ROUNDS=$rounds WARMUP=$warmup BIG_CONNS=$big_conns NGINX_WORKERS=$nginx_workers" \
+echo "command: CONNS=$conns ROUNDS=$rounds WARMUP=$warmup BIG_CONNS=$big_conns NGINX_WORKERS=$nginx_workers EVENT_LOOPS=$event_loops DURABLE=${DURABLE:-0}" \
   "BARE=$with_bare LITELLM=$with_litellm LITELLM_WORKERS=$litellm_workers bench/gateway.sh $secs"
 echo "machine: $(nproc) cores; transparent huge pages ${thp:-?}; load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 big_desc="memory run -t2 -c$big_conns"
@@ -520,7 +524,7 @@ big_desc="memory run -t2 -c$big_conns"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): throughput runs -t2 -c$conns, latency runs -t1 -c1," \
   "$big_desc; $secs s per run, $rounds rounds, ${warmup} s warm-up; ulimit -n $nofile"
 echo "warden: $("$warden" --version 2>/dev/null || echo '?') ($build), $(grep -lxE 'serve-[0-9]+' /proc/"${pid[warden]}"/task/*/comm | wc -l)" \
-  "event loops (one per core) and its ledger threads, data directory on $work_fs$([ "$settled" = 0 ] || echo " (waited $settled s for the last run's freed inodes)");" \
+  "event loops ($([ "$event_loops" = 0 ] && echo one per core || echo "EVENT_LOOPS=$event_loops")) and its ledger threads, data directory on $work_fs$([ "$settled" = 0 ] || echo " (waited $settled s for the last run's freed inodes)");" \
   "TLS $(openssl s_client -connect "127.0.0.1:$warden_port" </dev/null 2>/dev/null | grep -m1 -o 'TLSv1.3, Cipher is [A-Z0-9_]*' || echo '?')"
 echo "nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), proxy worker_processes $nginx_workers" \
   "($(($(ps --ppid "${pid[nginx-proxy]}" -o pid= | wc -l))) workers), upstream worker_processes 1;" \
