@@ -4,7 +4,6 @@
 //! snapshot, so a revoked key or `warden lockdown on` takes effect within one interval.
 //! If the registry cannot be read, inference is refused (fail closed).
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,6 +15,7 @@ use registry::{ApiKey, Registry};
 
 use crate::error::ApiError;
 use crate::sharded::Swapped;
+use crate::{FastMap, FastSet};
 
 /// The setting that holds the kill switch (`on` or `off`).
 pub const LOCKDOWN: &str = "lockdown";
@@ -69,8 +69,8 @@ impl Caller {
 
 #[derive(Default)]
 struct Snapshot {
-    keys: HashMap<String, Key>,
-    blocked: HashSet<String>,
+    keys: FastMap<String, Key>,
+    blocked: FastSet<String>,
 }
 
 /// The registry's view, shared by every request.
@@ -112,7 +112,7 @@ fn load(registry: &mut Registry) -> anyhow::Result<(Snapshot, bool)> {
     let (keys, lockdown, blocked) = registry.read(|tx| -> anyhow::Result<_> {
         Ok((tx.api_keys()?, tx.setting(LOCKDOWN)?, tx.setting(BLOCKED)?))
     })?;
-    let mut map = HashMap::new();
+    let mut map = FastMap::default();
     for k in keys {
         let k = convert(k).map_err(anyhow::Error::msg)?;
         map.insert(k.id.clone(), k);

@@ -7,19 +7,25 @@
 //! variable cost charged after the answer, when the tokens are known: a request is let in
 //! while the bucket is not in debt.
 //!
-//! Every map is bounded. Entries whose TAT has passed hold nothing (an absent key behaves
-//! the same) and are swept when a map is full; a key that still finds no room is refused
-//! (principals and models are few, so this only bites under attack), except for failed
-//! sign-ins by source, where an untracked source is simply not slowed.
+//! Every map is bounded. Entries whose TAT has passed (and, for a principal, with nothing
+//! in flight) hold nothing (an absent key behaves the same) and are swept when a map is
+//! full; a key that still finds no room is refused (principals are few, so this only bites
+//! under attack), except for failed sign-ins by source, where an untracked source is simply
+//! not slowed. A principal's buckets and requests in flight, the models' buckets and the
+//! count of all requests in flight are kept together under one lock (`gcra.rs` has the
+//! arithmetic).
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
+use crate::FastMap;
+
+mod gcra;
+
+use gcra::Buckets;
 
 /// Most keys one limiter tracks.
 pub const MAX_KEYS: usize = 65_536;
@@ -115,127 +121,6 @@ impl RetryAfter {
     }
 }
 
-/// One GCRA bucket per key.
-struct Buckets<K> {
-    tat: Mutex<HashMap<K, u64>>,
-    max_keys: usize,
-}
-
-// Keys are looked up borrowed (`&str` for `String` keys): a key is copied only when it
-// first enters the map.
-impl<K: std::hash::Hash + Eq> Buckets<K> {
-    fn new(max_keys: usize) -> Buckets<K> {
-        Buckets {
-            tat: Mutex::new(HashMap::new()),
-            max_keys,
-        }
-    }
-
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<K, u64>> {
-        match self.tat.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
-    /// Room for `key`: sweeps passed entries when full. False if there is none.
-    fn room<Q>(map: &mut HashMap<K, u64>, key: &Q, now: u64, max_keys: usize) -> bool
-    where
-        K: Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        if map.len() < max_keys || map.contains_key(key) {
-            return true;
-        }
-        map.retain(|_, tat| *tat > now);
-        map.len() < max_keys
-    }
-
-    /// Takes `cost` units if they fit within the burst.
-    fn take<Q>(&self, key: &Q, rate: Rate, cost: u64, now: u64) -> Result<(), RetryAfter>
-    where
-        K: Borrow<Q>,
-        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        let mut map = self.map();
-        if !Self::room(&mut map, key, now, self.max_keys) {
-            return Err(RetryAfter(Duration::from_secs(1)));
-        }
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        let new_tat = tat.saturating_add(rate.emission_ns().saturating_mul(cost));
-        let allowed_at = new_tat.saturating_sub(rate.tolerance_ns());
-        if allowed_at > now {
-            return Err(RetryAfter(Duration::from_nanos(allowed_at - now)));
-        }
-        set(&mut map, key, new_tat);
-        Ok(())
-    }
-
-    /// Whether one more unit would fit, without taking it.
-    fn peek<Q>(&self, key: &Q, rate: Rate, now: u64) -> Result<(), RetryAfter>
-    where
-        K: Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        let map = self.map();
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        let allowed_at = tat
-            .saturating_add(rate.emission_ns())
-            .saturating_sub(rate.tolerance_ns());
-        if allowed_at > now {
-            return Err(RetryAfter(Duration::from_nanos(allowed_at - now)));
-        }
-        Ok(())
-    }
-
-    /// Whether the bucket is not in debt (a quota charged after the fact).
-    fn solvent<Q>(&self, key: &Q, rate: Rate, now: u64) -> Result<(), RetryAfter>
-    where
-        K: Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        let map = self.map();
-        let tat = map.get(key).copied().unwrap_or(now);
-        let allowed_at = tat.saturating_sub(rate.tolerance_ns());
-        if allowed_at > now {
-            return Err(RetryAfter(Duration::from_nanos(allowed_at - now)));
-        }
-        Ok(())
-    }
-
-    /// Charges `cost` units whether or not they fit (the bucket may go into debt).
-    fn charge<Q>(&self, key: &Q, rate: Rate, cost: u64, now: u64)
-    where
-        K: Borrow<Q>,
-        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        let mut map = self.map();
-        if !Self::room(&mut map, key, now, self.max_keys) {
-            return;
-        }
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        set(
-            &mut map,
-            key,
-            tat.saturating_add(rate.emission_ns().saturating_mul(cost)),
-        );
-    }
-}
-
-/// Sets `key`'s value, copying the key only if it is new.
-fn set<K, Q>(map: &mut HashMap<K, u64>, key: &Q, value: u64)
-where
-    K: Borrow<Q> + std::hash::Hash + Eq,
-    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
-{
-    match map.get_mut(key) {
-        Some(v) => *v = value,
-        None => {
-            map.insert(key.to_owned(), value);
-        }
-    }
-}
-
 /// Which limit refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -315,15 +200,85 @@ pub enum Alert {
 pub struct Limits {
     config: LimitsConfig,
     epoch: Instant,
-    principals: Buckets<String>,
-    models: Buckets<String>,
-    tokens: Buckets<String>,
-    model_tokens: Buckets<String>,
+    /// What the requests use, under one lock: a request takes it once to be admitted,
+    /// once for its model, once to charge its tokens and once to leave.
+    usage: Mutex<Usage>,
+    /// Whether any model has a rate or a token quota (if none, `admit_model` takes no lock).
+    model_limits: bool,
     failed_sources: Buckets<IpAddr>,
     failed_principals: Buckets<String>,
-    /// Requests in flight per principal; the key is shared with their [`InFlight`]s.
-    in_flight: Mutex<HashMap<Arc<str>, usize>>,
-    in_flight_total: AtomicUsize,
+}
+
+/// The buckets and counts the requests share.
+struct Usage {
+    /// Principals seen of late, at most [`MAX_KEYS`]: those idle are swept when it is full.
+    principals: FastMap<Arc<str>, PrincipalUse>,
+    /// The models with a rate or a token quota: all of them, from the configuration.
+    models: FastMap<String, ModelUse>,
+    /// Requests in flight, all principals together.
+    in_flight: usize,
+    /// Most principals tracked at once ([`MAX_KEYS`]).
+    max_principals: usize,
+}
+
+/// One principal's buckets and requests in flight, with its rates resolved once.
+struct PrincipalUse {
+    /// The map's key, shared with the principal's [`InFlight`]s.
+    key: Arc<str>,
+    requests: Option<Rate>,
+    tokens: Option<Rate>,
+    requests_tat: u64,
+    tokens_tat: u64,
+    in_flight: usize,
+}
+
+impl PrincipalUse {
+    /// Holds nothing: no request in flight, both buckets drained.
+    fn idle(&self, now: u64) -> bool {
+        self.in_flight == 0 && self.requests_tat <= now && self.tokens_tat <= now
+    }
+}
+
+/// One model's buckets.
+#[derive(Default)]
+struct ModelUse {
+    requests: Option<Rate>,
+    tokens: Option<Rate>,
+    requests_tat: u64,
+    tokens_tat: u64,
+}
+
+impl Usage {
+    /// `principal`'s entry, made if new (when there is room, after sweeping idle ones).
+    fn principal(
+        &mut self,
+        principal: &str,
+        config: &LimitsConfig,
+        now: u64,
+    ) -> Option<&mut PrincipalUse> {
+        if !self.principals.contains_key(principal) {
+            if self.principals.len() >= self.max_principals {
+                self.principals.retain(|_, p| !p.idle(now));
+                if self.principals.len() >= self.max_principals {
+                    return None;
+                }
+            }
+            let own = config.principals.get(principal);
+            let key: Arc<str> = Arc::from(principal);
+            self.principals.insert(
+                Arc::clone(&key),
+                PrincipalUse {
+                    key,
+                    requests: own.map_or(config.principal, |o| o.requests),
+                    tokens: own.map_or(config.tokens, |o| o.tokens),
+                    requests_tat: 0,
+                    tokens_tat: 0,
+                    in_flight: 0,
+                },
+            );
+        }
+        self.principals.get_mut(principal)
+    }
 }
 
 /// A request in flight; dropping it frees its place.
@@ -334,13 +289,11 @@ pub struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.limits.in_flight_total.fetch_sub(1, Ordering::SeqCst);
-        let mut map = self.limits.in_flight_map();
-        if let Some(n) = map.get_mut(&*self.principal) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(&*self.principal);
-            }
+        let mut usage = self.limits.usage();
+        usage.in_flight = usage.in_flight.saturating_sub(1);
+        // The entry stays while it has a request in flight: it cannot have been swept.
+        if let Some(p) = usage.principals.get_mut(&*self.principal) {
+            p.in_flight = p.in_flight.saturating_sub(1);
         }
     }
 }
@@ -361,17 +314,25 @@ fn source_key(ip: IpAddr) -> IpAddr {
 
 impl Limits {
     pub fn new(config: LimitsConfig) -> Arc<Limits> {
+        let mut models: FastMap<String, ModelUse> = FastMap::default();
+        for (m, rate) in &config.models {
+            models.entry(m.clone()).or_default().requests = Some(*rate);
+        }
+        for (m, rate) in &config.model_tokens {
+            models.entry(m.clone()).or_default().tokens = Some(*rate);
+        }
         Arc::new(Limits {
+            model_limits: !models.is_empty(),
+            usage: Mutex::new(Usage {
+                principals: FastMap::default(),
+                models,
+                in_flight: 0,
+                max_principals: MAX_KEYS,
+            }),
             config,
             epoch: Instant::now(),
-            principals: Buckets::new(MAX_KEYS),
-            models: Buckets::new(MAX_KEYS),
-            tokens: Buckets::new(MAX_KEYS),
-            model_tokens: Buckets::new(MAX_KEYS),
             failed_sources: Buckets::new(MAX_KEYS),
             failed_principals: Buckets::new(MAX_KEYS),
-            in_flight: Mutex::new(HashMap::new()),
-            in_flight_total: AtomicUsize::new(0),
         })
     }
 
@@ -383,11 +344,8 @@ impl Limits {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn in_flight_map(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
-        match self.in_flight.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+    fn usage(&self) -> MutexGuard<'_, Usage> {
+        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Before credentials are checked: is this source slowed for failed sign-ins?
@@ -421,38 +379,36 @@ impl Limits {
         alerts
     }
 
-    /// After authentication: the principal's rate, token quota and concurrency. The
-    /// returned guard holds the request's place until dropped.
+    /// After authentication: the principal's token quota, its rate, then the
+    /// concurrency, in all and per principal. A refused request takes nothing; an admitted
+    /// one holds its place until the returned guard is dropped.
     pub fn admit(self: &Arc<Self>, principal: &str) -> Result<InFlight, Refusal> {
         let now = self.now();
-        if let Some(rate) = self.tokens_rate(principal) {
-            self.tokens
-                .solvent(principal, rate, now)
-                .map_err(Refusal::Tokens)?;
+        let mut guard = self.usage();
+        let usage = &mut *guard;
+        let busy = self.config.concurrent > 0 && usage.in_flight >= self.config.concurrent;
+        // No room to track one more principal (only under a flood of them): busy.
+        let p = usage
+            .principal(principal, &self.config, now)
+            .ok_or(Refusal::Busy)?;
+        if let Some(rate) = p.tokens {
+            gcra::solvent(p.tokens_tat, rate, now).map_err(Refusal::Tokens)?;
         }
-        if let Some(rate) = self.principal_rate(principal) {
-            self.principals
-                .take(principal, rate, 1, now)
-                .map_err(Refusal::Principal)?;
+        let mut requests_tat = p.requests_tat;
+        if let Some(rate) = p.requests {
+            gcra::take(&mut requests_tat, rate, 1, now).map_err(Refusal::Principal)?;
         }
-        let total = self.in_flight_total.fetch_add(1, Ordering::SeqCst);
-        if self.config.concurrent > 0 && total >= self.config.concurrent {
-            self.in_flight_total.fetch_sub(1, Ordering::SeqCst);
+        if busy {
             return Err(Refusal::Busy);
         }
-        let mut map = self.in_flight_map();
-        let key = match map.get_key_value(principal) {
-            Some((k, _)) => Arc::clone(k),
-            None => Arc::from(principal),
-        };
-        let n = map.entry(Arc::clone(&key)).or_insert(0);
-        if self.config.concurrent_per_principal > 0 && *n >= self.config.concurrent_per_principal {
-            drop(map);
-            self.in_flight_total.fetch_sub(1, Ordering::SeqCst);
+        let per_principal = self.config.concurrent_per_principal;
+        if per_principal > 0 && p.in_flight >= per_principal {
             return Err(Refusal::PrincipalBusy);
         }
-        *n += 1;
-        drop(map);
+        p.requests_tat = requests_tat;
+        p.in_flight += 1;
+        let key = Arc::clone(&p.key);
+        usage.in_flight += 1;
         Ok(InFlight {
             limits: Arc::clone(self),
             principal: key,
@@ -461,17 +417,19 @@ impl Limits {
 
     /// Once the model is known: its token quota (not in debt) and its request rate.
     pub fn admit_model(&self, model: &str) -> Result<(), Refusal> {
-        let now = self.now();
-        if let Some(rate) = self.config.model_tokens.get(model) {
-            self.model_tokens
-                .solvent(model, *rate, now)
-                .map_err(Refusal::ModelTokens)?;
+        if !self.model_limits {
+            return Ok(());
         }
-        match self.config.models.get(model) {
-            Some(rate) => self
-                .models
-                .take(model, *rate, 1, now)
-                .map_err(Refusal::Model),
+        let now = self.now();
+        let mut usage = self.usage();
+        let Some(m) = usage.models.get_mut(model) else {
+            return Ok(());
+        };
+        if let Some(rate) = m.tokens {
+            gcra::solvent(m.tokens_tat, rate, now).map_err(Refusal::ModelTokens)?;
+        }
+        match m.requests {
+            Some(rate) => gcra::take(&mut m.requests_tat, rate, 1, now).map_err(Refusal::Model),
             None => Ok(()),
         }
     }
@@ -483,32 +441,22 @@ impl Limits {
             return;
         }
         let now = self.now();
-        if let Some(rate) = self.tokens_rate(principal) {
-            self.tokens.charge(principal, rate, tokens, now);
+        let mut usage = self.usage();
+        if let Some(p) = usage.principal(principal, &self.config, now) {
+            if let Some(rate) = p.tokens {
+                gcra::charge(&mut p.tokens_tat, rate, tokens, now);
+            }
         }
-        if let Some((model, rate)) = model.and_then(|m| Some((m, self.config.model_tokens.get(m)?)))
-        {
-            self.model_tokens.charge(model, *rate, tokens, now);
-        }
-    }
-
-    fn principal_rate(&self, principal: &str) -> Option<Rate> {
-        match self.config.principals.get(principal) {
-            Some(own) => own.requests,
-            None => self.config.principal,
-        }
-    }
-
-    fn tokens_rate(&self, principal: &str) -> Option<Rate> {
-        match self.config.principals.get(principal) {
-            Some(own) => own.tokens,
-            None => self.config.tokens,
+        if let Some(m) = model.and_then(|m| usage.models.get_mut(m)) {
+            if let Some(rate) = m.tokens {
+                gcra::charge(&mut m.tokens_tat, rate, tokens, now);
+            }
         }
     }
 
     /// Requests in flight now.
     pub fn in_flight(&self) -> usize {
-        self.in_flight_total.load(Ordering::SeqCst)
+        self.usage().in_flight
     }
 }
 
@@ -518,73 +466,6 @@ mod tests {
     use super::*;
 
     const SEC: u64 = 1_000_000_000;
-
-    #[test]
-    fn a_burst_passes_then_one_per_interval() {
-        let b = Buckets::new(16);
-        let rate = Rate::new(60, 3).unwrap(); // one per second, three at once
-        let k = "alice".to_string();
-        for _ in 0..3 {
-            b.take(&k, rate, 1, 10 * SEC).unwrap();
-        }
-        let RetryAfter(wait) = b.take(&k, rate, 1, 10 * SEC).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(1));
-        // Half a second later: half a second more to wait.
-        assert_eq!(
-            b.take(&k, rate, 1, 10 * SEC + SEC / 2).unwrap_err().0,
-            Duration::from_millis(500)
-        );
-        b.take(&k, rate, 1, 11 * SEC).unwrap();
-        assert!(b.take(&k, rate, 1, 11 * SEC).is_err());
-        // After a long pause the whole burst is back, not more.
-        for _ in 0..3 {
-            b.take(&k, rate, 1, 100 * SEC).unwrap();
-        }
-        assert!(b.take(&k, rate, 1, 100 * SEC).is_err());
-        // Another key has its own bucket.
-        b.take(&"bob".to_string(), rate, 1, 100 * SEC).unwrap();
-    }
-
-    #[test]
-    fn a_refused_take_costs_nothing() {
-        let b = Buckets::new(16);
-        let rate = Rate::new(60, 1).unwrap();
-        let k = 1u8;
-        b.take(&k, rate, 1, 0).unwrap();
-        for _ in 0..100 {
-            assert!(b.take(&k, rate, 1, SEC / 2).is_err());
-        }
-        b.take(&k, rate, 1, SEC).unwrap();
-    }
-
-    #[test]
-    fn a_quota_goes_into_debt_then_refuses_until_paid() {
-        let b = Buckets::new(16);
-        // 600 tokens a minute (10 a second), 100 at once.
-        let rate = Rate::new(600, 100).unwrap();
-        let k = "alice".to_string();
-        b.solvent(&k, rate, 0).unwrap();
-        b.charge(&k, rate, 400, 0); // 300 over the burst: 30 s of debt
-        let RetryAfter(wait) = b.solvent(&k, rate, 0).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(30));
-        assert!(b.solvent(&k, rate, 29 * SEC).is_err());
-        b.solvent(&k, rate, 30 * SEC).unwrap();
-    }
-
-    #[test]
-    fn a_full_map_sweeps_passed_entries_and_refuses_when_none_passed() {
-        let b = Buckets::new(2);
-        let rate = Rate::new(60, 1).unwrap();
-        b.take(&1u32, rate, 1, 0).unwrap();
-        b.take(&2u32, rate, 1, 0).unwrap();
-        // Both still hold a second of TAT: no room for a third key.
-        assert!(b.take(&3u32, rate, 1, SEC / 2).is_err());
-        // Keys already there are unaffected.
-        b.take(&1u32, rate, 1, SEC).unwrap();
-        // Once key 2 has passed, it is swept and 3 fits.
-        b.take(&3u32, rate, 1, 3 * SEC).unwrap();
-        assert!(b.map().len() <= 2);
-    }
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
@@ -654,6 +535,64 @@ mod tests {
         let _a = limits.admit("alice").unwrap();
         // Refusals left nothing behind.
         assert_eq!(limits.in_flight(), 2);
+    }
+
+    #[test]
+    fn a_refused_request_takes_nothing() {
+        let mut c = config();
+        c.concurrent_per_principal = 1;
+        let limits = Limits::new(c);
+        // Alice's burst is 2: one taken here.
+        let held = limits.admit("alice").unwrap();
+        for _ in 0..10 {
+            assert!(matches!(limits.admit("alice"), Err(Refusal::PrincipalBusy)));
+        }
+        drop(held);
+        // The refusals took none of the burst: the second unit is still there.
+        drop(limits.admit("alice").unwrap());
+        assert!(matches!(limits.admit("alice"), Err(Refusal::Principal(_))));
+        assert_eq!(limits.in_flight(), 0);
+    }
+
+    #[test]
+    fn principals_past_the_bound_wait_until_one_is_idle() {
+        let mut c = config();
+        c.concurrent = 0;
+        c.tokens = None;
+        let limits = Limits::new(c);
+        limits.usage().max_principals = 2;
+        let a = limits.admit("alice").unwrap();
+        let b = limits.admit("bob").unwrap();
+        assert!(matches!(limits.admit("carol"), Err(Refusal::Busy)));
+        drop(b);
+        // Bob has nothing in flight, but his rate bucket has not drained: still held.
+        assert!(matches!(limits.admit("carol"), Err(Refusal::Busy)));
+        // A principal already tracked is not affected.
+        drop(limits.admit("alice").unwrap());
+        let later = limits.now() + 10 * SEC;
+        {
+            let mut usage = limits.usage();
+            // Bob's bucket has drained by then; Alice still has a request in flight.
+            assert!(usage.principal("carol", &limits.config, later).is_some());
+            assert!(usage.principals.contains_key("alice"));
+            assert!(!usage.principals.contains_key("bob"));
+        }
+        drop(a);
+        assert_eq!(limits.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_principal_in_token_debt_is_not_forgotten() {
+        let mut c = config();
+        c.principal = None;
+        let limits = Limits::new(c);
+        limits.usage().max_principals = 1;
+        drop(limits.admit("alice").unwrap());
+        limits.charge_tokens("alice", None, 50);
+        // Nothing in flight, but in debt: not swept, so a new principal finds no room
+        // and Alice's debt stands.
+        assert!(matches!(limits.admit("bob"), Err(Refusal::Busy)));
+        assert!(matches!(limits.admit("alice"), Err(Refusal::Tokens(_))));
     }
 
     #[test]

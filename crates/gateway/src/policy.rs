@@ -38,6 +38,7 @@ use cedar_policy::{
 use miette::Diagnostic;
 
 use crate::sharded::Sharded;
+use crate::FastMap;
 
 /// The schema every policy is validated against (Cedar's human-readable schema format).
 pub const SCHEMA: &str = include_str!("policy.cedarschema");
@@ -191,7 +192,7 @@ pub struct Policies {
     /// (some 20 µs each). Emptied when full; dropped with these policies when a new file
     /// is put in force. One cache per thread ([`Sharded`]): the event loops neither wait
     /// on one lock nor share the decisions' reference counts.
-    decisions: Sharded<Mutex<HashMap<Vec<u8>, Arc<Decision>>>>,
+    decisions: Sharded<Mutex<FastMap<Vec<u8>, Arc<Decision>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
