@@ -284,6 +284,10 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
         .max_buf_size(64 * 1024)
+        // An answer's head and body copied into one buffer, not handed to rustls as a list
+        // of slices: rustls gathers a list into one record anyway, at the cost of an
+        // allocation (0.7% fewer instructions per request, docs/PERFORMANCE.md).
+        .writev(false)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(http);
     tokio::select! {
