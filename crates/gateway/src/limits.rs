@@ -540,6 +540,8 @@ mod tests {
     #[test]
     fn a_refused_request_takes_nothing() {
         let mut c = config();
+        // One a minute, two at once: no unit comes back while the test runs.
+        c.principal = Some(Rate::new(1, 2).unwrap());
         c.concurrent_per_principal = 1;
         let limits = Limits::new(c);
         // Alice's burst is 2: one taken here.
@@ -557,6 +559,9 @@ mod tests {
     #[test]
     fn principals_past_the_bound_wait_until_one_is_idle() {
         let mut c = config();
+        // One a minute: a bucket drains a minute after its one request, not while the
+        // test runs.
+        c.principal = Some(Rate::new(1, 2).unwrap());
         c.concurrent = 0;
         c.tokens = None;
         let limits = Limits::new(c);
@@ -569,7 +574,7 @@ mod tests {
         assert!(matches!(limits.admit("carol"), Err(Refusal::Busy)));
         // A principal already tracked is not affected.
         drop(limits.admit("alice").unwrap());
-        let later = limits.now() + 10 * SEC;
+        let later = limits.now() + 61 * SEC;
         {
             let mut usage = limits.usage();
             // Bob's bucket has drained by then; Alice still has a request in flight.
