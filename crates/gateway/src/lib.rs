@@ -20,6 +20,7 @@
 pub mod admin_listener;
 pub mod audit;
 mod authn;
+mod balance;
 mod batch;
 pub mod config;
 pub mod conn;

@@ -41,6 +41,8 @@ pub struct Gauges {
     pub ledger_healthy: bool,
     pub registry_readable: bool,
     pub runtime_models: usize,
+    /// Inference connections open, per event loop.
+    pub open_connections: Vec<usize>,
 }
 
 impl Metrics {
@@ -156,6 +158,14 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP warden_connections_open Inference connections open, by event loop.\n\
+             # TYPE warden_connections_open gauge"
+        );
+        for (i, n) in gauges.open_connections.iter().enumerate() {
+            let _ = writeln!(out, "warden_connections_open{{loop=\"{i}\"}} {n}");
+        }
         out
     }
 }
@@ -172,6 +182,7 @@ mod tests {
             ledger_healthy: true,
             registry_readable: true,
             runtime_models: 1,
+            open_connections: vec![4, 5],
         }
     }
 
@@ -196,6 +207,9 @@ mod tests {
         assert!(text.contains("warden_request_duration_seconds_sum 10.0033\n"));
         assert!(text.contains("warden_requests_in_flight 3\n"));
         assert!(text.contains("warden_lockdown 0\n"));
+        assert!(text.contains(
+            "warden_connections_open{loop=\"0\"} 4\nwarden_connections_open{loop=\"1\"} 5\n"
+        ));
         // Every sample line follows a TYPE line of its family, and every line parses as
         // `name{labels} value` or a comment.
         for line in text.lines() {

@@ -52,6 +52,11 @@ pub fn render(gw: &Gateway) -> String {
         ledger_healthy: gw.recorder.healthy(),
         registry_readable: gw.control.readable(),
         runtime_models: gw.local.names().len(),
+        open_connections: gw
+            .open_connections
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+            .collect(),
     })
 }
 

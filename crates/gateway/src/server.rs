@@ -11,11 +11,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::audit::{Digests, Recorder};
+use crate::balance::{Lanes, Live, OpenConnections};
 use crate::config::GatewayConfig;
 use crate::conn::{ClientIdentity, Connection};
 use crate::control::Control;
@@ -45,6 +46,8 @@ pub struct Gateway {
     pub guards: crate::guard::Guards,
     /// The authorisation policies (Cedar), swapped whole when their file changes.
     policies: Swapped<crate::policy::Policies>,
+    /// Inference connections open on each event loop.
+    pub open_connections: OpenConnections,
 }
 
 impl Gateway {
@@ -56,6 +59,7 @@ impl Gateway {
     ) -> anyhow::Result<Gateway> {
         config.check()?;
         let limits = crate::limits::Limits::new(config.limits.clone());
+        let open_connections = crate::balance::open_connections(event_loops(config.event_loops));
         Ok(Gateway {
             limits,
             metrics: crate::metrics::Metrics::default(),
@@ -67,6 +71,7 @@ impl Gateway {
             recorder,
             digests,
             local: crate::local::LocalModels::default(),
+            open_connections,
         })
     }
 }
@@ -104,8 +109,9 @@ pub fn event_loops(configured: usize) -> usize {
 /// thread of its own accepting from the same socket (as nginx runs one worker per core): a
 /// connection's requests, its upstream connections and their timers stay on one thread,
 /// with none of a work-stealing scheduler's hand-offs between threads (which cost the
-/// gateway about a tenth of its CPU per request, docs/PERFORMANCE.md). The caller's
-/// runtime only waits for `shutdown`.
+/// gateway about a tenth of its CPU per request, docs/PERFORMANCE.md). A loop holding more
+/// than its share of connections hands new ones to the loop holding fewest (`balance`).
+/// The caller's runtime only waits for `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<ServerTls>,
@@ -125,15 +131,16 @@ pub async fn serve(
     let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
     let (stop_tx, stop_rx) = watch::channel(false);
     let socket = listener.into_std()?;
-    let loops = event_loops(gateway.config.event_loops);
-    let mut finished = Vec::with_capacity(loops);
-    for i in 0..loops {
+    let (lanes, queues) = Lanes::new(Arc::clone(&gateway.open_connections));
+    let mut finished = Vec::with_capacity(queues.len());
+    for (i, handed) in queues.into_iter().enumerate() {
         let shared = Shared {
             slots: Arc::clone(&slots),
             acceptor: acceptor.clone(),
             principal_from,
             gateway: Arc::clone(&gateway),
             stop: stop_rx.clone(),
+            lanes: Arc::clone(&lanes),
         };
         let socket = socket.try_clone()?;
         let (done, wait) = tokio::sync::oneshot::channel();
@@ -147,7 +154,7 @@ pub async fn serve(
                     .and_then(|rt| {
                         rt.block_on(async {
                             let listener = TcpListener::from_std(socket)?;
-                            accept_loop(listener, shared).await;
+                            accept_loop(i, listener, handed, shared).await;
                             Ok(())
                         })
                     });
@@ -180,78 +187,127 @@ struct Shared {
     principal_from: PrincipalSource,
     gateway: Arc<Gateway>,
     stop: watch::Receiver<bool>,
+    lanes: Arc<Lanes<Accepted>>,
 }
 
-/// One event loop: accepts until told to stop, then lets its connections finish (for a
-/// while).
-async fn accept_loop(listener: TcpListener, shared: Shared) {
-    let Shared {
-        slots,
-        acceptor,
-        principal_from,
-        gateway,
-        stop,
-    } = shared;
-    let mut stopping = stop.clone();
+/// A connection accepted, with its place under the connection limit and its count on the
+/// loop that serves it: handed to another loop when the one that accepted it holds more
+/// than its share (`balance`).
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    live: Live<Accepted>,
+}
+
+/// One event loop (`lane` of the loops): accepts until told to stop, serving what it
+/// accepts or handing it to a loop with fewer connections, and serves what other loops
+/// hand it; then lets its connections finish (for a while).
+async fn accept_loop(
+    lane: usize,
+    listener: TcpListener,
+    mut handed: mpsc::UnboundedReceiver<Accepted>,
+    shared: Shared,
+) {
+    let mut stopping = shared.stop.clone();
     let mut conns = JoinSet::new();
     loop {
         if *stopping.borrow() {
             break;
         }
         // A dropped sender (the serving future dropped) stops the loop as `true` does.
-        let permit = tokio::select! {
-            changed = stopping.changed() => match changed {
-                Ok(()) => continue,
-                Err(_) => break,
-            },
-            permit = Arc::clone(&slots).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
         tokio::select! {
             changed = stopping.changed() => match changed {
                 Ok(()) => continue,
                 Err(_) => break,
             },
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        eprintln!("warden serve: accepting a connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let gw = Arc::clone(&gateway);
-                let stop = stop.clone();
-                let acceptor = acceptor.clone();
-                conns.spawn(async move {
-                    let _permit = permit;
-                    match acceptor {
-                        Some(acceptor) => {
-                            if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                let client = client_identity(tls.get_ref().1, principal_from, peer);
-                                let conn = Connection::new(peer, client, true);
-                                connection(tls, conn, gw, stop).await;
-                            }
-                        }
-                        None => connection(stream, Connection::new(peer, None, false), gw, stop).await,
-                    }
-                });
-            }
+            Some(accepted) = handed.recv() => shared.start(&mut conns, accepted),
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            // Accepts only under the connection limit: at the limit new connections wait
+            // in the kernel's backlog. Dropped unfinished when another branch is taken:
+            // the permit goes back, and `accept` is cancel-safe.
+            accepted = accept(&listener, &shared.slots) => match accepted {
+                Ok(None) => break,
+                Ok(Some((stream, peer, permit))) => {
+                    let live = shared.lanes.assign(lane);
+                    let to = live.lane();
+                    let accepted = stream.into_std().map(|stream| Accepted { stream, peer, permit, live });
+                    match accepted {
+                        Ok(a) if to == lane => shared.start(&mut conns, a),
+                        // A loop that stopped gives it back; this one serves it then.
+                        Ok(a) => if let Err(a) = shared.lanes.hand_over(to, a) {
+                            shared.start(&mut conns, a);
+                        },
+                        Err(e) => eprintln!("warden serve: a connection from {peer}: {e}"),
+                    }
+                }
+                Err(e) => {
+                    eprintln!("warden serve: accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
         }
     }
     drop(listener);
+    drop(handed);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while conns.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         conns.abort_all();
+    }
+}
+
+/// The next connection, once a place under the connection limit is free; `None` when the
+/// limit's semaphore is closed.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> std::io::Result<Option<(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit)>> {
+    let Ok(permit) = Arc::clone(slots).acquire_owned().await else {
+        return Ok(None);
+    };
+    let (stream, peer) = listener.accept().await?;
+    Ok(Some((stream, peer, permit)))
+}
+
+impl Shared {
+    /// Serves `accepted` on this loop: the TLS handshake, then its requests.
+    fn start(&self, conns: &mut JoinSet<()>, accepted: Accepted) {
+        let Accepted {
+            stream,
+            peer,
+            permit,
+            live,
+        } = accepted;
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("warden serve: a connection from {peer}: {e}");
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = Arc::clone(&self.gateway);
+        let stop = self.stop.clone();
+        let acceptor = self.acceptor.clone();
+        let principal_from = self.principal_from;
+        conns.spawn(async move {
+            let _held = (permit, live);
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        let client = client_identity(tls.get_ref().1, principal_from, peer);
+                        let conn = Connection::new(peer, client, true);
+                        connection(tls, conn, gw, stop).await;
+                    }
+                }
+                None => connection(stream, Connection::new(peer, None, false), gw, stop).await,
+            }
+        });
     }
 }
 

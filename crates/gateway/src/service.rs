@@ -206,32 +206,32 @@ impl Facts {
         let text: &'a String = text;
         let caller = self.caller.as_deref();
         let actor = caller.map_or("anonymous", |c| c.principal.as_str());
-        // Attributes in key order: each goes at the end of the draft's list.
-        let mut r = Draft::new("inference.request", actor)
-            .digest("request", self.request_digest.as_str())
-            .digest("response", response_digest.as_str());
+        // Attributes in key order: each goes at the end of the draft's list. Added in place:
+        // the by-value builder copied the draft at every step.
+        let mut r = Draft::new("inference.request", actor);
+        r.put_digest("request", self.request_digest.as_str());
+        r.put_digest("response", response_digest.as_str());
         if let Some(m) = &self.model {
-            r = r.subject(m);
+            r.set_subject(m);
         }
         if let Some(c) = caller {
-            r = r.attr("credential", c.credential.as_str());
+            r.put_attr("credential", c.credential.as_str());
         }
-        r = r.attr("decision", decision);
+        r.put_attr("decision", decision);
         if let Some(k) = caller.map(|c| &c.key_id).or(self.key_id.as_ref()) {
-            r = r.attr("key_id", k);
+            r.put_attr("key_id", k);
         }
-        r = r.attr("latency_ms", &text[latency]);
+        r.put_attr("latency_ms", &text[latency]);
         if let Some(p) = policy {
-            r = r.attr("policy", &text[p]);
+            r.put_attr("policy", &text[p]);
         }
-        r = r
-            .attr("request_bytes", &text[request_bytes])
-            .attr("response_bytes", &text[response_bytes])
-            .attr("route", self.route)
-            .attr("source", &self.conn.source)
-            .attr("status", &text[status]);
+        r.put_attr("request_bytes", &text[request_bytes]);
+        r.put_attr("response_bytes", &text[response_bytes]);
+        r.put_attr("route", self.route);
+        r.put_attr("source", &self.conn.source);
+        r.put_attr("status", &text[status]);
         if let Some(u) = &self.upstream {
-            r = r.attr("upstream", u);
+            r.put_attr("upstream", u);
         }
         r
     }

@@ -198,29 +198,6 @@ fn limits_refuse_with_429_and_retry_after_and_failed_sign_ins_are_slowed_and_ale
     assert_no_secret(&log, &[&alice, &bob, &batch, &carol]);
 }
 
-/// `GET path` on the metrics listener (its address is in the server's log): the metrics
-/// text for `/metrics`, else `"<status> <body>"`.
-fn get_metrics(log: &Path, path: &str) -> String {
-    let text = std::fs::read_to_string(log).unwrap();
-    let addr = text
-        .split("metrics on http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no metrics address in the log: {text}"));
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
-        .arg(format!("http://{addr}{path}"))
-        .output()
-        .unwrap();
-    let all = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, status) = all.rsplit_once('\n').unwrap();
-    if path == "/metrics" {
-        assert_eq!(status, "200", "{body}");
-        return body.to_string();
-    }
-    format!("{status} {body}")
-}
-
 fn assert_no_secret(log: &Path, secrets: &[&str]) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     for s in secrets {

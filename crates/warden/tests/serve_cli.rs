@@ -515,6 +515,16 @@ fn rustls_friendly_certificate(node: &Node) {
 /// A TLS connection to the server whose socket takes at most a small receive buffer (set
 /// before connecting, so the kernel does not grow it), trusting the test's certificate.
 fn slow_reader(node: &Node, port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    tls_to(node, port, Some(16 * 1024))
+}
+
+/// A TLS connection to the server, trusting the test's certificate; its socket's receive
+/// buffer capped at `recv_buffer` bytes when given.
+fn tls_to(
+    node: &Node,
+    port: u16,
+    recv_buffer: Option<usize>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     let fd = rustix::net::socket(
@@ -523,7 +533,9 @@ fn slow_reader(node: &Node, port: u16) -> rustls::StreamOwned<rustls::ClientConn
         None,
     )
     .unwrap();
-    rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 16 * 1024).unwrap();
+    if let Some(size) = recv_buffer {
+        rustix::net::sockopt::set_socket_recv_buffer_size(&fd, size).unwrap();
+    }
     rustix::net::connect(&fd, &SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
     let tcp = TcpStream::from(fd);
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -812,5 +824,80 @@ fn event_loops_sets_the_threads_that_serve() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(loops().len(), 3, "{:?}", loops());
+    stop(server);
+}
+
+/// Connections are spread over the event loops by how many each holds: when every
+/// connection on one loop closes, the next ones all go to that loop, whichever loop
+/// accepted them (left alone, new connections land on both: a loop holding more than its
+/// share hands a new connection over, TLS handshake and all). The connections handed over
+/// are served like the others; the metrics count them per loop, and count them off again
+/// when they close.
+#[test]
+fn connections_are_spread_over_the_event_loops() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        eprintln!("skipped: needs openssl, curl and python3");
+        return;
+    }
+    let (_upstream, up) = fake_upstream();
+    let node = setup(up, "event_loops = 2\nmetrics_listen = \"127.0.0.1:0\"");
+    rustls_friendly_certificate(&node);
+    let (_, key) = node.key("app", "chat*", &[]);
+    let log = node.data.parent().unwrap().join("serve.log");
+    let (server, port) = start(&node, &log);
+    // The open connections of loop 0 and loop 1, from the metrics.
+    let open = || -> [u64; 2] {
+        let text = get_metrics(&log, "/metrics");
+        [0, 1].map(|i| {
+            let series = format!("warden_connections_open{{loop=\"{i}\"}} ");
+            let line = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
+            line.unwrap_or_else(|| panic!("no {series}in:\n{text}"))
+                .parse()
+                .unwrap()
+        })
+    };
+    let request = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\r\n"
+    );
+    let served = |tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>| {
+        tls.write_all(request.as_bytes()).unwrap();
+        let (status, _, body) = read_answer(tls);
+        assert_eq!(status, 200, "{body}");
+    };
+    // Eight connections, each served before the next, and the loop each one went to.
+    let mut on = [Vec::new(), Vec::new()];
+    for _ in 0..8 {
+        let before = open();
+        let mut tls = tls_to(&node, port, None);
+        served(&mut tls);
+        let after = open();
+        let lane = usize::from(after[1] > before[1]);
+        assert_eq!(after[lane], before[lane] + 1, "{before:?} then {after:?}");
+        on[lane].push(tls);
+    }
+    assert_eq!(open(), [4, 4], "spread evenly as they came");
+    // Loop 0's all close: the next four all go to loop 0.
+    on[0].clear();
+    let t = Instant::now();
+    while open() != [0, 4] && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(open(), [0, 4]);
+    for _ in 0..4 {
+        let mut tls = tls_to(&node, port, None);
+        served(&mut tls);
+        on[0].push(tls);
+    }
+    assert_eq!(open(), [4, 4]);
+    // Every connection answers again, on whichever loop it was given.
+    for tls in on.iter_mut().flatten() {
+        served(tls);
+    }
+    drop(on);
+    let t = Instant::now();
+    while open() != [0, 0] && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(open(), [0, 0]);
     stop(server);
 }

@@ -230,3 +230,26 @@ pub fn start_with_admin(node: &Node, log: &Path) -> (Kill, u16, u16) {
     let admin = second.trim().trim_end_matches("/admin/v1");
     (server, http::port_of(&first), http::port_of(admin))
 }
+
+/// `GET path` on the metrics listener (its address is in the server's log): the metrics
+/// text for `/metrics`, else `"<status> <body>"`.
+pub fn get_metrics(log: &Path, path: &str) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    let addr = text
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in the log: {text}"));
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = all.rsplit_once('\n').unwrap();
+    if path == "/metrics" {
+        assert_eq!(status, "200", "{body}");
+        return body.to_string();
+    }
+    format!("{status} {body}")
+}
