@@ -46,9 +46,8 @@ impl<T> Lanes<T> {
 
     /// The loop that takes a connection `own` just accepted: `own` unless keeping it would
     /// put `own` more than `SLACK` connections over the least-loaded loop, which then
-    /// takes it. The
-    /// connection is counted there at once, so that loops deciding at the same moment see
-    /// each other's choices; the [`Live`] guard uncounts it.
+    /// takes it. The connection is counted there at once, so that loops deciding at the
+    /// same moment see each other's choices; the [`Live`] guard uncounts it.
     pub fn assign(self: &Arc<Self>, own: usize) -> Live<T> {
         let mine = self.live[own].load(Ordering::Relaxed);
         let (least, fewest) = self

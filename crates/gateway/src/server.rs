@@ -234,7 +234,8 @@ async fn accept_loop(
                     let accepted = stream.into_std().map(|stream| Accepted { stream, peer, permit, live });
                     match accepted {
                         Ok(a) if to == lane => shared.start(&mut conns, a),
-                        // A loop that stopped gives it back; this one serves it then.
+                        // A loop that stopped (the server is stopping) gives it back; this
+                        // one serves it then, still counted on the other.
                         Ok(a) => if let Err(a) = shared.lanes.hand_over(to, a) {
                             shared.start(&mut conns, a);
                         },
