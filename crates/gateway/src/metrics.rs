@@ -1,8 +1,8 @@
 //! Counters of the inference plane in the Prometheus text format (version 0.0.4), served on
 //! the metrics listener (`[serve] metrics_listen`, off by default). Labels are the route,
 //! the status, the decision code and the event loop's number: all from fixed sets, so the
-//! number of series is bounded. Principals and models are not labels: they would let anyone who can read the
-//! metrics enumerate the callers, and grow without bound.
+//! number of series is bounded. Principals and models are not labels: they would let
+//! anyone who can read the metrics enumerate the callers, and grow without bound.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
