@@ -29,10 +29,10 @@ warm=${WARM:-200}
 for n in "$requests" "$warm"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "REQUESTS and WARM must be positive integers" >&2; exit 2; }
 done
-dir=bench/gateway
 
 . bench/lib/packages.sh
 . bench/lib/procs.sh
+. bench/lib/gateway-node.sh
 need_apt=()
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 nginx_bin=$(find_nginx)
@@ -71,41 +71,15 @@ for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 
-# The upstream: bench/gateway.sh's, one worker.
-mkdir -p "$work/upstream"
-chmod 0755 "$work" "$work/upstream"
-nginx_user=
-[ "$(id -u)" -ne 0 ] || nginx_user="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
-sed -e "s|@DIR@|$work/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@NOFILE@|1024|g" \
-  -e "s|@WORKER_CONNECTIONS@|512|g" -e "s|@PORT@|$upstream_port|g" \
-  "$dir/upstream.conf" >"$work/upstream/nginx.conf"
-setsid "$nginx_bin" -p "$work/upstream" -e "$work/upstream/error.log" -c "$work/upstream/nginx.conf" \
-  >/dev/null 2>&1 &
-upstream_pid=$!
-up=0
-for _ in $(seq 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$upstream_port/v1/models" && { up=1; break; }
-  sleep 0.1
-done
-[ "$up" = 1 ] || { echo "the upstream (nginx) did not answer within 10 s:" >&2; tail -n 20 "$work/upstream/error.log" >&2; exit 1; }
+start_upstream "$work/upstream" "$upstream_port" "$nginx_bin"
 
 # BIN COUNT: the event loops' instructions for start-up, COUNT requests and shutdown.
 loops_instructions() {
   local bin=$1 count=$2 run node serve_pid key
   run=$(mktemp -d "$work/run.XXXXXX")
   node="$run/node"
-  WARDEN_DATA="$node" "$bin" init --json >"$run/init.json"
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$run/init.json" \
-    >"$run/admin.token"
-  mkdir -p "$node/tls"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$node/tls/key.pem" -out "$node/tls/cert.pem" >/dev/null 2>&1
-  chmod 0600 "$node/tls/key.pem"
-  sed -e "s|@UPSTREAM_PORT@|$upstream_port|g" "$dir/warden.toml" >>"$node/warden.toml"
-  WARDEN_DATA="$node" WARDEN_TOKEN_FILE="$run/admin.token" "$bin" apikey create \
-    --principal bench --models bench --json >"$run/apikey.json"
-  key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["key"])' "$run/apikey.json")
+  make_node "$bin" "$run" "$upstream_port"
+  key=$(cat "$run/key")
   setsid valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$run/cg.%p" \
     "$bin" serve --data-dir "$node" --listen "127.0.0.1:$warden_port" --admin-listen off \
     >"$run/serve.out" 2>"$run/serve.err" &
